@@ -1,0 +1,451 @@
+"""The catalog: every modality, target kind, task, size preset, optimization profile and hyperparameter.
+
+This module is the single source the portal, the REST API, the dashboards and the CLI build their
+choices from. It imports nothing heavier than the standard library (no torch, no numpy), so the web
+process can read it cheaply; a test checks that in a fresh interpreter.
+
+Everything is a frozen dataclass or a plain dict of them. Adding a task means adding one `Task(...)`
+entry to `TASKS` here and, if its modality is new, one module under `mlcore/modalities/`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+# --------------------------------------------------------------------------------------------------
+# Modalities: what a record looks like.
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One kind of input record and how it is laid out in an uploaded file."""
+
+    key: str
+    label: str
+    description: str
+    # Column holding the record (sequence / SMILES). For set and series modalities stored in long
+    # format (one row per particle or observation) this is the object id column grouping the rows;
+    # for tabular it is empty: every column that is not a target / id / split column is a feature.
+    default_input_col: str
+    # "sequence": one string per row; "long": one row per element grouped by an object id column
+    # (or Parquet list columns); "table": one row per record, one column per feature.
+    input_format: str
+    # Per-element fields a long-format file must have (particles, lightcurve); empty otherwise.
+    element_fields: tuple[str, ...] = ()
+    # Fields used when present but not required.
+    optional_fields: tuple[str, ...] = ()
+    # Longest record accepted by default (tokens / elements); the `max_len` hyperparameter overrides.
+    default_max_len: int = 512
+    # Alphabet for sequence modalities (upper case), empty when not applicable.
+    alphabet: str = ""
+
+
+MODALITIES: dict[str, Modality] = {}
+
+
+def _modality_register(modality: Modality) -> Modality:
+    MODALITIES[modality.key] = modality
+    return modality
+
+
+_modality_register(Modality(
+    key="dna",
+    label="DNA / RNA sequences",
+    description=(
+        "Nucleotide sequences, one per row. Alphabet ACGT (U read as T); IUPAC ambiguity codes "
+        "(N, R, Y, S, W, K, M, B, D, H, V) are accepted and tokenized as ambiguous bases. "
+        "Single-base or k-mer tokens; optional reverse-complement augmentation."
+    ),
+    default_input_col="sequence",
+    input_format="sequence",
+    default_max_len=1024,
+    alphabet="ACGTNRYSWKMBDHV",
+))
+_modality_register(Modality(
+    key="protein",
+    label="Protein sequences",
+    description=(
+        "Amino-acid sequences, one per row: the 20 standard residues plus X (unknown), B (D/N), "
+        "Z (E/Q), U (selenocysteine) and O (pyrrolysine). Per-residue labels supported as a string "
+        "of the same length (one character per residue)."
+    ),
+    default_input_col="sequence",
+    input_format="sequence",
+    default_max_len=1024,
+    alphabet="ACDEFGHIKLMNPQRSTVWYXBZUO",
+))
+_modality_register(Modality(
+    key="smiles",
+    label="Molecules (SMILES)",
+    description=(
+        "Molecules as SMILES strings, validated and canonicalized with RDKit and split into atom-level "
+        "tokens with the regex tokenizer of Schwaller et al.; optional randomized-SMILES augmentation. "
+        "Each token keeps the index of the atom it denotes, so attention can be drawn on atoms."
+    ),
+    default_input_col="smiles",
+    input_format="sequence",
+    default_max_len=256,
+))
+_modality_register(Modality(
+    key="particles",
+    label="Particle sets (jets / events)",
+    description=(
+        "A jet or event as an unordered set of particles, in long format: one row per particle with "
+        "an object id column, the particle's pT, eta, phi, energy and optionally charge and pid. "
+        "No positional encoding (permutation invariant); pairwise physics features (Delta R, kT, z, "
+        "m^2) can be added as an attention bias."
+    ),
+    default_input_col="object_id",
+    input_format="long",
+    element_fields=("pt", "eta", "phi", "energy"),
+    optional_fields=("charge", "pid"),
+    default_max_len=128,
+))
+_modality_register(Modality(
+    key="lightcurve",
+    label="Light curves (irregular time series)",
+    description=(
+        "Irregularly sampled photometry in long format: one row per observation with an object id "
+        "column, time, flux, flux_err and band. Encoded with a continuous-time sinusoidal encoding of "
+        "the real observation time plus a band embedding."
+    ),
+    default_input_col="object_id",
+    input_format="long",
+    element_fields=("time", "flux", "flux_err", "band"),
+    default_max_len=256,
+))
+_modality_register(Modality(
+    key="tabular",
+    label="Tabular measurements",
+    description=(
+        "One record per row, one token per feature column (FT-Transformer style): numeric features get "
+        "a per-feature linear embedding, categorical ones an embedding table. Missing values (empty, "
+        "NaN or a declared sentinel such as -999) are embedded with a learned 'missing' vector."
+    ),
+    default_input_col="",
+    input_format="table",
+    default_max_len=512,
+))
+
+
+# --------------------------------------------------------------------------------------------------
+# Target kinds: what is predicted, and how it is scored.
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    """A kind of prediction target with its default metrics."""
+
+    key: str
+    label: str
+    description: str
+    primary_metric: str
+    greater_is_better: bool
+    metrics: tuple[str, ...]
+
+
+TARGET_KINDS: dict[str, TargetKind] = {
+    k.key: k
+    for k in (
+        TargetKind(
+            "binary", "Binary classification", "Two classes, any labels (mapped to 0/1 in sorted order).",
+            "roc_auc", True,
+            ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "macro_f1", "mcc"),
+        ),
+        TargetKind(
+            "multiclass", "Multi-class classification", "Three or more classes.",
+            "macro_f1", True,
+            ("accuracy", "balanced_accuracy", "macro_f1", "mcc", "roc_auc"),
+        ),
+        TargetKind(
+            "regression", "Regression", "One numeric target (standardized for training).",
+            "rmse", False,
+            ("rmse", "mae", "r2", "spearman", "pearson"),
+        ),
+        TargetKind(
+            "multi_regression", "Multi-target regression",
+            "Several numeric targets per record; missing values allowed and masked out of the loss.",
+            "rmse", False,
+            ("rmse", "mae", "r2", "spearman", "pearson"),
+        ),
+        TargetKind(
+            "token_labels", "Per-token labels",
+            "One class per token (e.g. per residue), given as a string of the sequence's length.",
+            "token_accuracy", True,
+            ("token_accuracy", "token_macro_f1"),
+        ),
+    )
+}
+
+CLASSIFICATION_KINDS = ("binary", "multiclass")
+REGRESSION_KINDS = ("regression", "multi_regression")
+
+
+# --------------------------------------------------------------------------------------------------
+# Tasks: a modality plus a target kind, with a domain and defaults.
+
+
+@dataclass(frozen=True)
+class Task:
+    """A domain task a researcher can launch. `target_kind` is the declared kind; a classification
+    task whose data has more than two classes runs as `multiclass` (see `task_target_kind`)."""
+
+    key: str
+    label: str
+    domain: str
+    modality: str
+    target_kind: str
+    primary_metric: str
+    greater_is_better: bool
+    metrics: tuple[str, ...]
+    default_target_col: str
+    description: str
+
+    @property
+    def is_classification(self) -> bool:
+        return self.target_kind in CLASSIFICATION_KINDS
+
+    @property
+    def is_regression(self) -> bool:
+        return self.target_kind in REGRESSION_KINDS
+
+
+TASKS: dict[str, Task] = {}
+
+
+def _task(key: str, label: str, domain: str, modality: str, target_kind: str, description: str) -> Task:
+    """Build a task whose metrics come from its target kind, and register it."""
+    kind = TARGET_KINDS[target_kind]
+    if target_kind in CLASSIFICATION_KINDS:
+        target_col = "label"
+    elif target_kind == "token_labels":
+        target_col = "labels"
+    else:
+        target_col = "target"
+    task = Task(
+        key=key, label=label, domain=domain, modality=modality, target_kind=target_kind,
+        primary_metric=kind.primary_metric, greater_is_better=kind.greater_is_better,
+        metrics=kind.metrics, default_target_col=target_col, description=description,
+    )
+    TASKS[key] = task
+    return task
+
+
+_task("dna-classification", "DNA sequence classification", "bioinformatics", "dna", "binary",
+      "Classify nucleotide sequences (e.g. promoter vs non-promoter, binding site present).")
+_task("dna-regression", "DNA sequence regression", "bioinformatics", "dna", "regression",
+      "Predict a numeric property of a nucleotide sequence (e.g. expression level).")
+_task("protein-classification", "Protein classification", "bioinformatics", "protein", "binary",
+      "Classify protein sequences (e.g. localization, family, solubility).")
+_task("protein-regression", "Protein property regression", "bioinformatics", "protein", "regression",
+      "Predict a numeric protein property (e.g. stability, fluorescence).")
+_task("residue-labeling", "Per-residue labeling", "bioinformatics", "protein", "token_labels",
+      "Label every residue (e.g. secondary structure H/E/C, binding residues).")
+_task("molecule-classification", "Molecular property classification", "chemistry", "smiles", "binary",
+      "Classify molecules from SMILES (e.g. active vs inactive, toxic vs non-toxic).")
+_task("molecule-regression", "Molecular property regression", "chemistry", "smiles", "multi_regression",
+      "Predict one or more numeric molecular properties from SMILES; missing values allowed.")
+_task("jet-tagging", "Jet tagging", "physics", "particles", "binary",
+      "Classify jets from their constituent particles (e.g. boosted boson vs QCD).")
+_task("lightcurve-classification", "Light-curve classification", "astronomy", "lightcurve", "multiclass",
+      "Classify astronomical sources from irregular multi-band light curves.")
+_task("tabular-classification", "Tabular classification", "tabular", "tabular", "binary",
+      "Classify records of numeric and categorical measurements.")
+_task("tabular-regression", "Tabular regression", "tabular", "tabular", "regression",
+      "Predict a numeric target from numeric and categorical measurements.")
+
+
+def task_get(key: str) -> Task:
+    """Return the task `key`; KeyError listing the valid keys otherwise."""
+    try:
+        return TASKS[key]
+    except KeyError:
+        raise KeyError(f"unknown task {key!r}; valid tasks: {', '.join(sorted(TASKS))}") from None
+
+
+def modality_get(key: str) -> Modality:
+    """Return the modality `key`; KeyError listing the valid keys otherwise."""
+    try:
+        return MODALITIES[key]
+    except KeyError:
+        raise KeyError(f"unknown modality {key!r}; valid modalities: {', '.join(sorted(MODALITIES))}") from None
+
+
+def tasks_for_modality(modality: str) -> list[Task]:
+    """Every task whose input is `modality`, in catalog order (KeyError for an unknown modality)."""
+    modality_get(modality)
+    return [t for t in TASKS.values() if t.modality == modality]
+
+
+def task_target_kind(task: Task | str, *, n_classes: int | None = None, n_targets: int | None = None) -> str:
+    """The target kind a task actually runs as, given its data: a classification task with more than
+    two classes is `multiclass`, with two `binary`; a regression task with several targets is
+    `multi_regression`, with one `regression`."""
+    t = task_get(task) if isinstance(task, str) else task
+    if t.is_classification and n_classes is not None:
+        if n_classes < 2:
+            raise ValueError(f"task {t.key!r} needs at least 2 classes, the data has {n_classes}")
+        return "binary" if n_classes == 2 else "multiclass"
+    if t.is_regression and n_targets is not None:
+        return "regression" if n_targets == 1 else "multi_regression"
+    return t.target_kind
+
+
+# --------------------------------------------------------------------------------------------------
+# Size presets. PRESETS holds only encoder shapes (mlcore.model builds EncoderConfig from them);
+# PRESET_TRAINING holds the training defaults that suit each size.
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 128, "dropout": 0.1},
+    "small": {"d_model": 128, "n_layers": 4, "n_heads": 4, "d_ff": 512, "dropout": 0.1},
+    # The BERT-shaped size the throughput benchmark compares against HF at (hidden 256, 4 layers).
+    "base": {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024, "dropout": 0.1},
+}
+
+PRESET_TRAINING: dict[str, dict[str, Any]] = {
+    # Small models tolerate (and need, to converge within a few epochs) a higher learning rate.
+    "tiny": {"batch_size": 32, "lr": 2e-3, "epochs": 20},
+    "small": {"batch_size": 32, "lr": 1e-3, "epochs": 30},
+    "base": {"batch_size": 32, "lr": 5e-4, "epochs": 40},
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Optimization profiles (implemented in mlcore/compress/, see the compression issue).
+
+
+@dataclass(frozen=True)
+class Profile:
+    """An optimization profile applied after training, with its trade-off in words."""
+
+    key: str
+    label: str
+    description: str
+
+
+PROFILES: dict[str, Profile] = {
+    p.key: p
+    for p in (
+        Profile("baseline", "Baseline (fp32)", "Full-precision training and inference; the reference."),
+        Profile("mixed-precision", "Mixed precision",
+                "Training under bf16/fp16 autocast and bf16 inference: faster where the hardware has "
+                "fast half-precision matmuls, usually at no measurable metric cost."),
+        Profile("pruned", "Magnitude pruning",
+                "Unstructured magnitude pruning to a target sparsity with fine-tuning: smaller file on "
+                "disk, but dense kernels run no faster."),
+        Profile("slim", "Structured slimming",
+                "Removes whole attention heads and FFN neurons, then fine-tunes: a physically smaller "
+                "model that is faster on any hardware, at some metric cost."),
+        Profile("int8", "Dynamic int8",
+                "Post-training dynamic int8 quantization of Linear layers: about 4x smaller encoder "
+                "weights and faster CPU inference at large batches; can be slower at batch 1."),
+        Profile("distilled", "Distilled student",
+                "A student one preset smaller trained on the teacher's soft targets: fewer parameters "
+                "and faster inference; usually loses a little accuracy."),
+        Profile("compact", "Compact (slim + int8)",
+                "Structured slimming followed by int8 quantization: the smallest and fastest CPU model, "
+                "with the metric cost of both."),
+    )
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Hyperparameters a job or the CLI may override.
+
+
+@dataclass(frozen=True)
+class HyperParameter:
+    """One tunable setting: its type, default, bounds and help text."""
+
+    name: str
+    type: str  # "int" | "float" | "bool" | "str"
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = field(default=())
+
+
+HYPERPARAMETERS: dict[str, HyperParameter] = {
+    h.name: h
+    for h in (
+        HyperParameter("epochs", "int", 20, "Maximum number of passes over the training set.", 1, 1000),
+        HyperParameter("batch_size", "int", 32, "Records per optimization step.", 1, 4096),
+        HyperParameter("lr", "float", 1e-3, "Peak AdamW learning rate (after warmup).", 1e-7, 1.0),
+        HyperParameter("weight_decay", "float", 0.01, "AdamW decoupled weight decay.", 0.0, 1.0),
+        HyperParameter("warmup_frac", "float", 0.1, "Fraction of steps with linear warmup before cosine decay.", 0.0, 0.5),
+        HyperParameter("dropout", "float", 0.1, "Dropout in the encoder and head.", 0.0, 0.9),
+        HyperParameter("patience", "int", 5, "Epochs without validation improvement before stopping; 0 disables early stopping.", 0, 1000),
+        HyperParameter("seed", "int", 0, "Random seed for initialization, splits and batching.", 0, 2**31 - 1),
+        HyperParameter("max_len", "int", 512, "Longest record in tokens or elements; longer ones are rejected.", 4, 16384),
+        HyperParameter("grad_clip", "float", 1.0, "Gradient norm clipping threshold; 0 disables.", 0.0, 1000.0),
+        HyperParameter("precision", "str", "fp32", "Training precision.", choices=("fp32", "bf16", "fp16", "auto")),
+        HyperParameter("val_frac", "float", 0.1, "Fraction of the data held out for validation.", 0.0, 0.5),
+        HyperParameter("test_frac", "float", 0.1, "Fraction held out for testing when no test file or split column is given.", 0.0, 0.5),
+        HyperParameter("augment", "bool", False, "Augmentation: reverse complements (DNA) or randomized SMILES (molecules).", None, None),
+        HyperParameter("kmer", "int", 1, "DNA token size: 1 = single bases, k > 1 = overlapping k-mers.", 1, 6),
+        HyperParameter("class_weights", "bool", False, "Weight the classification loss by inverse class frequency.", None, None),
+    )
+}
+
+
+def hyperparameter_defaults(preset: str | None = None) -> dict[str, Any]:
+    """Every hyperparameter's default, with the preset's training defaults and dropout applied."""
+    values = {name: h.default for name, h in HYPERPARAMETERS.items()}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise KeyError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+        values.update(PRESET_TRAINING[preset])
+        values["dropout"] = PRESETS[preset]["dropout"]
+    return values
+
+
+def _coerce(h: HyperParameter, value: Any) -> Any:
+    """Convert `value` to the parameter's type; ValueError naming the field when impossible."""
+    if h.type == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.strip().lower() in ("true", "1", "yes")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"hyperparameter {h.name!r}: expected true/false, got {value!r}")
+    if h.type == "str":
+        if not isinstance(value, str) or (h.choices and value not in h.choices):
+            raise ValueError(f"hyperparameter {h.name!r}: expected one of {', '.join(h.choices)}, got {value!r}")
+        return value
+    # Numbers: bools are ints in Python but never a sensible epoch count or learning rate.
+    if isinstance(value, bool):
+        raise ValueError(f"hyperparameter {h.name!r}: expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"hyperparameter {h.name!r}: expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"hyperparameter {h.name!r}: must be finite, got {value!r}")
+    if h.type == "int":
+        if number != int(number):
+            raise ValueError(f"hyperparameter {h.name!r}: expected an integer, got {value!r}")
+        number = int(number)
+    if h.min is not None and number < h.min:
+        raise ValueError(f"hyperparameter {h.name!r}: {value!r} is below the minimum {h.min:g}")
+    if h.max is not None and number > h.max:
+        raise ValueError(f"hyperparameter {h.name!r}: {value!r} is above the maximum {h.max:g}")
+    return number
+
+
+def hyperparameters_validate(overrides: dict[str, Any], *, preset: str | None = None) -> dict[str, Any]:
+    """Validate `overrides` and return the complete resolved set (defaults for `preset` + overrides).
+
+    Raises ValueError naming the offending field for an unknown name, a wrong type or a value out of
+    bounds. The result is what a job freezes into its config snapshot.
+    """
+    values = hyperparameter_defaults(preset)
+    for name, value in overrides.items():
+        if name not in HYPERPARAMETERS:
+            raise ValueError(f"unknown hyperparameter {name!r}; valid: {', '.join(HYPERPARAMETERS)}")
+        values[name] = _coerce(HYPERPARAMETERS[name], value)
+    return values
