@@ -1,0 +1,489 @@
+"""The one Transformer encoder every modality runs on, its thin task heads, and attention rollout.
+
+Reads top to bottom: config and size presets, the dropout helpers, attention, MLP, block, encoder,
+heads, rollout.
+
+A modality stem turns records into token embeddings `(B, T, D)` (positions included when the modality
+has an order) and a padding mask; the encoder prepends a learned [CLS] vector, runs pre-LayerNorm
+blocks and returns the final hidden states, the pooled [CLS] vector and the per-token states.
+
+Where dropout is applied (a design choice that differs from Hugging Face BERT, made for speed on CPU
+and kept an honest regularizer at the same rate, `config.dropout` / `config.attn_dropout`, 0.1):
+
+- input dropout on the [CLS] + token embeddings, as BERT drops its embedding output;
+- residual dropout on the attention output and on the MLP output, fused with the residual add
+  (`x + dropout(f(x))`, one kernel forward and one backward), as BERT and GPT-2 drop the output of
+  each sublayer before the residual add;
+- attention dropout as *DropKey* (Li et al., CVPR 2023; the renormalizing DropAttention of Zehui Lin
+  et al., 2019): each (query, key) link is dropped with probability `attn_dropout` *before* the
+  softmax by masking its logit, so the softmax renormalizes over the surviving keys. BERT instead
+  zeroes attention probabilities *after* the softmax and rescales by 1/(1-p). Dropping before the
+  softmax turns attention dropout into a boolean attention mask, which PyTorch's fused
+  scaled-dot-product kernel accepts; post-softmax dropout (`dropout_p`) pushes PyTorch off that
+  kernel onto the slow unfused path on CPU. The [CLS] key is never dropped, so no row of the
+  attention can lose all of its keys;
+- the classification / regression / token heads drop their input features, as BERT's heads do.
+
+All dropout masks come from one cheap generator (`_keep_mask`): 16 random bits per element, drawn
+four at a time from the default torch generator (so `torch.manual_seed` makes runs reproducible),
+compared against a threshold. PyTorch's own `F.dropout` draws a float Bernoulli per element and
+costs about 6 ns per element on CPU, which made dropout the largest cost outside the matmuls.
+
+Compression (structured slimming, dynamic quantization, pruning) works on this model as is: every
+projection is a plain `nn.Linear`; each block carries its own head count and FFN width, recorded in
+`EncoderConfig.layer_n_heads` / `layer_d_ff` so a slimmed model saves and reloads from its config.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# ---------------------------------------------------------------------------------------------------
+# Config and size presets
+
+
+@dataclass
+class EncoderConfig:
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4  # heads of an unslimmed layer; head_dim = d_model // n_heads unless set
+    d_ff: int = 1024  # MLP width of an unslimmed layer (4 * d_model, as in BERT / GPT-2)
+    dropout: float = 0.1  # input, residual and head dropout (see the module docstring for where)
+    attn_dropout: float = 0.1  # DropKey rate on attention logits, before the softmax
+    max_len: int = 512  # longest token sequence (without [CLS]) a stem may hand over; checked
+    layer_norm_eps: float = 1e-5  # PyTorch's default; BERT's 1e-12 only matters in fp64
+    init_std: float = 0.02  # normal init of Linear weights, as BERT / GPT-2
+    # Width of one head. None means d_model // n_heads; it is stored explicitly once heads are
+    # removed, because it can no longer be derived from a per-layer head count.
+    head_dim: int | None = None
+    # Per-layer sizes after structured slimming (None: every layer has n_heads / d_ff). Kept in the
+    # config so that a slimmed checkpoint rebuilds the exact module shapes before loading weights.
+    layer_n_heads: list[int] | None = None
+    layer_d_ff: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.head_dim is None and self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        for name in ("layer_n_heads", "layer_d_ff"):
+            sizes = getattr(self, name)
+            if sizes is not None and len(sizes) != self.n_layers:
+                raise ValueError(f"{name} has {len(sizes)} entries for {self.n_layers} layers")
+
+    @property
+    def dim_per_head(self) -> int:
+        return self.head_dim if self.head_dim is not None else self.d_model // self.n_heads
+
+    def heads_of(self, layer: int) -> int:
+        return self.layer_n_heads[layer] if self.layer_n_heads is not None else self.n_heads
+
+    def d_ff_of(self, layer: int) -> int:
+        return self.layer_d_ff[layer] if self.layer_d_ff is not None else self.d_ff
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict; `EncoderConfig.from_dict(c.to_dict()) == c`."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown EncoderConfig fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+# Shapes of the size presets, used only when mlcore.catalog (the torch-free source of truth the portal
+# reads) does not provide PRESETS. tiny trains in seconds on CPU; base is the BERT-shaped benchmark.
+_FALLBACK_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 128, "dropout": 0.1},
+    "small": {"d_model": 128, "n_layers": 4, "n_heads": 4, "d_ff": 512, "dropout": 0.1},
+    "base": {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024, "dropout": 0.1},
+}
+
+
+def _preset_shape(name: str) -> dict[str, Any]:
+    try:
+        from mlcore.catalog import PRESETS  # torch-free; the portal shows the same numbers
+    except ImportError:
+        return dict(_FALLBACK_PRESETS[name])
+    shape = PRESETS[name]
+    return {k: shape[k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "dropout")}
+
+
+def _from_preset(name: str, overrides: dict[str, Any]) -> EncoderConfig:
+    shape = _preset_shape(name)
+    # one rate for both kinds of dropout unless a caller sets attn_dropout explicitly
+    config = EncoderConfig(**shape, attn_dropout=shape["dropout"])
+    return replace(config, **overrides)
+
+
+def encoder_tiny(**overrides: Any) -> EncoderConfig:
+    return _from_preset("tiny", overrides)
+
+
+def encoder_small(**overrides: Any) -> EncoderConfig:
+    return _from_preset("small", overrides)
+
+
+def encoder_base(**overrides: Any) -> EncoderConfig:
+    return _from_preset("base", overrides)
+
+
+PRESET_BUILDERS = {"tiny": encoder_tiny, "small": encoder_small, "base": encoder_base}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dropout helpers
+
+
+def _keep_mask(shape: tuple[int, ...], p: float, device: torch.device) -> Tensor:
+    """Boolean mask, True with probability 1 - p, independent per element.
+
+    One full-range int64 draw yields four 16-bit uniforms, so the default generator runs a quarter
+    as often as for a float Bernoulli; the threshold quantizes p to 1/65536.
+    """
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
+    words.random_(-(2**63), None)  # full 64-bit range: every 16-bit lane is uniform
+    lanes = words.view(torch.int16)[:n].view(shape)
+    return lanes >= round(p * 65536) - 32768  # P(lane < threshold) = p
+
+
+class _DropoutAdd(torch.autograd.Function):
+    """`residual + dropout(x)` as one addcmul, saving only a boolean mask for backward."""
+
+    @staticmethod
+    def forward(ctx: Any, residual: Tensor, x: Tensor, p: float) -> Tensor:
+        keep = _keep_mask(tuple(x.shape), p, x.device)
+        ctx.save_for_backward(keep)
+        ctx.scale = 1.0 / (1.0 - p)
+        ctx.x_dtype = x.dtype
+        return torch.addcmul(residual, x, keep, value=ctx.scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        (keep,) = ctx.saved_tensors
+        grad_x = (grad * keep).mul_(ctx.scale).to(ctx.x_dtype) if ctx.needs_input_grad[1] else None
+        return (grad if ctx.needs_input_grad[0] else None), grad_x, None
+
+
+def dropout_add(residual: Tensor, x: Tensor, p: float, training: bool) -> Tensor:
+    """`residual + F.dropout(x, p, training)`, in one pass and with a cheap mask."""
+    if not training or p == 0.0:
+        return residual + x
+    return _DropoutAdd.apply(residual, x, p)
+
+
+def fast_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Inverted dropout with the cheap mask; the same distribution as `F.dropout`."""
+    if not training or p == 0.0:
+        return x
+    return dropout_add(torch.zeros((), dtype=x.dtype, device=x.device), x, p, training)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Blocks
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with one fused QKV projection.
+
+    `qkv.weight` rows are laid out [q heads | k heads | v heads], each head `head_dim` rows, so
+    removing head h means dropping the same row slice in all three thirds and the matching columns
+    of `proj` (see `keep_heads`).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, head_dim: int, attn_dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.head_dim = head_dim
+        self.attn_dropout = attn_dropout
+        self.qkv = nn.Linear(d_model, 3 * n_heads * head_dim)
+        self.proj = nn.Linear(n_heads * head_dim, d_model)
+
+    def forward(
+        self, x: Tensor, key_keep: Tensor | None, bias: Tensor | None, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        B, T, _ = x.shape
+        H, Dh = self.n_heads, self.head_dim
+        if H == 0:  # every head slimmed away: the sublayer reduces to proj's bias
+            return self.proj(x.new_zeros(B, T, 0)), (x.new_zeros(B, 0, T, T) if need_weights else None)
+        # (B, T, 3, H, Dh) -> (3, B, H, T, Dh): views, no copy; SDPA only needs a unit last stride
+        q, k, v = self.qkv(x).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
+
+        keep = key_keep  # (B, 1, 1, T) bool padding mask or None
+        if self.training and self.attn_dropout > 0.0:
+            drop_keep = _keep_mask((B, H, T, T), self.attn_dropout, x.device)  # (B, H, T, T)
+            drop_keep[..., 0] = True  # never drop the [CLS] key: no row can lose every key
+            keep = drop_keep if keep is None else drop_keep & keep
+        mask = keep
+        if bias is not None:  # float logits bias (B, H|1, T, T); masked links get -inf
+            mask = bias.to(q.dtype) if keep is None else bias.to(q.dtype).masked_fill(~keep, float("-inf"))
+
+        # PyTorch's fused CPU attention is slower than matmul + softmax in bf16 (PERF_NOTES), and the
+        # weights themselves are only available from the explicit path.
+        explicit = need_weights or (x.device.type == "cpu" and q.dtype != torch.float32)
+        if explicit:
+            scores = (q @ k.transpose(-2, -1)) * (Dh**-0.5)  # (B, H, T, T)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+            weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # (B, H, T, T)
+            y = weights @ v  # (B, H, T, Dh)
+        else:
+            weights = None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)
+        y = y.transpose(1, 2).reshape(B, T, H * Dh)  # (B, T, H*Dh); a view when SDPA wrote (B, T, H, Dh)
+        return self.proj(y), (weights if need_weights else None)
+
+    @torch.no_grad()
+    def keep_heads(self, heads: list[int]) -> None:
+        """Structured slimming: keep only `heads` (indices into the current heads), in that order."""
+        Dh = self.head_dim
+        idx = torch.tensor([h * Dh + i for h in heads for i in range(Dh)], dtype=torch.long)
+        rows = torch.cat([idx + part * self.n_heads * Dh for part in range(3)])
+        qkv = nn.Linear(self.qkv.in_features, rows.numel(), device=self.qkv.weight.device)
+        qkv.weight.copy_(self.qkv.weight[rows])
+        qkv.bias.copy_(self.qkv.bias[rows])
+        proj = nn.Linear(idx.numel(), self.proj.out_features, device=self.proj.weight.device)
+        proj.weight.copy_(self.proj.weight[:, idx])
+        proj.bias.copy_(self.proj.bias)
+        self.qkv, self.proj, self.n_heads = qkv, proj, len(heads)
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model: int, d_ff: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d_model, d_ff)
+        self.proj = nn.Linear(d_ff, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(F.gelu(self.fc(x)))  # (B, T, d_ff) -> (B, T, D); exact GELU, as BERT
+
+    @torch.no_grad()
+    def keep_neurons(self, neurons: Tensor | list[int]) -> None:
+        """Structured slimming: keep only the given hidden neurons."""
+        idx = torch.as_tensor(neurons, dtype=torch.long, device=self.fc.weight.device)
+        fc = nn.Linear(self.fc.in_features, idx.numel(), device=self.fc.weight.device)
+        fc.weight.copy_(self.fc.weight[idx])
+        fc.bias.copy_(self.fc.bias[idx])
+        proj = nn.Linear(idx.numel(), self.proj.out_features, device=self.proj.weight.device)
+        proj.weight.copy_(self.proj.weight[:, idx])
+        proj.bias.copy_(self.proj.bias)
+        self.fc, self.proj = fc, proj
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm block: x + drop(attn(ln(x))), then x + drop(mlp(ln(x))).
+
+    Pre-LN keeps the residual stream an identity path, which trains stably without warmup tricks
+    at the small sizes used here; the encoder adds the final LayerNorm that pre-LN needs.
+    """
+
+    def __init__(self, config: EncoderConfig, layer: int) -> None:
+        super().__init__()
+        D = config.d_model
+        self.dropout = config.dropout
+        self.ln_1 = nn.LayerNorm(D, eps=config.layer_norm_eps)
+        self.attn = Attention(D, config.heads_of(layer), config.dim_per_head, config.attn_dropout)
+        self.ln_2 = nn.LayerNorm(D, eps=config.layer_norm_eps)
+        self.mlp = MLP(D, config.d_ff_of(layer))
+
+    def forward(
+        self, x: Tensor, key_keep: Tensor | None, bias: Tensor | None, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        a, weights = self.attn(self.ln_1(x), key_keep, bias, need_weights)  # (B, T, D)
+        x = dropout_add(x, a, self.dropout, self.training)
+        x = dropout_add(x, self.mlp(self.ln_2(x)), self.dropout, self.training)
+        return x, weights
+
+
+# ---------------------------------------------------------------------------------------------------
+# Encoder
+
+
+@dataclass
+class EncoderOutput:
+    hidden: Tensor  # (B, 1+T, D) after the final LayerNorm; index 0 is [CLS]
+    pooled: Tensor  # (B, D) = hidden[:, 0]
+    tokens: Tensor  # (B, T, D) = hidden[:, 1:]
+    attentions: list[Tensor] | None = None  # per layer (B, H, 1+T, 1+T), only when asked
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        D = config.d_model
+        # The [CLS] vector is the encoder's, not the stems': every modality gets the same pooling.
+        self.cls = nn.Parameter(torch.zeros(1, 1, D))
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
+        self.ln_f = nn.LayerNorm(D, eps=config.layer_norm_eps)
+        self.apply(self._init_weights)
+        nn.init.normal_(self.cls, std=config.init_std)
+        # GPT-2's scaled init: each residual branch adds to the stream, so its output projection
+        # starts smaller with depth and the stream's variance does not grow with the layer count.
+        for block in self.blocks:
+            for linear in (block.attn.proj, block.mlp.proj):
+                nn.init.normal_(linear.weight, std=config.init_std / math.sqrt(2 * config.n_layers))
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=self.config.init_std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(
+        self,
+        x: Tensor,
+        pad_mask: Tensor | None = None,
+        attn_bias: Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> EncoderOutput:
+        B, T, D = x.shape
+        if T > self.config.max_len:
+            raise ValueError(f"sequence of {T} tokens is longer than max_len {self.config.max_len}")
+        h = torch.cat([self.cls.expand(B, 1, D).to(x.dtype), x], dim=1)  # (B, 1+T, D)
+        h = fast_dropout(h, self.config.dropout, self.training)
+
+        key_keep = None
+        # All-real batches (fixed-length inputs, well-bucketed batches) skip the mask entirely, which
+        # keeps SDPA on its unmasked path and materializes nothing.
+        if pad_mask is not None and not bool(pad_mask.all()):
+            key_keep = F.pad(pad_mask.bool(), (1, 0), value=True)[:, None, None, :]  # (B, 1, 1, 1+T)
+        bias = None
+        if attn_bias is not None:
+            bias = F.pad(attn_bias, (1, 0, 1, 0))  # (B, H|1, 1+T, 1+T): [CLS] links get zero bias
+
+        attentions: list[Tensor] | None = [] if output_attentions else None
+        for block in self.blocks:
+            h, weights = block(h, key_keep, bias, output_attentions)
+            if attentions is not None:
+                attentions.append(weights)
+        h = self.ln_f(h)  # (B, 1+T, D)
+        return EncoderOutput(hidden=h, pooled=h[:, 0], tokens=h[:, 1:], attentions=attentions)
+
+    @torch.no_grad()
+    def slim_(self, layer: int, heads: list[int] | None = None, neurons: Tensor | list[int] | None = None) -> None:
+        """Remove attention heads / MLP neurons of one layer in place, keeping `self.config` in sync."""
+        c = self.config
+        n_heads = [c.heads_of(i) for i in range(c.n_layers)]
+        d_ff = [c.d_ff_of(i) for i in range(c.n_layers)]
+        block = self.blocks[layer]
+        if heads is not None:
+            block.attn.keep_heads(list(heads))
+            n_heads[layer] = block.attn.n_heads
+        if neurons is not None:
+            block.mlp.keep_neurons(neurons)
+            d_ff[layer] = block.mlp.fc.out_features
+        self.config = replace(c, head_dim=c.dim_per_head, layer_n_heads=n_heads, layer_d_ff=d_ff)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Heads: dropout + Linear, loss in forward when labels are given (Hugging Face style)
+
+
+@dataclass
+class HeadOutput:
+    loss: Tensor | None
+    logits: Tensor
+
+
+class ClassificationHead(nn.Module):
+    """Single-label classification of pooled features `(B, D)`; binary tasks use 2 classes."""
+
+    def __init__(self, d_model: int, n_classes: int, class_weights: Tensor | None = None, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(d_model, n_classes)
+        # a buffer, so the weights travel with the state dict and the device
+        self.register_buffer("class_weights", None if class_weights is None else class_weights.float())
+
+    def forward(self, features: Tensor, labels: Tensor | None = None) -> HeadOutput:
+        logits = self.out(self.dropout(features))  # (B, C)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float(), labels.long(), weight=self.class_weights)
+        return HeadOutput(loss=loss, logits=logits)
+
+
+class RegressionHead(nn.Module):
+    """(Multi-target) regression on standardized targets; NaN targets are left out of the loss.
+
+    The caller standardizes targets (its statistics travel with the model files); the head only
+    masks missing values, so a record with some targets missing still trains the others.
+    """
+
+    def __init__(self, d_model: int, n_targets: int = 1, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(d_model, n_targets)
+
+    def forward(self, features: Tensor, labels: Tensor | None = None) -> HeadOutput:
+        logits = self.out(self.dropout(features))  # (B, n_targets)
+        loss = None
+        if labels is not None:
+            target = labels.to(logits.dtype).view_as(logits)
+            present = ~torch.isnan(target)
+            diff = torch.where(present, logits - target.nan_to_num(), 0.0).float()
+            # mean over present values; 0 (with a graph) when every target is missing
+            loss = diff.pow(2).sum() / present.sum().clamp(min=1)
+        return HeadOutput(loss=loss, logits=logits)
+
+
+class TokenClassificationHead(nn.Module):
+    """Per-token labels on `(B, T, D)` token features; `ignore_index` marks padding / unlabeled."""
+
+    def __init__(self, d_model: int, n_labels: int, ignore_index: int = -100, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(d_model, n_labels)
+
+    def forward(self, features: Tensor, labels: Tensor | None = None) -> HeadOutput:
+        logits = self.out(self.dropout(features))  # (B, T, n_labels)
+        loss = None
+        if labels is not None:
+            flat = labels.reshape(-1).long()
+            counted = (flat != self.ignore_index).sum()
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)).float(), flat, ignore_index=self.ignore_index, reduction="sum"
+            ) / counted.clamp(min=1)  # a plain mean would be 0/0 = NaN for an all-ignored batch
+        return HeadOutput(loss=loss, logits=logits)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Explanation
+
+
+@torch.no_grad()
+def attention_rollout(attentions: list[Tensor], pad_mask: Tensor | None = None) -> Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020) from [CLS]: `(B, 1+T)`, each row summing to 1.
+
+    Each layer's head-averaged attention is mixed half and half with the identity (the residual
+    connection carries the token itself forward), the layers are multiplied from the first up, and
+    the [CLS] row says how much each input position flows into the pooled vector. Padded positions
+    (`pad_mask` False, over the T input tokens) get exactly 0.
+    """
+    rollout = None
+    for weights in attentions:  # each (B, H, 1+T, 1+T)
+        a = weights.float().mean(dim=1)  # (B, 1+T, 1+T)
+        eye = torch.eye(a.size(-1), device=a.device)
+        a = 0.5 * a + 0.5 * eye
+        a = a / a.sum(dim=-1, keepdim=True)
+        rollout = a if rollout is None else a @ rollout  # (B, 1+T, 1+T)
+    if rollout is None:
+        raise ValueError("attention_rollout needs the attentions of at least one layer")
+    cls_row = rollout[:, 0]  # (B, 1+T)
+    if pad_mask is not None:
+        real = F.pad(pad_mask.bool(), (1, 0), value=True)  # (B, 1+T)
+        cls_row = cls_row * real
+    return cls_row / cls_row.sum(dim=-1, keepdim=True)
