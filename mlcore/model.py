@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mlcore.catalog import PRESETS
+
 # ---------------------------------------------------------------------------------------------------
 # Config and size presets
 
@@ -98,26 +100,9 @@ class EncoderConfig:
         return cls(**data)
 
 
-# Shapes of the size presets, used only when mlcore.catalog (the torch-free source of truth the portal
-# reads) does not provide PRESETS. tiny trains in seconds on CPU; base is the BERT-shaped benchmark.
-_FALLBACK_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 128, "dropout": 0.1},
-    "small": {"d_model": 128, "n_layers": 4, "n_heads": 4, "d_ff": 512, "dropout": 0.1},
-    "base": {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024, "dropout": 0.1},
-}
-
-
-def _preset_shape(name: str) -> dict[str, Any]:
-    try:
-        from mlcore.catalog import PRESETS  # torch-free; the portal shows the same numbers
-    except ImportError:
-        return dict(_FALLBACK_PRESETS[name])
-    shape = PRESETS[name]
-    return {k: shape[k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "dropout")}
-
-
 def _from_preset(name: str, overrides: dict[str, Any]) -> EncoderConfig:
-    shape = _preset_shape(name)
+    # The shapes live in mlcore.catalog (torch-free), so the portal shows the numbers we build.
+    shape = {k: PRESETS[name][k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "dropout")}
     # one rate for both kinds of dropout unless a caller sets attn_dropout explicitly
     config = EncoderConfig(**shape, attn_dropout=shape["dropout"])
     return replace(config, **overrides)
