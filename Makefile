@@ -1,0 +1,43 @@
+# Labformer: `make demo` runs the whole portal on one machine, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha256sum | cut -c1-16)
+
+# The tests always run against PostgreSQL and Redis (override to point elsewhere).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/labformer
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: venv demo test web worker beat migrate check-deploy clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+demo: venv
+	$(PY) manage.py demo
+
+web: venv
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+worker: venv
+	$(VENV)/bin/celery -A workers.celery worker -Q cpu,gpu -c 1 --loglevel INFO
+
+beat: venv
+	$(VENV)/bin/celery -A workers.celery beat --loglevel INFO --schedule var/celerybeat-schedule
+
+test: venv
+	bash scripts/ensure-services.sh
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	  $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var/broker var/media var/staticfiles

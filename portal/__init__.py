@@ -1,0 +1,1 @@
+"""Labformer's Django project: pages, REST API and dashboards. Never imports torch."""

@@ -1,0 +1,1 @@
+"""Users, labs and memberships (roles owner / member / viewer)."""

@@ -1,0 +1,42 @@
+"""The Celery app object, shared by the web process (which only enqueues) and the workers.
+
+The portal enqueues by task *name* through this app (``app.send_task``) so that it never imports
+``workers`` and the web process never loads torch through a task module. The names live here, in
+one place; ``workers/tasks.py`` registers its functions under exactly these names.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.config.settings")
+
+# Task names: the contract between portal (producer) and workers (consumer).
+TASK_RUN_JOB = "workers.run_job"
+TASK_VALIDATE_DATASET = "workers.validate_dataset"
+TASK_REQUEUE_LOST_JOBS = "workers.requeue_lost_jobs"
+
+# Queues: a job asking for a GPU goes to `gpu`, everything else to `cpu`.
+QUEUE_CPU = "cpu"
+QUEUE_GPU = "gpu"
+
+app = Celery("labformer")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_default_queue=QUEUE_CPU,
+    # A job is acknowledged only when it ends, so a worker that dies mid-job leaves the message
+    # to be delivered again; the job state machine makes the second delivery harmless.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    # One job at a time per worker process: long jobs must not sit prefetched behind another.
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    broker_connection_retry_on_startup=True,
+)
+
+# Periodic work, run by `celery beat` (or a worker started with -B in the embedded default).
+app.conf.beat_schedule = {
+    "requeue-lost-jobs": {"task": TASK_REQUEUE_LOST_JOBS, "schedule": 60.0},
+}

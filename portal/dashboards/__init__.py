@@ -1,0 +1,1 @@
+"""Dash dashboards embedded in the pages (django-plotly-dash)."""

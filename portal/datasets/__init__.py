@@ -1,0 +1,1 @@
+"""Datasets: upload, validation status, storage of the original and canonical files."""

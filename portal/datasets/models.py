@@ -1,0 +1,66 @@
+"""The Dataset row: one uploaded file, its validation state and its canonical copy."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from mlcore.catalog import MODALITIES
+from portal.accounts.models import Lab, Visibility
+
+
+def dataset_original_path(instance: "Dataset", filename: str) -> str:
+    # Paths are built from ids, never from what a request says, so no upload can pick its place.
+    return f"datasets/{instance.lab_id}/{instance.uid}/original/{filename}"
+
+
+def dataset_canonical_path(instance: "Dataset", filename: str) -> str:
+    return f"datasets/{instance.lab_id}/{instance.uid}/canonical/{filename}"
+
+
+class Dataset(models.Model):
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        VALIDATING = "validating", "Validating"
+        READY = "ready", "Ready"
+        INVALID = "invalid", "Invalid"
+
+    uid = models.UUIDField(unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="datasets")
+    lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="datasets")
+    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.LAB)
+    name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField(default=1)
+    description = models.TextField(blank=True)
+    modality = models.CharField(max_length=32, choices=[(m.key, m.label) for m in MODALITIES.values()])
+    original_file = models.FileField(upload_to=dataset_original_path, max_length=500)
+    original_filename = models.CharField(max_length=255, blank=True)
+    canonical_file = models.FileField(upload_to=dataset_canonical_path, max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    # Column mapping and detected schema: {"input": "sequence", "targets": ["label"], "columns": [...]}
+    schema = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
+    validation_report = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lab", "name", "version"], name="dataset_lab_name_version_unique"),
+            models.CheckConstraint(condition=models.Q(version__gte=1), name="dataset_version_positive"),
+            models.CheckConstraint(condition=models.Q(size_bytes__gte=0), name="dataset_size_nonnegative"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["uploaded", "validating", "ready", "invalid"]),
+                name="dataset_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(visibility__in=["private", "lab", "public"]), name="dataset_visibility_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["lab", "status"]), models.Index(fields=["visibility"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"

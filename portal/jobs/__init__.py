@@ -1,0 +1,1 @@
+"""Training jobs: submission and the status state machine (all transitions in services.py)."""

@@ -1,0 +1,86 @@
+"""The Job row. Its ``status`` is changed only by ``portal.jobs.services``."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from mlcore.catalog import PROFILES, TASKS
+from portal.accounts.models import Lab, Visibility
+from portal.datasets.models import Dataset
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Device(models.TextChoices):
+        CPU = "cpu", "CPU"
+        GPU = "gpu", "GPU"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="jobs")
+    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.LAB)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
+    name = models.CharField(max_length=200, blank=True)
+    task_key = models.CharField(max_length=64, choices=[(t.key, t.label) for t in TASKS.values()])
+    profile_key = models.CharField(max_length=32, choices=[(p.key, p.label) for p in PROFILES.values()])
+    # Everything the worker needs, frozen at submission: later catalog changes never alter a job.
+    config = models.JSONField(default=dict)
+    device = models.CharField(max_length=8, choices=Device.choices, default=Device.CPU)
+    gpu_count = models.PositiveSmallIntegerField(default=0)
+    priority = models.SmallIntegerField(default=0)  # higher runs first where the broker supports it
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)  # how many times a worker started it
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    cancel_requested = models.BooleanField(default=False)
+    progress = models.FloatField(default=0.0)  # fraction of the planned training steps done
+    epoch = models.PositiveIntegerField(default=0)
+    step = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    error_traceback = models.TextField(blank=True)
+    worker_hostname = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "running", "succeeded", "failed", "cancelled"]),
+                name="job_status_valid",
+            ),
+            models.CheckConstraint(condition=models.Q(progress__gte=0.0, progress__lte=1.0), name="job_progress_range"),
+            models.CheckConstraint(
+                condition=models.Q(device="cpu", gpu_count=0) | models.Q(device="gpu", gpu_count__gte=1),
+                name="job_device_gpu_count_consistent",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(visibility__in=["private", "lab", "public"]), name="job_visibility_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="job_idempotency_key_unique_per_owner",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"]),
+            models.Index(fields=["lab", "status"]),
+            models.Index(fields=["owner", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk} ({self.task_key}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)

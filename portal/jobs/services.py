@@ -1,0 +1,316 @@
+"""Writes of jobs: submission, and every status transition of the state machine.
+
+    queued ──> running ──> succeeded | failed | cancelled
+    queued ──> cancelled
+    running ──> queued          (worker lost: heartbeat expired and attempts remain)
+
+Each transition is ONE conditional UPDATE (``... WHERE id = %s AND status IN (...)``): when two
+workers race for the same job, the database lets exactly one UPDATE match; the loser gets a
+``JobTransitionError`` and changes nothing. No other module writes ``Job.status``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from mlcore import catalog
+from portal.accounts.models import Lab, Membership, Visibility
+from portal.accounts.selectors import membership_get
+from portal.common.errors import NotAllowed, ServiceError
+from portal.config.celery import QUEUE_CPU, QUEUE_GPU, TASK_RUN_JOB, app
+from portal.datasets.models import Dataset
+from portal.jobs.models import Job
+
+S = Job.Status
+
+# The whole state machine: target status -> the statuses it may be entered from.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    S.RUNNING: (S.QUEUED,),
+    S.SUCCEEDED: (S.RUNNING,),
+    S.FAILED: (S.RUNNING,),
+    S.CANCELLED: (S.QUEUED, S.RUNNING),
+    S.QUEUED: (S.RUNNING,),
+}
+
+
+class JobTransitionError(ServiceError):
+    """A transition the state machine does not allow from the job's current status."""
+
+    code = "conflict"
+
+    def __init__(self, *, job_id: int, current: str, target: str) -> None:
+        super().__init__(f"job {job_id} is {current}; it cannot move to {target}")
+        self.job_id = job_id
+        self.current = current
+        self.target = target
+
+
+def _transition(*, job_id: int, target: str, allowed_from: tuple[str, ...] | None = None,
+                extra_filter: dict[str, Any] | None = None, **fields: Any) -> Job:
+    legal = TRANSITIONS[target]
+    sources = legal if allowed_from is None else tuple(s for s in allowed_from if s in legal)
+    updated = (
+        Job.objects.filter(pk=job_id, status__in=sources, **(extra_filter or {}))
+        .update(status=target, updated_at=timezone.now(), **fields)
+    )
+    if updated != 1:
+        current = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        if current is None:
+            raise Job.DoesNotExist(f"job {job_id} does not exist")
+        raise JobTransitionError(job_id=job_id, current=current, target=target)
+    return Job.objects.get(pk=job_id)
+
+
+# --- submission -------------------------------------------------------------------------------
+
+def _broker_priority(priority: int) -> int:
+    """Map a job priority (higher runs first, -4..4 useful) to the broker's 0..9 scale.
+
+    Redis (kombu) treats 0 as the most urgent, AMQP treats 9 as the most urgent.
+    """
+    urgency = max(0, min(9, 5 + priority))
+    broker_url = str(app.conf.broker_url or "")
+    return 9 - urgency if broker_url.startswith(("redis://", "rediss://")) else urgency
+
+
+def _job_enqueue(*, job: Job) -> None:
+    """Hand the job id to the broker, on the queue its device asks for (by task name)."""
+    app.send_task(
+        TASK_RUN_JOB,
+        args=[job.pk],
+        queue=QUEUE_GPU if job.device == Job.Device.GPU else QUEUE_CPU,
+        priority=_broker_priority(job.priority),
+    )
+
+
+def _writable_lab(*, user: AbstractBaseUser, dataset: Dataset, lab: Lab | None) -> Lab:
+    if lab is not None:
+        membership = membership_get(user=user, lab=lab)
+        if membership is None or not membership.can_write:
+            raise NotAllowed(f"you cannot launch jobs in lab '{lab.slug}'", field="lab")
+        return lab
+    membership = membership_get(user=user, lab=dataset.lab)
+    if membership is not None and membership.can_write:
+        return dataset.lab
+    writable = list(
+        Membership.objects.filter(user=user, role__in=[Membership.Role.OWNER, Membership.Role.MEMBER])
+        .select_related("lab")[:2]
+    )
+    if len(writable) == 1:
+        return writable[0].lab
+    if not writable:
+        raise NotAllowed("you are not a member (or owner) of any lab, so you cannot launch jobs", field="lab")
+    raise ServiceError("you belong to several labs: say which lab the job belongs to", field="lab")
+
+
+def job_config_resolve(
+    *, dataset: Dataset, task_key: str, profile_key: str, preset: str, hyperparameters: dict[str, Any]
+) -> dict[str, Any]:
+    """Check the task fits the dataset and freeze everything the worker needs into one dict."""
+    try:
+        task = catalog.task_get(task_key)
+    except KeyError as exc:
+        raise ServiceError(str(exc.args[0]) if exc.args else f"unknown task {task_key!r}", field="task") from exc
+    if task.modality != dataset.modality:
+        raise ServiceError(
+            f"task {task_key} needs a {task.modality} dataset; {dataset.name} v{dataset.version} is {dataset.modality}",
+            field="task",
+        )
+    if profile_key not in catalog.PROFILES:
+        raise ServiceError(
+            f"unknown optimization profile {profile_key!r}; expected one of {', '.join(catalog.PROFILES)}",
+            field="profile",
+        )
+    if preset not in catalog.PRESETS:
+        raise ServiceError(f"unknown preset {preset!r}; expected one of {', '.join(catalog.PRESETS)}", field="preset")
+    try:
+        hp = catalog.hyperparameters_validate(hyperparameters or {}, preset=preset)
+    except ValueError as exc:
+        raise ServiceError(str(exc), field="hyperparameters") from exc
+    return {
+        "task": task_key,
+        "modality": task.modality,
+        "target_kind": task.target_kind,
+        "profile": profile_key,
+        "preset": preset,
+        "hyperparameters": hp,
+        "dataset": {
+            "id": dataset.pk,
+            "name": dataset.name,
+            "version": dataset.version,
+            "sha256": dataset.sha256,
+            "schema": dataset.schema,
+        },
+    }
+
+
+def job_submit(
+    *,
+    user: AbstractBaseUser,
+    dataset: Dataset,
+    task_key: str,
+    profile_key: str = "baseline",
+    preset: str = "tiny",
+    hyperparameters: dict[str, Any] | None = None,
+    device: str = Job.Device.CPU,
+    gpu_count: int | None = None,
+    priority: int = 0,
+    visibility: str = Visibility.LAB,
+    name: str = "",
+    lab: Lab | None = None,
+    idempotency_key: str | None = None,
+    max_attempts: int = 3,
+) -> Job:
+    """Create a queued job and, once the transaction commits, enqueue it.
+
+    ``dataset`` must already have been loaded through ``dataset_get_for_user``. With an
+    ``idempotency_key`` a repeated call by the same user returns the first job.
+    """
+    if idempotency_key:
+        existing = Job.objects.filter(owner=user, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    if dataset.status != Dataset.Status.READY:
+        raise ServiceError(
+            f"dataset {dataset.name} v{dataset.version} is {dataset.status}; only a ready dataset can be trained on",
+            field="dataset",
+        )
+    if device not in Job.Device.values:
+        raise ServiceError(f"device {device!r}: expected cpu or gpu", field="device")
+    if gpu_count is None:
+        gpu_count = 1 if device == Job.Device.GPU else 0
+    if device == Job.Device.CPU and gpu_count != 0:
+        raise ServiceError("a CPU job cannot ask for GPUs", field="gpu_count")
+    if device == Job.Device.GPU and not 1 <= gpu_count <= 8:
+        raise ServiceError("a GPU job asks for 1 to 8 GPUs", field="gpu_count")
+    if visibility not in Visibility.values:
+        raise ServiceError(f"unknown visibility {visibility!r}", field="visibility")
+    if not 1 <= max_attempts <= 10:
+        raise ServiceError("max_attempts must be between 1 and 10", field="max_attempts")
+    job_lab = _writable_lab(user=user, dataset=dataset, lab=lab)
+    config = job_config_resolve(
+        dataset=dataset, task_key=task_key, profile_key=profile_key, preset=preset,
+        hyperparameters=hyperparameters or {},
+    )
+    config["device"] = {"kind": device, "gpu_count": gpu_count}
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                owner=user, lab=job_lab, visibility=visibility, dataset=dataset, name=name,
+                task_key=task_key, profile_key=profile_key, config=config, device=device,
+                gpu_count=gpu_count, priority=priority, max_attempts=max_attempts,
+                idempotency_key=idempotency_key or None,
+            )
+            transaction.on_commit(lambda: _job_enqueue(job=job))
+    except IntegrityError:
+        # The same idempotency key raced with itself: the first one won; return it.
+        if idempotency_key:
+            existing = Job.objects.filter(owner=user, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return existing
+        raise
+    return job
+
+
+# --- transitions driven by workers ---------------------------------------------------------
+
+def job_start(*, job_id: int, worker_hostname: str) -> Job:
+    """queued → running. Exactly one of several racing workers wins; the others get JobTransitionError."""
+    now = timezone.now()
+    return _transition(
+        job_id=job_id, target=S.RUNNING, attempts=F("attempts") + 1, started_at=now,
+        heartbeat_at=now, worker_hostname=worker_hostname[:255], cancel_requested=False,
+    )
+
+
+def job_heartbeat(
+    *, job_id: int, progress: float | None = None, epoch: int | None = None, step: int | None = None
+) -> bool:
+    """Record that the worker is alive (and how far it got). Returns True if cancellation was asked.
+
+    Only a running job is touched; a heartbeat for a job that was meanwhile requeued or finished
+    changes nothing and reports True so the stale worker stops.
+    """
+    fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    if progress is not None:
+        fields["progress"] = max(0.0, min(1.0, float(progress)))
+    if epoch is not None:
+        fields["epoch"] = epoch
+    if step is not None:
+        fields["step"] = step
+    updated = Job.objects.filter(pk=job_id, status=S.RUNNING).update(**fields)
+    if updated != 1:
+        return True
+    return bool(Job.objects.filter(pk=job_id).values_list("cancel_requested", flat=True).first())
+
+
+def job_succeed(*, job_id: int) -> Job:
+    """running → succeeded."""
+    return _transition(job_id=job_id, target=S.SUCCEEDED, progress=1.0, finished_at=timezone.now())
+
+
+def job_fail(*, job_id: int, message: str, traceback: str = "") -> Job:
+    """running → failed, keeping the error message and traceback."""
+    return _transition(
+        job_id=job_id, target=S.FAILED, error_message=message[:10000], error_traceback=traceback,
+        finished_at=timezone.now(),
+    )
+
+
+def job_mark_cancelled(*, job_id: int) -> Job:
+    """running → cancelled: the worker acknowledges a cancellation request it has acted on."""
+    return _transition(job_id=job_id, target=S.CANCELLED, allowed_from=(S.RUNNING,), finished_at=timezone.now())
+
+
+def job_cancel(*, job_id: int, user: AbstractBaseUser) -> Job:
+    """Cancel on behalf of ``user``: a queued job becomes cancelled at once; a running one is asked to stop.
+
+    The caller loads the job through ``job_get_for_user`` first; here we check the user may change
+    it (its owner, or an owner of its lab).
+    """
+    job = Job.objects.select_related("lab").get(pk=job_id)
+    membership = membership_get(user=user, lab=job.lab)
+    if job.owner_id != user.pk and not (membership and membership.role == Membership.Role.OWNER):
+        raise NotAllowed("only the job's owner or an owner of its lab can cancel it")
+    try:
+        return _transition(
+            job_id=job_id, target=S.CANCELLED, allowed_from=(S.QUEUED,), finished_at=timezone.now()
+        )
+    except JobTransitionError as exc:
+        if exc.current != S.RUNNING:
+            raise
+    # Running: the worker checks this flag between steps and calls job_mark_cancelled.
+    if Job.objects.filter(pk=job_id, status=S.RUNNING).update(cancel_requested=True, updated_at=timezone.now()) != 1:
+        current = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        raise JobTransitionError(job_id=job_id, current=current or "missing", target=S.CANCELLED)
+    return Job.objects.get(pk=job_id)
+
+
+def job_requeue_lost(*, job_id: int, stale_before: datetime) -> Job:
+    """running → queued (attempts remain) or running → failed (none left) for a job whose heartbeat expired.
+
+    The heartbeat condition is part of the UPDATE, so a worker that beats at the last moment keeps its job.
+    """
+    stale = {"heartbeat_at__lt": stale_before}
+    job = Job.objects.get(pk=job_id)
+    if job.attempts < job.max_attempts:
+        requeued = _transition(
+            job_id=job_id, target=S.QUEUED, extra_filter={**stale, "attempts__lt": F("max_attempts")},
+            worker_hostname="", heartbeat_at=None,
+        )
+        transaction.on_commit(lambda: _job_enqueue(job=requeued))
+        return requeued
+    return _transition(
+        job_id=job_id, target=S.FAILED, extra_filter=stale, finished_at=timezone.now(),
+        error_message=(
+            f"the worker running this job stopped sending heartbeats (last from {job.worker_hostname or 'unknown'}) "
+            f"and all {job.max_attempts} attempts are used"
+        ),
+    )
+

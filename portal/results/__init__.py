@@ -1,0 +1,1 @@
+"""What jobs produce: metric points, artifacts and the final result."""
