@@ -210,8 +210,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # Behind a TLS-terminating proxy (the compose deployment), trust its forwarded scheme.
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Dash dashboards are embedded in our own pages through iframes.
+# Dash dashboards are embedded in our own pages through iframes, so our own origin may frame us;
+# no other origin can. That is the deliberate exception Django's W019 asks about.
 X_FRAME_OPTIONS = "SAMEORIGIN"
+SILENCED_SYSTEM_CHECKS = ["security.W019"]
 
 LOGGING = {
     "version": 1,

@@ -32,6 +32,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, bind: str, setup_only: bool, **options) -> None:  # noqa: ANN002, ANN003
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
         username, password = self._demo_user()
         self.stdout.write(self.style.SUCCESS(
             f"Demo user: {username}  password: {password}  (lab 'Demo Lab'; also a Django admin)"
