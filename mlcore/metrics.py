@@ -214,9 +214,10 @@ def _multiclass_metrics(y: np.ndarray, score: np.ndarray, from_logits: bool) -> 
     y = np.asarray(y).reshape(-1).astype(np.int64)
     if from_logits:
         log_proba = _log_softmax(score)
+        proba = np.exp(log_proba)
     else:
+        proba = score
         log_proba = np.log(np.clip(score, 1e-300, None))
-    proba = np.exp(log_proba)
     pred = score.argmax(axis=1)
     n_classes = score.shape[1]
     # One-vs-rest, averaged over the classes where the binary metric is defined.

@@ -431,7 +431,7 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
             examples_seen += len(idx) * ctx.world_size
             if cbs:
                 state.step, state.fraction = step, step / total_steps
-                state.loss, state.lr, state.examples_seen = float(loss), scheduler.get_last_lr()[0], examples_seen
+                state.loss, state.lr, state.examples_seen = float(loss.detach()), scheduler.get_last_lr()[0], examples_seen
                 for cb in cbs:
                     cb.on_step_end(state)
         if stopped_reason == STOP_CANCELLED:
@@ -490,7 +490,7 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
                 "model_meta": model_meta or {},
                 "world_size": ctx.world_size,
                 "n_train": len(train_set),
-                "torch_version": torch.__version__,
+                "torch_version": str(torch.__version__),
             })
             for cb in cbs:
                 cb.on_checkpoint(path)
