@@ -1,0 +1,74 @@
+"""DDP on CPU: two gloo processes train the toy task through `mlcore.trainer.train`.
+
+The processes get the same environment variables torchrun sets (WORLD_SIZE, RANK, LOCAL_RANK,
+MASTER_ADDR, MASTER_PORT), so `train` takes its real DDP path: process group, DDP wrapper, sharded
+bucketed batches, gathered validation, rank-0-only callbacks and checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+
+from mlcore.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from mlcore.metrics import compute_metrics
+from mlcore.trainer import TrainConfig
+from tests.mlcore.test_trainer import FAST, TRAIN, VAL, Recorder, fit, fresh_model
+
+WORLD = 2
+EPOCHS = 5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _evaluate(logits: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
+    # n proves the metrics cover the whole validation set, not one rank's shard.
+    return {**compute_metrics("multiclass", labels, logits), "n": float(len(logits))}
+
+
+def _worker(rank: int, port: int, out_dir: str) -> None:
+    os.environ.update(WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)  # two processes on a 2-core machine
+    recorder = Recorder()
+    # Different initial weights per rank: DDP must broadcast rank 0's before training.
+    result = fit(fresh_model(seed=rank), TrainConfig(epochs=EPOCHS, patience=None, device="cpu", **FAST), TRAIN, VAL,
+                 evaluate=_evaluate, callbacks=[recorder], checkpoint_dir=Path(out_dir) / f"ckpt{rank}")
+    torch.save({"state": result.model.state_dict(), "history": result.history, "best": result.best_metrics,
+                "n_steps": len(recorder.steps), "n_checkpoints": len(recorder.checkpoints),
+                "total_steps": recorder.starts[0].total_steps if recorder.starts else None},
+               Path(out_dir) / f"rank{rank}.pt")
+
+
+def test_two_gloo_ranks_end_identical_and_learn(tmp_path: Path) -> None:
+    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD))
+
+    for key in r0["state"]:
+        assert torch.equal(r0["state"][key], r1["state"][key]), key
+    history = r0["history"]
+    assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
+    # Loss averaged over ranks, metrics decided on rank 0: every rank holds the same history (but time).
+    assert [{k: v for k, v in h.items() if k != "time"} for h in history] == [
+        {k: v for k, v in h.items() if k != "time"} for h in r1["history"]]
+    assert r0["best"] == r1["best"] and r0["best"]["n"] == len(VAL) and r0["best"]["accuracy"] > 0.8
+
+    # Each rank takes half of the batches; only rank 0 runs callbacks and writes checkpoints.
+    steps_per_epoch = math.ceil(math.ceil(len(TRAIN) / FAST["batch_size"]) / WORLD)
+    assert r0["total_steps"] == r0["n_steps"] == EPOCHS * steps_per_epoch
+    assert r1["n_steps"] == 0 and r1["total_steps"] is None and r1["n_checkpoints"] == 0
+    assert not (tmp_path / "ckpt1").exists()
+    ckpt = load_checkpoint(tmp_path / "ckpt0" / CHECKPOINT_NAME)
+    assert ckpt["world_size"] == WORLD and len(ckpt["rng"]) == WORLD
+    # The two ranks drew different dropout streams (seed + rank).
+    assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
