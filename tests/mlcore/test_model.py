@@ -71,7 +71,7 @@ def test_capture_and_fused_paths_agree(with_bias: bool) -> None:
 
 
 def test_capture_and_fused_paths_agree_in_training_with_the_same_seed() -> None:
-    # DropKey draws the same mask on both paths, so even training-mode outputs coincide.
+    # Attention dropout is a mask drawn the same way on both paths, so even training outputs coincide.
     model = _tiny().train()
     x, pad_mask = _batch()
     torch.manual_seed(5)
@@ -79,7 +79,7 @@ def test_capture_and_fused_paths_agree_in_training_with_the_same_seed() -> None:
     torch.manual_seed(5)
     captured = model(x, pad_mask, output_attentions=True)
     torch.testing.assert_close(captured.hidden, fused.hidden, atol=1e-5, rtol=0)
-    # and dropout is active: some attention links of a full-length row are dropped
+    # and attention dropout is active: some keys of the full-length sample get no attention
     assert (captured.attentions[0][0, :, 1:, :] == 0).any()
 
 
