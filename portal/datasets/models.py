@@ -25,6 +25,10 @@ class Dataset(models.Model):
         READY = "ready", "Ready"
         INVALID = "invalid", "Invalid"
 
+    class Policy(models.TextChoices):
+        STRICT = "strict", "Strict: any bad record makes the dataset invalid"
+        SKIP = "skip", "Skip: bad records are dropped, counted and listed"
+
     uid = models.UUIDField(unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="datasets")
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="datasets")
@@ -41,6 +45,7 @@ class Dataset(models.Model):
     row_count = models.BigIntegerField(null=True, blank=True)
     # Column mapping and detected schema: {"input": "sequence", "targets": ["label"], "columns": [...]}
     schema = models.JSONField(default=dict, blank=True)
+    policy = models.CharField(max_length=8, choices=Policy.choices, default=Policy.STRICT)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
     validation_report = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -60,7 +65,11 @@ class Dataset(models.Model):
                 condition=models.Q(visibility__in=["private", "lab", "public"]), name="dataset_visibility_valid"
             ),
         ]
-        indexes = [models.Index(fields=["lab", "status"]), models.Index(fields=["visibility"])]
+        indexes = [
+            models.Index(fields=["lab", "status"]),
+            models.Index(fields=["visibility"]),
+            models.Index(fields=["lab", "sha256"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -16,6 +17,7 @@ from portal.accounts.models import Lab, Visibility
 from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
 from portal.common.storage import storage_save_hashed
+from portal.config.celery import QUEUE_CPU, TASK_VALIDATE_DATASET, app
 from portal.datasets.models import Dataset, dataset_original_path
 
 
@@ -36,17 +38,24 @@ def dataset_create(
     visibility: str = Visibility.LAB,
     description: str = "",
     schema: dict | None = None,
+    policy: str = Dataset.Policy.STRICT,
+    validate: bool = True,
 ) -> Dataset:
     """Store ``file`` byte for byte and create the Dataset row (status ``uploaded``).
 
     The same name in the same lab gets the next version number. The file is hashed as it is
-    written, in one pass.
+    written, in one pass. The same bytes uploaded again to the same lab are recognized by their
+    hash: under the same name the existing dataset is returned (``dataset.deduplicated`` is True);
+    under another name the new row shares the stored file, which is never kept twice.
+    With ``validate`` (the default) the validation task is enqueued once the row is committed.
     """
     _check_can_write(user=owner, lab=lab)
     if modality not in MODALITIES:
         raise ServiceError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}", field="modality")
     if visibility not in Visibility.values:
         raise ServiceError(f"unknown visibility {visibility!r}", field="visibility")
+    if policy not in Dataset.Policy.values:
+        raise ServiceError(f"unknown policy {policy!r}; expected strict or skip", field="policy")
     name = name.strip()
     if not name:
         raise ServiceError("a dataset needs a name", field="name")
@@ -66,9 +75,23 @@ def dataset_create(
         visibility=visibility,
         description=description,
         schema=schema or {},
+        policy=policy,
         original_filename=filename,
     )
     stored, sha256, size = storage_save_hashed(path=dataset_original_path(dataset, filename), file=file)
+    if size > settings.LABFORMER_MAX_UPLOAD_BYTES:  # a file-like that did not know its size
+        default_storage.delete(stored)
+        raise ServiceError(
+            f"{filename}: {size} bytes is over the upload limit of {settings.LABFORMER_MAX_UPLOAD_BYTES} bytes",
+            field="file",
+        )
+    same_bytes = Dataset.objects.filter(lab=lab, sha256=sha256).order_by("created_at", "pk").first()
+    if same_bytes is not None:
+        default_storage.delete(stored)
+        if same_bytes.name == name:
+            same_bytes.deduplicated = True
+            return same_bytes
+        stored = same_bytes.original_file.name
     dataset.original_file.name = stored
     dataset.sha256 = sha256
     dataset.size_bytes = size
@@ -81,42 +104,69 @@ def dataset_create(
                 latest = Dataset.objects.filter(lab=lab, name=name).aggregate(v=Max("version"))["v"]
                 dataset.version = (latest or 0) + 1
                 dataset.save()
+                if validate:
+                    transaction.on_commit(lambda: dataset_enqueue_validation(dataset=dataset))
+            dataset.deduplicated = False
             return dataset
         except IntegrityError:
             continue
     raise ServiceError(f"could not assign a version to dataset {name!r}; try again", field="name")
 
 
-_DATASET_MOVES: dict[str, tuple[str, ...]] = {
-    Dataset.Status.VALIDATING: (Dataset.Status.UPLOADED, Dataset.Status.INVALID, Dataset.Status.READY),
-    Dataset.Status.READY: (Dataset.Status.VALIDATING,),
-    Dataset.Status.INVALID: (Dataset.Status.VALIDATING,),
-}
+def dataset_enqueue_validation(*, dataset: Dataset) -> None:
+    """Hand the dataset to a worker for validation (the `cpu` queue: validation never needs a GPU)."""
+    app.send_task(TASK_VALIDATE_DATASET, args=[dataset.pk], queue=QUEUE_CPU)
 
 
-def dataset_set_status(
-    *,
-    dataset_id: int,
-    status: str,
-    report: dict | None = None,
-    row_count: int | None = None,
-    canonical_name: str | None = None,
-) -> Dataset:
-    """Move a dataset through validation with one conditional UPDATE (uploaded → validating → ready|invalid)."""
-    allowed_from = _DATASET_MOVES.get(status)
-    if allowed_from is None:
-        raise ServiceError(f"a dataset cannot be moved to {status!r}", field="status")
-    fields: dict[str, Any] = {"status": status, "updated_at": timezone.now()}
-    if report is not None:
-        fields["validation_report"] = report
-    if row_count is not None:
-        fields["row_count"] = row_count
-    if canonical_name is not None:
-        fields["canonical_file"] = canonical_name
-    updated = Dataset.objects.filter(pk=dataset_id, status__in=allowed_from).update(**fields)
+def _dataset_move(*, dataset_id: int, allowed_from: tuple[str, ...], status: str, **fields: Any) -> Dataset:
+    """One conditional UPDATE: the dataset moves only if it is in one of ``allowed_from``."""
+    updated = (
+        Dataset.objects.filter(pk=dataset_id, status__in=allowed_from)
+        .update(status=status, updated_at=timezone.now(), **fields)
+    )
     if updated != 1:
         current = Dataset.objects.filter(pk=dataset_id).values_list("status", flat=True).first()
         if current is None:
             raise Dataset.DoesNotExist(f"dataset {dataset_id} does not exist")
         raise ServiceError(f"dataset {dataset_id} is {current}; it cannot move to {status}", code="conflict")
     return Dataset.objects.get(pk=dataset_id)
+
+
+S = Dataset.Status
+
+
+def dataset_validation_start(*, dataset_id: int) -> Dataset:
+    """uploaded | validating | ready | invalid → validating.
+
+    ``validating → validating`` is allowed on purpose: a worker killed mid-validation leaves its
+    message to be delivered again, and the new run must be able to take over (validation is
+    idempotent: it rewrites the same canonical file and report).
+    """
+    return _dataset_move(
+        dataset_id=dataset_id, allowed_from=(S.UPLOADED, S.VALIDATING, S.READY, S.INVALID), status=S.VALIDATING
+    )
+
+
+def dataset_validation_finish(
+    *, dataset_id: int, valid: bool, report: dict, row_count: int, canonical_name: str | None
+) -> Dataset:
+    """validating → ready (valid under its policy) or invalid, with the report and the canonical copy."""
+    fields: dict[str, Any] = {"validation_report": report, "row_count": row_count}
+    if canonical_name is not None:
+        fields["canonical_file"] = canonical_name
+    return _dataset_move(
+        dataset_id=dataset_id, allowed_from=(S.VALIDATING,), status=S.READY if valid else S.INVALID, **fields
+    )
+
+
+def dataset_validation_crash(*, dataset_id: int, message: str, traceback: str = "") -> Dataset:
+    """uploaded | validating → invalid, keeping the error: a crash never leaves a dataset validating."""
+    report = {
+        "status": "invalid",
+        "error": {"message": message[:10000], "traceback": traceback[-20000:]},
+        "problems": [],
+        "totals": {"validation_crashed": 1},
+    }
+    return _dataset_move(
+        dataset_id=dataset_id, allowed_from=(S.UPLOADED, S.VALIDATING), status=S.INVALID, validation_report=report
+    )

@@ -52,3 +52,14 @@ def test_dataset_constraints(fields: dict) -> None:
     dataset = DatasetFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         Dataset.objects.filter(pk=dataset.pk).update(**fields)
+
+
+def test_migrations_are_complete() -> None:
+    """Every model change has its migration (a missing one would break a fresh deployment)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()

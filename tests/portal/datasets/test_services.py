@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
@@ -34,7 +35,8 @@ def test_original_is_kept_byte_for_byte_with_its_hash() -> None:
 
 def test_same_name_in_same_lab_gets_next_version() -> None:
     membership = MembershipFactory()
-    assert [_create(membership).version for _ in range(3)] == [1, 2, 3]
+    versions = [_create(membership, content=CONTENT + f"ACGT,{i}\n".encode()).version for i in range(3)]
+    assert versions == [1, 2, 3]
     other = MembershipFactory()
     assert _create(other).version == 1
 
@@ -57,11 +59,57 @@ def test_unknown_modality_is_refused_with_the_field() -> None:
     assert err.value.field == "modality"
 
 
-def test_status_moves() -> None:
+def test_validation_moves() -> None:
     dataset = _create(MembershipFactory())
-    services.dataset_set_status(dataset_id=dataset.pk, status=Dataset.Status.VALIDATING)
-    ready = services.dataset_set_status(dataset_id=dataset.pk, status=Dataset.Status.READY, row_count=2, report={"ok": 2})
-    assert (ready.status, ready.row_count, ready.validation_report) == ("ready", 2, {"ok": 2})
+    services.dataset_validation_start(dataset_id=dataset.pk)
+    ready = services.dataset_validation_finish(
+        dataset_id=dataset.pk, valid=True, report={"rows": 2}, row_count=2, canonical_name="x/canonical.parquet"
+    )
+    assert (ready.status, ready.row_count, ready.validation_report) == ("ready", 2, {"rows": 2})
+    assert ready.canonical_file.name == "x/canonical.parquet"
+    # finishing twice is refused and changes nothing
     with pytest.raises(ServiceError):
-        services.dataset_set_status(dataset_id=dataset.pk, status=Dataset.Status.INVALID)  # ready -> invalid skips validating
+        services.dataset_validation_finish(dataset_id=dataset.pk, valid=False, report={}, row_count=0, canonical_name=None)
     assert Dataset.objects.get(pk=dataset.pk).status == Dataset.Status.READY
+
+
+def test_a_crash_leaves_the_dataset_invalid_with_the_error() -> None:
+    dataset = _create(MembershipFactory())
+    services.dataset_validation_start(dataset_id=dataset.pk)
+    crashed = services.dataset_validation_crash(dataset_id=dataset.pk, message="MemoryError", traceback="Traceback ...")
+    assert crashed.status == Dataset.Status.INVALID
+    assert crashed.validation_report["error"]["message"] == "MemoryError"
+    # a finished dataset is not marked crashed by a late duplicate
+    with pytest.raises(ServiceError):
+        services.dataset_validation_crash(dataset_id=dataset.pk, message="late")
+
+
+def test_over_the_limit_is_refused_before_storing(settings, tmp_path) -> None:  # noqa: ANN001
+    settings.LABFORMER_MAX_UPLOAD_BYTES = 10
+    membership = MembershipFactory()
+    with pytest.raises(ServiceError, match="over the upload limit") as err:
+        _create(membership)
+    assert err.value.field == "file"
+    assert Dataset.objects.count() == 0
+    assert not any(p.is_file() for p in Path(settings.MEDIA_ROOT).rglob("*"))
+
+
+def test_same_bytes_twice_are_recognized_and_stored_once(settings) -> None:  # noqa: ANN001
+    membership = MembershipFactory()
+    first = _create(membership, name="promoters")
+    again = _create(membership, name="promoters")
+    assert again.pk == first.pk and again.deduplicated
+    renamed = _create(membership, name="promoters-copy")
+    assert renamed.pk != first.pk and renamed.original_file.name == first.original_file.name
+    stored = [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+    assert len(stored) == 1 and stored[0].read_bytes() == CONTENT
+    # another lab keeps its own copy: labs never share storage implicitly
+    other = _create(MembershipFactory(), name="promoters")
+    assert other.original_file.name != first.original_file.name
+
+
+def test_create_enqueues_validation_on_commit(django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    membership = MembershipFactory()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        _create(membership)
+    assert len(callbacks) == 1
