@@ -1,0 +1,315 @@
+"""The end-to-end training recipe: data -> model -> train -> test evaluation -> explanations -> model dir.
+
+Reads as `setup` (read files, split, validate every record, fit featurizer and targets), `build`
+(stem + encoder + head), `fit` (mlcore.trainer.train), `evaluate` (test metrics), `write` (metrics,
+explanation files, the model directory). The CLI calls `recipe_run`; Celery workers call it too,
+passing their own callbacks (metric points, heartbeat, cancellation) and a checkpoint directory.
+
+Output directory:
+- `metrics.json`: `{"task", "target_kind", "test": {...}, "val": {...}, "history": [...], ...}`
+- `model/`: the model directory (see mlcore.modeldir)
+- `explain/`: attention maps, rollout and test embeddings (see mlcore.explain)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mlcore import catalog
+from mlcore.data import DataError, Record, Table, TargetEncoder, load_records, split_indices
+from mlcore.explain import ExplainOutputs, choose_samples, explain_write
+from mlcore.model import EncoderConfig, encoder_base, encoder_small, encoder_tiny
+from mlcore.modalities import Featurizer, RecordError
+from mlcore.modeldir import json_write, model_load, model_save
+from mlcore.tasks import (ExampleSet, TaskModel, class_weights_balanced, collate_fn, evaluate_fn,
+                          featurizer_for_task, model_build)
+from mlcore.trainer import Callback, TrainConfig, TrainResult, predict, resolve_device, train
+
+ENCODER_BUILDERS = {"tiny": encoder_tiny, "small": encoder_small, "base": encoder_base}
+
+
+@dataclass
+class RecipeConfig:
+    """Everything one training run needs; `hyperparameters` are overrides checked by the catalog."""
+
+    task: str
+    data: Path
+    out: Path
+    test_data: Path | None = None
+    split: str = "random"
+    preset: str = "tiny"
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    input_col: str | None = None
+    target_cols: list[str] | None = None  # default: the task's (`label` / `target` / `labels`)
+    id_col: str | None = None
+    group_col: str | None = None
+    split_col: str | None = None
+    feature_cols: list[str] | None = None  # tabular: default every non-target column
+    device: str = "auto"
+    explain_samples: int = 8  # attention maps are written for this many test records
+    max_errors_listed: int = 1  # one-line message; the count of further bad records is appended
+
+
+@dataclass
+class RecipeResult:
+    """What a run produced."""
+
+    metrics: dict[str, Any]
+    model_dir: Path
+    explain: ExplainOutputs | None
+    train_result: TrainResult
+    model: TaskModel
+
+
+@dataclass
+class Prepared:
+    """The setup stage's output: encoded splits, fitted featurizer and targets."""
+
+    task: catalog.Task
+    hyper: dict[str, Any]
+    featurizer: Featurizer
+    targets: TargetEncoder
+    train: ExampleSet
+    val: ExampleSet | None
+    test: ExampleSet
+    test_records: list[Record]
+    test_source: Table
+    columns: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# setup
+
+
+def _first_error(errors: list[DataError]) -> DataError:
+    first = errors[0]
+    if len(errors) > 1:
+        first = DataError(first.source, f"{first.reason} (and {len(errors) - 1} more invalid records)",
+                          line=first.line, column=first.column, unit=first.unit)
+    return first
+
+
+def setup(config: RecipeConfig) -> Prepared:
+    """Read, split and validate the data; fit featurizer and targets on the training split only."""
+    task = catalog.task_get(config.task)
+    hyper = catalog.hyperparameters_validate(config.hyperparameters, preset=config.preset)
+    modality = catalog.MODALITIES[task.modality]
+    target_cols = config.target_cols or [task.default_target_col]
+    table = load_records(config.data, modality=task.modality, input_col=config.input_col, target_cols=target_cols,
+                         id_col=config.id_col, group_col=config.group_col, split_col=config.split_col,
+                         feature_cols=config.feature_cols)
+    test_table = None
+    if config.test_data is not None:
+        test_table = load_records(config.test_data, modality=task.modality, input_col=config.input_col,
+                                  target_cols=target_cols, id_col=config.id_col,
+                                  feature_cols=table.feature_cols or config.feature_cols)
+    input_col = table.input_col or None
+
+    # Targets first: a missing or non-numeric target is reported with its line before anything runs.
+    errors: list[DataError] = []
+    values = [r.target for r in table.records]
+    probe_kind = task.target_kind
+    if task.is_classification:
+        nonempty = [v for v in values if v not in (None, "")]
+        probe_kind = TargetEncoder.resolve_kind(task.target_kind, target_cols, nonempty) if nonempty else "binary"
+    elif task.is_regression:
+        probe_kind = "regression" if len(target_cols) == 1 else "multi_regression"
+    probe = TargetEncoder(kind=probe_kind, target_cols=target_cols)
+    target_col_name = ",".join(target_cols)
+    for t in [table, *([test_table] if test_table else [])]:
+        for r in t.records:
+            try:
+                probe.check(r.target)
+            except ValueError as exc:
+                errors.append(t.error(r, str(exc), target_col_name))
+    if errors:
+        raise _first_error(errors)
+    kind = TargetEncoder.resolve_kind(task.target_kind, target_cols, values)
+
+    # Split the training file (train / val, plus test unless a test file was given).
+    val_frac = hyper["val_frac"]
+    test_frac = 0.0 if test_table is not None else hyper["test_frac"]
+    method = "column" if config.split_col and config.split == "random" else config.split
+    try:
+        train_idx, val_idx, test_idx = split_indices(
+            len(table.records), method, seed=hyper["seed"], val_frac=val_frac, test_frac=test_frac,
+            labels=values if kind in ("binary", "multiclass") else None,
+            smiles=[str(r.input) for r in table.records] if task.modality == "smiles" else None,
+            groups=[r.group for r in table.records] if config.group_col else None,
+            split_values=[r.split for r in table.records] if config.split_col else None,
+        )
+    except ValueError as exc:
+        raise DataError(table.source, f"cannot split ({config.split}): {exc}") from None
+    if method == "group" and not config.group_col:
+        raise DataError(table.source, "a group split needs --group-col")
+    train_records = [table.records[i] for i in train_idx]
+    val_records = [table.records[i] for i in val_idx]
+    if test_table is not None:
+        test_records, test_source = test_table.records, test_table
+    else:
+        test_records, test_source = [table.records[i] for i in test_idx], table
+    if not test_records:
+        raise DataError(table.source, "no test records: give --test FILE or a larger test_frac")
+
+    extra: dict[str, Any] = {}
+    if task.modality == "tabular":
+        extra["columns"] = table.feature_cols
+    # max_len only when asked for: each modality has its own sensible default (catalog).
+    max_len = hyper["max_len"] if "max_len" in config.hyperparameters else None
+    featurizer = featurizer_for_task(task.key, max_len=max_len, kmer=hyper["kmer"], **extra)
+    try:
+        featurizer.fit([r.input for r in train_records])
+    except ValueError as exc:
+        raise DataError(table.source, f"cannot fit the {modality.key} featurizer: {exc}") from None
+
+    targets = TargetEncoder.fit(kind, target_cols, [r.target for r in train_records])
+
+    def encode_all(records: list[Record], source: Table) -> tuple[list[dict], list[Any]]:
+        examples, labels = [], []
+        for r in records:
+            try:
+                example = featurizer.encode(r.input)
+            except RecordError as exc:
+                errors.append(source.error(r, str(exc), input_col if modality.input_format == "sequence" else None))
+                continue
+            try:
+                if kind == "token_labels":
+                    probe.check(r.target, n_tokens=featurizer.length(example))
+                labels.append(targets.encode(r.target))
+            except ValueError as exc:
+                errors.append(source.error(r, str(exc), target_col_name))
+                continue
+            examples.append(example)
+        return examples, labels
+
+    train_ex, train_y = encode_all(train_records, table)
+    val_ex, val_y = encode_all(val_records, table)
+    test_ex, test_y = encode_all(test_records, test_source)
+    if errors:
+        errors.sort(key=lambda e: (e.source != table.source, e.line or 0))
+        raise _first_error(errors)
+
+    seed = hyper["seed"]
+    train_set = ExampleSet(featurizer, [r.input for r in train_records], train_ex, train_y,
+                           augment=hyper["augment"], seed=seed)
+    val_set = ExampleSet(featurizer, [], val_ex, val_y) if val_ex else None
+    test_set = ExampleSet(featurizer, [], test_ex, test_y)
+    columns = {"input_col": input_col, "target_cols": target_cols, "id_col": config.id_col,
+               "feature_cols": table.feature_cols}
+    return Prepared(task, hyper, featurizer, targets, train_set, val_set, test_set, test_records, test_source, columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# build, fit, evaluate, write
+
+
+def encoder_config_for(preset: str, featurizer: Featurizer, dropout: float) -> EncoderConfig:
+    """The preset's encoder shape, sized for the featurizer's longest input."""
+    if preset not in ENCODER_BUILDERS:
+        raise KeyError(f"unknown preset {preset!r}; valid presets: {', '.join(ENCODER_BUILDERS)}")
+    max_len = featurizer.max_len
+    if hasattr(featurizer, "feature_order"):  # tabular: one token per feature
+        max_len = max(1, len(featurizer.feature_order))
+    return ENCODER_BUILDERS[preset](dropout=dropout, attn_dropout=dropout, max_len=max_len)
+
+
+def build(prep: Prepared, preset: str) -> TaskModel:
+    """A freshly initialized model, deterministic in the seed."""
+    torch.manual_seed(prep.hyper["seed"])
+    encoder_config = encoder_config_for(preset, prep.featurizer, prep.hyper["dropout"])
+    weights = None
+    if prep.hyper["class_weights"] and prep.targets.kind in ("binary", "multiclass"):
+        weights = class_weights_balanced(prep.train.labels, prep.targets.n_outputs)
+    return model_build(prep.featurizer, encoder_config, prep.targets.kind, prep.targets.n_outputs, weights)
+
+
+def train_config(hyper: dict[str, Any], device: str) -> TrainConfig:
+    """The trainer's config from resolved catalog hyperparameters."""
+    return TrainConfig(
+        epochs=hyper["epochs"], batch_size=hyper["batch_size"], lr=hyper["lr"],
+        weight_decay=hyper["weight_decay"], warmup_frac=hyper["warmup_frac"], grad_clip=hyper["grad_clip"],
+        patience=hyper["patience"] or None, precision=hyper["precision"], seed=hyper["seed"], device=device,
+    )
+
+
+def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), checkpoint_dir: Path | None = None,
+               resume_from: Path | None = None) -> RecipeResult:
+    """Run the whole recipe and write `config.out` (metrics.json, model/, explain/)."""
+    t_start = time.perf_counter()
+    prep = setup(config)
+    model = build(prep, config.preset)
+    kind, targets, featurizer = prep.targets.kind, prep.targets, prep.featurizer
+    collate = collate_fn(featurizer, kind)
+    tconfig = train_config(prep.hyper, config.device)
+    meta = {"task": prep.task.key, "preset": config.preset, "encoder": model.encoder.config.to_dict()}
+    # The resolved kind's metric: a classification task run on 5 classes selects on macro-F1, not ROC-AUC.
+    kind_meta = catalog.TARGET_KINDS[kind]
+    result = train(
+        model=model, train_set=prep.train, val_set=prep.val, collate=collate, length=featurizer.length,
+        evaluate=evaluate_fn(targets), primary_metric=kind_meta.primary_metric,
+        greater_is_better=kind_meta.greater_is_better, config=tconfig,
+        callbacks=[prep.train, *callbacks], checkpoint_dir=checkpoint_dir, resume_from=resume_from,
+        model_meta=meta,
+    )
+    train_seconds = time.perf_counter() - t_start
+    model = result.model
+    device = resolve_device(config.device)
+
+    # Test evaluation with the best-validation weights.
+    test_logits = predict(model=model, dataset=prep.test, collate=collate, length=featurizer.length,
+                          batch_size=prep.hyper["batch_size"], device=device)
+    test_metrics = evaluate_fn(targets)(test_logits, list(prep.test.labels))
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = {
+        "task": prep.task.key,
+        "target_kind": kind,
+        "primary_metric": catalog.TARGET_KINDS[kind].primary_metric,
+        "test": test_metrics,
+        "val": result.best_metrics,
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "stopped_reason": result.stopped_reason,
+        "n_train": len(prep.train), "n_val": len(prep.val) if prep.val else 0, "n_test": len(prep.test),
+        "preset": config.preset,
+        "hyperparameters": prep.hyper,
+        "train_seconds": round(train_seconds, 3),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+    model.eval()
+    model_dir = model_save(out / "model", model=model.cpu(), featurizer=featurizer, targets=targets,
+                           task=prep.task.key, columns=prep.columns, hyperparameters=prep.hyper,
+                           preset=config.preset, metrics=metrics)
+    explain = None
+    if config.explain_samples > 0:
+        loaded = model_load(model_dir)  # decode() lives on the loaded model; same weights
+        predictions = [p["prediction"] for p in loaded.decode(test_logits)]
+        true_labels = _true_labels(targets, prep.test_records, prep.test.labels)
+        inputs_only = [dict(e) for e in prep.test.examples]
+        if kind in ("binary", "multiclass"):
+            sample_idx = choose_samples(prep.test.labels, config.explain_samples, seed=prep.hyper["seed"])
+        else:
+            sample_idx = list(range(min(config.explain_samples, len(prep.test))))
+        explain = explain_write(out / "explain", model=model, featurizer=featurizer, collate=collate_fn(featurizer, kind),
+                                examples=inputs_only, ids=[r.id for r in prep.test_records],
+                                lines=[r.line for r in prep.test_records], true_labels=true_labels,
+                                predictions=predictions, sample_indices=sample_idx)
+    json_write(out / "metrics.json", metrics)
+    return RecipeResult(metrics=metrics, model_dir=model_dir, explain=explain, train_result=result, model=model)
+
+
+def _true_labels(targets: TargetEncoder, records: list[Record], encoded: Sequence[Any]) -> list[Any]:
+    if targets.kind in ("binary", "multiclass"):
+        return [targets.classes[int(y)] for y in encoded]
+    if targets.kind == "regression":
+        return [float(targets.decode_regression(np.asarray(y, dtype=np.float64).reshape(1, -1))[0, 0]) for y in encoded]
+    return [r.target for r in records]
