@@ -131,34 +131,50 @@ PRESET_BUILDERS = {"tiny": encoder_tiny, "small": encoder_small, "base": encoder
 # Dropout helpers
 
 
-def _keep_mask(shape: tuple[int, ...], p: float, device: torch.device) -> Tensor:
-    """Boolean mask, True with probability 1 - p, independent per element.
-
-    One full-range int64 draw yields four 16-bit uniforms, so the default generator runs a quarter
-    as often as for a float Bernoulli; the threshold quantizes p to 1/65536.
-    """
+def _random_lanes(shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """Independent uniform int16 values: one full-range int64 draw yields four of them, so the
+    default generator runs a quarter as often as for a float Bernoulli per element."""
     n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
     words.random_(-(2**63), None)  # full 64-bit range: every 16-bit lane is uniform
-    lanes = words.view(torch.int16)[:n].view(shape)
-    return lanes >= round(p * 65536) - 32768  # P(lane < threshold) = p
+    return words.view(torch.int16)[:n].view(shape)
+
+
+def _threshold(p: float) -> int:
+    return round(p * 65536) - 32768  # P(lane < threshold) = p, quantized to 1/65536
+
+
+def _keep_mask(shape: tuple[int, ...], p: float, device: torch.device) -> Tensor:
+    """Boolean mask, True with probability 1 - p, independent per element."""
+    return _random_lanes(shape, device) >= _threshold(p)
+
+
+def _scaled_keep(shape: tuple[int, ...], p: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Inverted-dropout multiplier: 1/(1-p) with probability 1 - p, else 0, in `dtype`.
+
+    Made once per forward and reused by backward: multiplying by a boolean mask would convert it
+    to floats twice (forward and backward), which cost more than the random draw.
+    """
+    keep = torch.empty(shape, dtype=dtype, device=device)
+    torch.ge(_random_lanes(shape, device), _threshold(p), out=keep)
+    return keep.mul_(1.0 / (1.0 - p))
 
 
 class _DropoutAdd(torch.autograd.Function):
-    """`residual + dropout(x)` as one addcmul, saving only a boolean mask for backward."""
+    """`residual + dropout(x)` as one addcmul; backward is one multiply by the saved mask."""
 
     @staticmethod
-    def forward(ctx: Any, residual: Tensor, x: Tensor, p: float) -> Tensor:
-        keep = _keep_mask(tuple(x.shape), p, x.device)
+    def forward(ctx: Any, residual: Tensor | None, x: Tensor, p: float) -> Tensor:
+        dtype = x.dtype if residual is None else torch.promote_types(residual.dtype, x.dtype)
+        keep = _scaled_keep(tuple(x.shape), p, dtype, x.device)  # 0 or 1/(1-p)
         ctx.save_for_backward(keep)
-        ctx.scale = 1.0 / (1.0 - p)
         ctx.x_dtype = x.dtype
-        return torch.addcmul(residual, x, keep, value=ctx.scale)
+        return x * keep if residual is None else torch.addcmul(residual, x, keep)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         (keep,) = ctx.saved_tensors
-        grad_x = (grad * keep).mul_(ctx.scale).to(ctx.x_dtype) if ctx.needs_input_grad[1] else None
+        grad_x = (grad * keep).to(ctx.x_dtype) if ctx.needs_input_grad[1] else None
         return (grad if ctx.needs_input_grad[0] else None), grad_x, None
 
 
@@ -173,11 +189,37 @@ def fast_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """Inverted dropout with the cheap mask; the same distribution as `F.dropout`."""
     if not training or p == 0.0:
         return x
-    return dropout_add(torch.zeros((), dtype=x.dtype, device=x.device), x, p, training)
+    return _DropoutAdd.apply(None, x, p)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Blocks
+
+
+class _FlashAttentionCPU(torch.autograd.Function):
+    """PyTorch's fused CPU attention on a fused QKV tensor, for fp32 training.
+
+    The public SDPA call gives the same numbers; its backward, though, returns separate q/k/v
+    gradients that autograd stacks (one copy) and then makes contiguous for the QKV Linear (a second
+    copy). This backward writes the three straight into the fused `(B, T, 3, H, Dh)` layout.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, qkv: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh), views
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=mask, scale=scale)
+        ctx.save_for_backward(qkv, mask, out, lse)
+        ctx.scale = scale
+        return out  # (B, H, T, Dh), laid out as (B, T, H, Dh)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None]:
+        qkv, mask, out, lse = ctx.saved_tensors
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+            grad_out, q, k, v, out, lse, 0.0, False, attn_mask=mask, scale=ctx.scale
+        )
+        return torch.stack([g.transpose(1, 2) for g in grads], dim=2), None, None  # (B, T, 3, H, Dh)
 
 
 class Attention(nn.Module):
@@ -203,8 +245,9 @@ class Attention(nn.Module):
         H, Dh = self.n_heads, self.head_dim
         if H == 0:  # every head slimmed away: the sublayer reduces to proj's bias
             return self.proj(x.new_zeros(B, T, 0)), (x.new_zeros(B, 0, T, T) if need_weights else None)
-        # (B, T, 3, H, Dh) -> (3, B, H, T, Dh): views, no copy; SDPA only needs a unit last stride
-        q, k, v = self.qkv(x).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
+        qkv = self.qkv(x).view(B, T, 3, H, Dh)  # (B, T, 3, H, Dh)
+        # (3, B, H, T, Dh) views, no copy: SDPA only needs a unit last stride
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
 
         keep = key_keep  # (B, 1, 1, T) bool padding mask or None
         if self.training and self.attn_dropout > 0.0:
@@ -225,6 +268,16 @@ class Attention(nn.Module):
                 scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
             weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # (B, H, T, T)
             y = weights @ v  # (B, H, T, Dh)
+        elif (
+            x.device.type == "cpu"
+            and q.dtype == torch.float32
+            and qkv.requires_grad
+            and (mask is None or not mask.requires_grad)  # the fused backward gives no mask gradient
+        ):
+            weights = None
+            if mask is not None and mask.dtype == torch.bool:  # the kernel takes an additive mask
+                mask = torch.zeros(mask.shape, dtype=q.dtype).masked_fill_(~mask, float("-inf"))
+            y = _FlashAttentionCPU.apply(qkv, mask, Dh**-0.5)  # (B, H, T, Dh)
         else:
             weights = None
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)

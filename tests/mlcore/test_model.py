@@ -83,6 +83,24 @@ def test_capture_and_fused_paths_agree_in_training_with_the_same_seed() -> None:
     assert (captured.attentions[0][0, :, 1:, :] == 0).any()
 
 
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_fused_training_path_has_the_explicit_paths_gradients(with_bias: bool) -> None:
+    # Training in fp32 on CPU runs attention through a custom backward (_FlashAttentionCPU); the
+    # explicit matmul + softmax path is the reference. Same seed, so the same dropout masks.
+    model = _tiny().train()
+    x, pad_mask = _batch()
+    bias = torch.randn(3, 1, 7, 7) if with_bias else None
+    grads = []
+    for capture in (False, True):
+        model.zero_grad()
+        torch.manual_seed(3)
+        out = model(x, pad_mask, attn_bias=bias, output_attentions=capture)
+        (out.hidden**2).sum().backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    for name, reference in grads[1].items():
+        torch.testing.assert_close(grads[0][name], reference, atol=1e-4 * reference.abs().max().item(), rtol=0)
+
+
 def test_padding_never_changes_real_tokens() -> None:
     model = _tiny().eval()
     g = torch.Generator().manual_seed(2)
