@@ -6,16 +6,35 @@ Task names come from ``portal.config.celery`` so producer and consumer cannot dr
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from portal.config.celery import TASK_REQUEUE_LOST_JOBS, app
+from portal.config.celery import TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, app
 from portal.jobs import selectors as job_selectors
 from portal.jobs import services as job_services
+from portal.jobs.models import Job
+from workers.runner import job_run_safely  # loads torch: the worker parent imports it once, children share it
 
 log = logging.getLogger(__name__)
+
+
+@app.task(name=TASK_RUN_JOB, bind=True)
+def run_job(self, job_id: int) -> str:  # noqa: ANN001 - bound task
+    """Start the job (exactly one delivery wins) and run it; a duplicate delivery does nothing."""
+    hostname = self.request.hostname or socket.gethostname()
+    try:
+        job_services.job_start(job_id=job_id, worker_hostname=hostname)
+    except job_services.JobTransitionError as exc:
+        log.info("job %s not started by %s: %s", job_id, hostname, exc)
+        return exc.current
+    except Job.DoesNotExist:
+        log.warning("job %s no longer exists", job_id)
+        return "missing"
+    job = Job.objects.select_related("dataset").get(pk=job_id)
+    return job_run_safely(job=job)
 
 
 @app.task(name=TASK_REQUEUE_LOST_JOBS)

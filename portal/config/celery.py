@@ -33,6 +33,8 @@ app.conf.update(
     # One job at a time per worker process: long jobs must not sit prefetched behind another.
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
+    # A fresh child process per job: GPU memory and any leaked state are released between jobs.
+    worker_max_tasks_per_child=int(os.environ.get("CELERY_WORKER_MAX_TASKS_PER_CHILD", "1")),
     broker_connection_retry_on_startup=True,
 )
 

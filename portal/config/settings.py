@@ -229,3 +229,7 @@ LOGGING = {
 # --- jobs -----------------------------------------------------------------------------------
 # A running job whose worker has not sent a heartbeat for this many seconds is considered lost.
 LABFORMER_HEARTBEAT_TIMEOUT = env_int("LABFORMER_HEARTBEAT_TIMEOUT", 300)
+# Seconds between a running job's heartbeats (progress and metric points are flushed with them).
+LABFORMER_HEARTBEAT_INTERVAL = env_int("LABFORMER_HEARTBEAT_INTERVAL", 3)
+# Local scratch space of workers (datasets copied from storage, checkpoints before upload).
+LABFORMER_WORK_DIR = Path(env_str("LABFORMER_WORK_DIR", str(VAR_DIR / "work")))

@@ -20,6 +20,7 @@ class MetricPoint(models.Model):
     step = models.PositiveIntegerField()
     epoch = models.PositiveIntegerField(default=0)
     value = models.FloatField(null=True)  # NaN is stored as NULL: an undefined metric, not zero
+    attempt = models.PositiveSmallIntegerField(default=1)  # which run of the job recorded it (resumes)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

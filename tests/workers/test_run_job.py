@@ -1,0 +1,120 @@
+"""Jobs through real `celery worker` processes, Redis and PostgreSQL: success, worker death and
+resume, duplicate delivery, cancellation, failure."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.files.base import ContentFile
+from django.db import connection
+
+from portal.config.celery import QUEUE_CPU, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, app
+from portal.jobs import services as job_services
+from portal.jobs.models import Job
+from portal.results.models import Artifact, MetricPoint, Result
+from tests.workers.conftest import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+S = Job.Status
+
+
+def _submit(dataset, **hyper) -> Job:  # noqa: ANN001
+    return job_services.job_submit(
+        user=dataset.owner, dataset=dataset, task_key="dna-classification", preset="tiny",
+        hyperparameters={"epochs": 3, "patience": 0, **hyper},
+    )
+
+
+def _status(job: Job) -> str:
+    return Job.objects.values_list("status", flat=True).get(pk=job.pk)
+
+
+def test_worker_runs_a_submitted_job_to_succeeded(start_worker, dna_dataset) -> None:  # noqa: ANN001
+    worker = start_worker()
+    job = _submit(dna_dataset())
+    wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 180, "the job to finish", worker)
+    job.refresh_from_db()
+    assert job.status == S.SUCCEEDED, job.error_message + job.error_traceback
+    assert job.worker_hostname.startswith("test-") and job.attempts == 1 and job.progress == 1.0
+    kinds = set(Artifact.objects.filter(job=job).values_list("kind", flat=True))
+    assert {"checkpoint", "model", "predictions", "attention", "embeddings", "report", "log"} <= kinds
+    result = Result.objects.get(job=job)
+    assert "roc_auc" in result.baseline_metrics
+    steps = list(MetricPoint.objects.filter(job=job, split="train", name="loss").values_list("step", flat=True))
+    assert steps == sorted(set(steps)) and steps[0] == 1
+    assert MetricPoint.objects.filter(job=job, split="val").exists()
+    # Artifacts are real files in storage with the hash recorded.
+    predictions = Artifact.objects.get(job=job, kind="predictions")
+    with predictions.file.open("rb") as fh:
+        assert fh.readline().startswith(b"id,line,label,prediction")
+
+
+def test_worker_killed_mid_training_job_is_requeued_and_resumes(start_worker, dna_dataset) -> None:  # noqa: ANN001
+    first = start_worker()
+    job = _submit(dna_dataset(n=400, length=60), epochs=4)
+    # Wait for the first epoch's checkpoint to be stored, then pull the plug.
+    wait_for(lambda: Artifact.objects.filter(job=job, kind="checkpoint").exists(), 180, "a checkpoint", first)
+    first.kill()
+    steps_first = set(MetricPoint.objects.filter(job=job, split="train", name="loss", attempt=1).values_list("step", flat=True))
+    checkpoint_step = Artifact.objects.get(job=job, kind="checkpoint").metadata["step"]
+    assert _status(job) == S.RUNNING  # nobody told the database: the heartbeat will expire
+    second = start_worker(LABFORMER_HEARTBEAT_TIMEOUT="2")
+    time.sleep(2.5)
+    app.send_task(TASK_REQUEUE_LOST_JOBS, queue=QUEUE_CPU)
+    wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 240, "the resumed job to finish", second)
+    job.refresh_from_db()
+    assert job.status == S.SUCCEEDED, job.error_message + job.error_traceback
+    assert job.attempts == 2
+    steps_second = list(MetricPoint.objects.filter(job=job, split="train", name="loss", attempt=2)
+                        .order_by("step").values_list("step", flat=True))
+    # The second attempt started after the checkpoint, not from step 1, and trained fewer steps.
+    assert steps_second[0] == checkpoint_step + 1
+    total = MetricPoint.objects.filter(job=job, split="train", name="loss").count()
+    assert len(steps_second) < total
+    assert steps_first and min(steps_first) == 1
+    # One point per step, never two.
+    steps = list(MetricPoint.objects.filter(job=job, split="train", name="loss").values_list("step", flat=True))
+    assert len(steps) == len(set(steps)) == max(steps)
+
+
+def test_duplicate_delivery_of_the_same_job_runs_once(start_worker, dna_dataset) -> None:  # noqa: ANN001
+    job = _submit(dna_dataset(), epochs=2)
+    app.send_task(TASK_RUN_JOB, args=[job.pk], queue=QUEUE_CPU)  # the same message, a second time
+    worker = start_worker()
+    wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 180, "the job to finish", worker)
+    # The second delivery finds the job running or finished and does nothing.
+    wait_for(lambda: "not started" in worker.output(), 60, "the second delivery to be refused", worker)
+    job.refresh_from_db()
+    assert job.status == S.SUCCEEDED and job.attempts == 1
+    assert Artifact.objects.filter(job=job, kind="model").count() == 1
+
+
+def test_cancel_a_running_job_then_the_worker_runs_the_next(start_worker, dna_dataset) -> None:  # noqa: ANN001
+    worker = start_worker()
+    long_job = _submit(dna_dataset(n=800, length=100), epochs=50)
+    wait_for(lambda: MetricPoint.objects.filter(job=long_job, split="train").exists(), 120, "training to start", worker)
+    asked = time.time()
+    job_services.job_cancel(job_id=long_job.pk, user=long_job.owner)
+    wait_for(lambda: _status(long_job) == S.CANCELLED, 10, "cancelled within 10 s", worker)
+    assert time.time() - asked < 10
+    assert worker.alive
+    next_job = _submit(dna_dataset(), epochs=1)
+    wait_for(lambda: _status(next_job) in (S.SUCCEEDED, S.FAILED), 180, "the next job", worker)
+    assert _status(next_job) == S.SUCCEEDED
+
+
+def test_a_job_whose_training_raises_fails_with_traceback_and_the_worker_survives(start_worker, dna_dataset) -> None:  # noqa: ANN001
+    worker = start_worker()
+    bad = dna_dataset()
+    # The stored file lost its label column: the recipe raises while reading it.
+    bad.original_file.save("broken.csv", ContentFile(b"sequence,other\nACGT,1\nTTTT,0\n"), save=True)
+    job = _submit(bad)
+    wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 120, "the job to fail", worker)
+    job.refresh_from_db()
+    assert job.status == S.FAILED
+    assert "label" in job.error_message and "Traceback" in job.error_traceback
+    assert worker.alive
+    good = _submit(dna_dataset(), epochs=1)
+    wait_for(lambda: _status(good) in (S.SUCCEEDED, S.FAILED), 180, "the next job", worker)
+    assert _status(good) == S.SUCCEEDED

@@ -1,0 +1,285 @@
+"""One attempt at one job: the bridge between the job row and the mlcore recipe.
+
+`run_job` (workers/tasks.py) moves the job to running and hands it here. The runner
+- copies the dataset file from storage to a local work folder (storage may be S3),
+- finds the job's last checkpoint artifact, if an earlier attempt left one, to resume from it,
+- runs `mlcore.recipe.recipe_run` with a callback that buffers metric points and progress,
+- flushes them from a heartbeat thread every few seconds (batched INSERTs, and the heartbeat
+  keeps beating through long validation or test passes), which also reads the cancel flag,
+- stores a checkpoint artifact every epoch, and at the end the result, model, predictions,
+  attention maps, embeddings, report and log,
+- and ends the job through the state machine: succeeded, cancelled, or failed with the traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from mlcore.recipe import RecipeConfig, recipe_run
+from mlcore.trainer import Callback, TrainState
+from portal.jobs import services as job_services
+from portal.jobs.models import Job
+from portal.results import services as result_services
+from portal.results.models import Artifact
+from portal.results.services import Point
+
+log = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while it ran."""
+
+
+class ProfileUnavailable(RuntimeError):
+    """The job asks for an optimization profile this worker's mlcore cannot apply."""
+
+
+# Profiles the runner can carry out today; the catalog lists the others (see the compression issue).
+SUPPORTED_PROFILES = ("baseline",)
+
+
+class DatabaseReporter(Callback):
+    """Collects progress and metric points from the training loop; a thread writes them out.
+
+    The training loop only appends to in-memory lists (cheap, no I/O between steps); the heartbeat
+    thread swaps the lists out under a lock and writes them in one statement each.
+    """
+
+    def __init__(self, *, job_id: int, attempt: int, interval: float) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._points: list[Point] = []
+        self._progress: dict[str, Any] = {}
+        self._checkpoints: list[Path] = []
+        self._cancel = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
+        self.last_error: BaseException | None = None
+
+    # --- the training loop's side ------------------------------------------------------------
+    def on_train_start(self, state: TrainState) -> None:
+        self._set_progress(state)
+
+    def on_step_end(self, state: TrainState) -> None:
+        with self._lock:
+            self._points.append(Point("train", "loss", state.step, state.epoch, state.loss, self.attempt))
+            self._points.append(Point("train", "lr", state.step, state.epoch, state.lr, self.attempt))
+        self._set_progress(state)
+
+    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        # One row per epoch: val_<metric> become ("val", metric) points; the epoch's mean training
+        # loss is ("train", "epoch_loss") so it never collides with the per-step ("train", "loss").
+        points = []
+        for key, value in metrics.items():
+            if key in ("epoch", "time", "lr") or not isinstance(value, (int, float)):
+                continue
+            if key.startswith("val_"):
+                split, name = "val", key[4:]
+            elif key == "train_loss":
+                split, name = "train", "epoch_loss"
+            else:
+                split, name = "train", key
+            points.append(Point(split, name, state.step, state.epoch, float(value), self.attempt))
+        with self._lock:
+            self._points.extend(points)
+        self._set_progress(state)
+
+    def on_checkpoint(self, path: Path) -> None:
+        # Copy now: the trainer overwrites the same file next epoch. Storing happens here, in the
+        # training thread, so the checkpoint is safe before the next epoch begins.
+        self.flush()
+        result_services.artifact_create(
+            job_id=self.job_id, kind=Artifact.Kind.CHECKPOINT, path=path, name="last.pt",
+            metadata={"epoch": self._progress.get("epoch"), "step": self._progress.get("step")}, replace=True,
+        )
+
+    def should_stop(self) -> bool:
+        return self._cancel.is_set()
+
+    def _set_progress(self, state: TrainState) -> None:
+        with self._lock:
+            self._progress = {"progress": float(state.fraction), "epoch": int(state.epoch), "step": int(state.step)}
+
+    # --- the heartbeat thread's side ---------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            points, self._points = self._points, []
+            progress = dict(self._progress)
+        if points:
+            result_services.metric_points_record(job_id=self.job_id, points=points)
+        if job_services.job_heartbeat(job_id=self.job_id, **progress):
+            self._cancel.set()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    self.flush()
+                except Exception as exc:  # a database hiccup must not kill the heartbeat for good
+                    self.last_error = exc
+                    log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
+                    close_old_connections()
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def _local_copy(field_file: Any, destination: Path) -> Path:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with field_file.open("rb") as src, open(destination, "wb") as dst:
+        shutil.copyfileobj(src, dst, length=1 << 20)
+    return destination
+
+
+def _zip_dir(directory: Path, target: Path) -> Path:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(directory))
+    return target
+
+
+def _recipe_config(job: Job, data: Path, out: Path) -> RecipeConfig:
+    cfg = job.config
+    mapping = cfg.get("dataset", {}).get("schema", {}) or {}
+    hyper = dict(cfg.get("hyperparameters", {}))
+    return RecipeConfig(
+        task=job.task_key,
+        data=data,
+        out=out,
+        split=cfg.get("split", "random"),
+        preset=cfg.get("preset", "tiny"),
+        hyperparameters=hyper,
+        input_col=mapping.get("input_col"),
+        target_cols=mapping.get("target_cols"),
+        id_col=mapping.get("id_col"),
+        group_col=mapping.get("group_col"),
+        split_col=mapping.get("split_col"),
+        feature_cols=mapping.get("feature_cols"),
+        device="cuda" if job.device == Job.Device.GPU else "cpu",
+    )
+
+
+def _predictions_csv(explain_dir: Path, target: Path) -> Path:
+    meta = json.loads((explain_dir / "embeddings.json").read_text())
+    with open(target, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "line", "label", "prediction"])
+        for row in zip(meta["ids"], meta["lines"], meta["labels"], meta["predictions"]):
+            writer.writerow([json.dumps(v) if isinstance(v, (list, dict)) else v for v in row])
+    return target
+
+
+def job_run(*, job: Job) -> str:
+    """Run one attempt of a job that this worker has just moved to running. Returns the final status."""
+    if job.profile_key not in SUPPORTED_PROFILES:
+        raise ProfileUnavailable(
+            f"optimization profile {job.profile_key!r} cannot be applied by this worker yet "
+            f"(available: {', '.join(SUPPORTED_PROFILES)})"
+        )
+    work_root = Path(settings.LABFORMER_WORK_DIR)
+    work_root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"job-{job.pk}-a{job.attempts}-", dir=work_root))
+    log_path = work / "job.log"
+    handler = logging.FileHandler(log_path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("mlcore", "workers"):
+        logging.getLogger(name).addHandler(handler)
+    reporter = DatabaseReporter(job_id=job.pk, attempt=job.attempts, interval=settings.LABFORMER_HEARTBEAT_INTERVAL)
+    try:
+        dataset = job.dataset
+        source = dataset.canonical_file if dataset.canonical_file else dataset.original_file
+        suffix = "".join(Path(source.name).suffixes[-2:]) or ".csv"
+        data = _local_copy(source, work / f"data{suffix}")
+        resume_from = None
+        checkpoint = result_services.artifact_latest(job_id=job.pk, kind=Artifact.Kind.CHECKPOINT)
+        if checkpoint is not None:
+            resume_from = result_services.artifact_fetch(artifact=checkpoint, destination=work / "resume" / "last.pt")
+            log.info("job %s attempt %s resumes from %s", job.pk, job.attempts, checkpoint.metadata)
+        out = work / "out"
+        reporter.start()
+        started = time.perf_counter()
+        result = recipe_run(
+            _recipe_config(job, data, out), callbacks=[reporter], checkpoint_dir=work / "checkpoints",
+            resume_from=resume_from,
+        )
+        reporter.stop()
+        if result.train_result.stopped_reason == "cancelled":
+            raise JobCancelled()
+        metrics = result.metrics
+        metrics["worker_seconds"] = round(time.perf_counter() - started, 3)
+        result_services.metric_points_record(
+            job_id=job.pk,
+            points=[Point("test", k, 0, int(metrics.get("best_epoch") or 0), float(v), job.attempts)
+                    for k, v in metrics["test"].items() if isinstance(v, (int, float))],
+        )
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+        store = result_services.artifact_create
+        store(job_id=job.pk, kind=Artifact.Kind.REPORT, path=out / "metrics.json")
+        store(job_id=job.pk, kind=Artifact.Kind.MODEL, path=_zip_dir(result.model_dir, work / "model.zip"),
+              metadata={"format": "mlcore model directory (zip)"})
+        if result.explain is not None:
+            explain = result.explain.directory
+            store(job_id=job.pk, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz",
+                  metadata={"samples": json.loads((explain / "samples.json").read_text())})
+            store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy",
+                  metadata=json.loads((explain / "embeddings.json").read_text()))
+            store(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=_predictions_csv(explain, work / "predictions.csv"))
+        result_services.result_record(job_id=job.pk, baseline_metrics=metrics["test"], optimized_metrics={},
+                                      compression_report={})
+        status = Job.Status.SUCCEEDED
+    except JobCancelled:
+        status = Job.Status.CANCELLED
+    finally:
+        if reporter._thread.is_alive():
+            reporter.stop()
+        for name in ("mlcore", "workers"):
+            logging.getLogger(name).removeHandler(handler)
+        handler.close()
+        try:
+            result_services.artifact_create(job_id=job.pk, kind=Artifact.Kind.LOG, path=log_path,
+                                            name=f"attempt-{job.attempts}.log")
+        except Exception:  # the log is a convenience; never let it hide the real outcome
+            log.exception("job %s: could not store the log", job.pk)
+        shutil.rmtree(work, ignore_errors=True)
+    if status == Job.Status.CANCELLED:
+        job_services.job_mark_cancelled(job_id=job.pk)
+    else:
+        job_services.job_succeed(job_id=job.pk)
+    return status
+
+
+def job_run_safely(*, job: Job) -> str:
+    """`job_run`, turning any exception into a failed job with its traceback (the worker lives on)."""
+    try:
+        return job_run(job=job)
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, then the worker moves on
+        log.exception("job %s failed", job.pk)
+        message = f"{type(exc).__name__}: {exc}"
+        try:
+            job_services.job_fail(job_id=job.pk, message=message, traceback=traceback.format_exc())
+        except job_services.JobTransitionError as transition:
+            log.warning("job %s could not be marked failed: %s", job.pk, transition)
+        return Job.Status.FAILED
