@@ -212,7 +212,7 @@ def load_records(
     """Read `path` into records for `modality` with the given column mapping.
 
     `input_col` defaults to the modality's (`sequence`, `smiles`, the object id column for long
-    formats); `target_cols` must be given by the caller (the task knows its default). With
+    formats); `id_col` to `id` when the file has such a column (FASTA always does); `target_cols` must be given by the caller (the task knows its default). With
     `require_target=False` (prediction) target columns are read when present and ignored otherwise.
     For tabular data every column that is not a target / id / group / split column is a feature
     unless `feature_cols` says otherwise.
@@ -222,6 +222,8 @@ def load_records(
     spec = MODALITIES[modality]
     columns, rows, unit = read_rows(path)
     input_col = input_col or spec.default_input_col
+    if id_col is None and "id" in columns and input_col != "id":
+        id_col = "id"  # FASTA ids, and an `id` column is an identifier, never a tabular feature
     target_cols = list(target_cols or [])
     missing_targets = [c for c in target_cols if c not in columns]
     if missing_targets and require_target:

@@ -1,0 +1,83 @@
+"""The CLI contract, through a real subprocess: train writes model/ and metrics.json, predict writes one
+row per record, bad input exits non-zero with one line naming file, line and reason (no traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.mlcore import synthetic
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str | Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "mlcore", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    tmp = tmp_path_factory.mktemp("cli")
+    seqs, labels = synthetic.dna(160, seed=1)
+    train = synthetic.write_csv(tmp / "train.csv", ["sequence", "label"], list(zip(seqs[:120], labels[:120])))
+    test = synthetic.write_csv(tmp / "test.csv", ["sequence", "label"], list(zip(seqs[120:], labels[120:])))
+    proc = run_cli("train", "--task", "dna-classification", "--data", train, "--test", test, "--preset", "tiny",
+                   "--epochs", "4", "--seed", "0", "--out", tmp / "run")
+    return tmp, test, proc
+
+
+def test_train_writes_model_and_metrics(trained) -> None:
+    tmp, _, proc = trained
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "train" in proc.stderr and "step" in proc.stderr  # the tqdm bar went to stderr
+    assert "roc_auc" in proc.stdout and "test" in proc.stdout  # the final table
+    metrics = json.loads((tmp / "run" / "metrics.json").read_text())
+    assert metrics["task"] == "dna-classification"
+    assert {"roc_auc", "pr_auc", "accuracy", "mcc"} <= set(metrics["test"])
+    assert "roc_auc" in metrics["val"] and len(metrics["history"]) >= 1
+    assert (tmp / "run" / "model" / "model.safetensors").exists()
+
+
+def test_predict_writes_one_row_per_record(trained) -> None:
+    tmp, test, _ = trained
+    proc = run_cli("predict", "--model", tmp / "run" / "model", "--data", test, "--out", tmp / "preds.csv")
+    assert proc.returncode == 0, proc.stderr
+    lines = (tmp / "preds.csv").read_text().splitlines()
+    assert lines[0] == "id,line,prediction,prob_0,prob_1" and len(lines) == 1 + 40
+    first = lines[1].split(",")
+    assert first[1] == "2" and first[2] in ("0", "1") and abs(float(first[3]) + float(first[4]) - 1) < 1e-4
+
+
+def test_bad_input_names_file_line_and_reason(trained, tmp_path: Path) -> None:
+    rows = [["ACGTACGT", 1], ["ACGTACGT", 0]] * 8
+    rows[15] = ["ACGTQCGT", 1]  # file line 17 (the header is line 1)
+    bad = synthetic.write_csv(tmp_path / "train.csv", ["sequence", "label"], rows)
+    proc = run_cli("train", "--task", "dna-classification", "--data", bad, "--epochs", "1", "--out", tmp_path / "o")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: train.csv line 17: invalid nucleotide 'Q' at position 5 in column 'sequence'")
+    assert "Traceback" not in proc.stderr
+
+    model = trained[0] / "run" / "model"
+    bad_pred = synthetic.write_csv(tmp_path / "new.csv", ["sequence"], [["ACGT"], ["AC GT"]])
+    proc = run_cli("predict", "--model", model, "--data", bad_pred, "--out", tmp_path / "p.csv")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "new.csv line 3: invalid nucleotide ' ' at position 3 in column 'sequence'" in proc.stderr
+
+
+def test_bad_target_and_unknown_task(tmp_path: Path) -> None:
+    rows = [["ACGT", "1.5"]] * 6 + [["ACGT", "high"]]
+    data = synthetic.write_csv(tmp_path / "reg.csv", ["sequence", "target"], rows)
+    proc = run_cli("train", "--task", "dna-regression", "--data", data, "--out", tmp_path / "o")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "reg.csv line 8: non-numeric target 'high' in column 'target'" in proc.stderr
+    proc = run_cli("train", "--task", "dna-clasification", "--data", data, "--out", tmp_path / "o")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "unknown task 'dna-clasification'" in proc.stderr and "dna-classification" in proc.stderr
