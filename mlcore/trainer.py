@@ -332,6 +332,8 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
           resume_from: Path | None = None, model_meta: dict | None = None) -> TrainResult:
     """Train `model` on `train_set`, early-stopping on validation `primary_metric`; see the module doc.
 
+    A `train_set` with a `set_epoch(epoch)` method (0-based, as DistributedSampler's) is told each
+    epoch before its batches are drawn, on every rank, so epoch-dependent augmentation is reproducible.
     `checkpoint_dir`: a checkpoint (`last.pt`) is written there after every epoch (rank 0).
     `resume_from`: a checkpoint file or directory; training continues after its last epoch and
     ends bit-identical (CPU) to a run that never stopped. `model_meta` (JSON-like) is stored in
@@ -352,7 +354,8 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
 
     base_model = model.to(device)
     ddp_model = dist_utils.wrap_model(base_model, ctx)
-    optimizer = torch.optim.AdamW(param_groups(base_model, config.weight_decay), lr=config.lr,
+    groups = [g for g in param_groups(base_model, config.weight_decay) if g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr,
                                   # The fused CPU/CUDA kernel is faster and deterministic on CPU.
                                   fused=device.type in ("cpu", "cuda"))
     sampler = BucketBatchSampler([length(ex) for ex in train_set], batch_size=config.batch_size,
@@ -407,6 +410,9 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
         t0 = time.perf_counter()
         state.epoch = epoch + 1
         sampler.set_epoch(epoch)
+        if hasattr(train_set, "set_epoch"):
+            # On every rank (callbacks run on rank 0 only): per-epoch augmentation stays in step, resume included.
+            train_set.set_epoch(epoch)
         ddp_model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         n_steps = 0

@@ -335,3 +335,25 @@ def test_cross_validate_reports_per_fold_and_mean_std() -> None:
     assert cv.mean["accuracy"] == pytest.approx(np.mean(accs))
     assert cv.std["accuracy"] == pytest.approx(np.std(accs, ddof=1))
     assert cv.mean["accuracy"] > 0.7
+
+
+class EpochAwareList(list):
+    """A dataset that augments per epoch would key its randomness on the epoch it is told."""
+
+    def __init__(self, items: list) -> None:
+        super().__init__(items)
+        self.told: list[int] = []
+
+    def set_epoch(self, epoch: int) -> None:
+        self.told.append(epoch)
+
+
+def test_train_set_is_told_each_epoch_also_after_resume(tmp_path: Path) -> None:
+    config = TrainConfig(epochs=3, **FAST)
+    first = EpochAwareList(TRAIN)
+    with pytest.raises(Crash):
+        fit(fresh_model(), config, first, None, checkpoint_dir=tmp_path, callbacks=[Recorder(crash_after_epoch=1)])
+    assert first.told == [0]
+    second = EpochAwareList(TRAIN)
+    fit(fresh_model(), config, second, None, resume_from=tmp_path)
+    assert second.told == [1, 2]
