@@ -26,6 +26,7 @@ BACKGROUND = np.array([0.28, 0.22, 0.22, 0.28])  # A C G T: E. coli intergenic D
 BOX35, BOX10 = "TTGACA", "TATAAT"
 SEQ_LEN = 100
 BEST_SPACER = 17
+STRENGTH_START10 = 70  # 0-based start of the -10 box in the strength set (transcription starts ~ +7 bp after it)
 
 
 def _background(rng: np.random.Generator, n: int) -> list[str]:
@@ -45,11 +46,13 @@ def _place(seq: list[str], start: int, motif: str) -> None:
 
 
 def _promoter(rng: np.random.Generator, *, mm35: int, mm10: int, spacer: int, up: float, tg: bool,
-              with35: bool = True, with10: bool = True) -> tuple[str, float]:
-    """A 100-bp sequence with the boxes planted (the -10 box ends 19-33 bp before the 3' end), and
-    the AT fraction of the 20 bp upstream of the -35 box (the UP element) as written."""
+              with35: bool = True, with10: bool = True, start10: int | None = None) -> tuple[str, float]:
+    """A 100-bp sequence with the boxes planted, the -10 box starting at `start10` (default: random
+    in 62-75, i.e. ending 19-32 bp before the 3' end), and the AT fraction of the 20 bp upstream of
+    the -35 box (the UP element) as written."""
     seq = _background(rng, SEQ_LEN)
-    start10 = int(rng.integers(62, 76))
+    if start10 is None:
+        start10 = int(rng.integers(62, 76))
     start35 = start10 - spacer - len(BOX35)
     if with10:
         _place(seq, start10, _mutate(BOX10, mm10, rng))
@@ -104,7 +107,10 @@ def _strength_build(path: Path, seed: int) -> int:
         mm10 = _mismatches(rng, (0.25, 0.35, 0.25, 0.15))
         spacer = int(rng.integers(14, 21))
         tg = bool(rng.random() < 0.3)
-        seq, up_at = _promoter(rng, mm35=mm35, mm10=mm10, spacer=spacer, up=float(rng.uniform(0, 0.8)), tg=tg)
+        # Aligned on the transcription start, as promoter libraries are: the -10 box sits at a fixed
+        # place and the -35 box moves with the spacer.
+        seq, up_at = _promoter(rng, mm35=mm35, mm10=mm10, spacer=spacer, up=float(rng.uniform(0, 0.8)), tg=tg,
+                               start10=STRENGTH_START10)
         target = promoter_strength(mm35, mm10, spacer, up_at, tg) + rng.normal(0.0, 0.3)
         rows.append([f"str{i + 1:05d}", seq, fmt(target, 5)])
     return csv_write(path, ["id", "sequence", "target"], rows)
@@ -162,7 +168,8 @@ demo_dataset_register(DemoDataset(
         "log2 expression level: 8 - 1.1 x (mismatches in the -35 box) - 1.4 x (mismatches in the "
         "-10 box) - 0.6 x |spacer - 17| + 2 x (AT fraction of the 20 bp upstream of -35 - 0.56) "
         "+ 0.5 x (extended -10 TG present) + Gaussian noise (sd 0.3). 0-3 mismatches per box, "
-        "spacers of 14-20 bp."
+        "spacers of 14-20 bp; sequences are aligned on the promoter: the -10 box always starts at "
+        "position 71 (1-based) and the -35 box moves with the spacer."
     ),
     provenance=_GENERATOR_PROVENANCE.format(fn="_strength_build"),
     citation=_PROMOTER_CITATION,

@@ -5,12 +5,14 @@ model whose knobs come from jet-substructure physics (Larkoski, Moult & Nachman 
 
 - Jets have pT 450-650 GeV, |eta| < 2, any phi, radius R = 0.8 around the jet axis.
 - Signal (label 1), a boosted W or Z decaying to two quarks: two prongs sharing the jet momentum
-  as z and 1 - z (z uniform in 0.1-0.9), separated by Delta R = m / (pT sqrt(z (1 - z))) so the
-  jet mass peaks near the boson mass (80.4 or 91.2 GeV, smeared by a 5 GeV resolution). Each prong
-  is a colour-singlet quark shower: few, collimated particles.
+  as z and 1 - z (z uniform in 0.03-0.97), separated by Delta R = m / (pT sqrt(z (1 - z))) so the
+  jet mass peaks near the boson mass (80.4 or 91.2 GeV, smeared by a 5 GeV resolution; showers
+  and the underlying event push it up by about 10 GeV). Each prong is a colour-singlet quark
+  shower: few, collimated particles.
 - Background (label 0), QCD: one prong from a quark (40%) or gluon (60%: more particles, wider),
-  and in 35% of jets a hard gluon emission (soft fraction z with a 1/z spectrum, angle log-uniform
-  in 0.1-0.6), which gives QCD its mass tail and makes some QCD jets look two-pronged.
+  and in half the jets a hard gluon emission (soft fraction z with a 1/z spectrum in 0.03-0.5,
+  angle log-uniform in 0.08-0.75), which gives QCD its mass tail and makes some QCD jets look
+  two-pronged.
 - Within a prong, particle momentum fractions are Gamma(0.7)-distributed and softer particles
   fly wider (angular scale ~ 1/sqrt(pT)); a little soft underlying event is sprinkled over the
   jet area; particles below 0.5 GeV are dropped and at most 100 are kept (the hardest).
@@ -33,6 +35,7 @@ from mlcore.demo_data.registry import DemoDataset, csv_write, demo_dataset_regis
 JET_R = 0.8
 PT_MIN = 0.5  # GeV, particle threshold
 MAX_PARTICLES = 100
+HARD_EMISSION = 0.5  # fraction of QCD jets with a hard, wide-angle gluon emission (a second prong)
 # (pid of the positive / neutral state, charge, mass GeV, probability). Charged states flip sign.
 SPECIES = (
     (211, 1, 0.13957, 0.50),  # pi+-
@@ -76,15 +79,17 @@ def _jet(rng: np.random.Generator, signal: bool) -> tuple[np.ndarray, np.ndarray
     pt = float(rng.uniform(450.0, 650.0))
     if signal:
         mass = float(rng.normal(80.4 if rng.random() < 0.5 else 91.2, 5.0))
-        z = float(rng.uniform(0.1, 0.9))
-        delta_r = min(mass / (pt * math.sqrt(z * (1 - z))), 0.7)
+        z = float(rng.uniform(0.03, 0.97))
+        # Very asymmetric decays open wide: the soft prong then falls (partly) outside the jet and
+        # the jet looks one-pronged and light, as in real taggers' inefficiency.
+        delta_r = mass / (pt * math.sqrt(z * (1 - z)))
         prongs = _two_prongs(rng, pt, z, delta_r, lead=(14.0, 0.03), soft=(14.0, 0.03))
     else:
         gluon = rng.random() < 0.6
         shower = (38.0, 0.055) if gluon else (24.0, 0.04)
-        if rng.random() < 0.35:
-            z = float(math.exp(rng.uniform(math.log(0.05), math.log(0.4))))  # 1/z spectrum
-            delta_r = float(math.exp(rng.uniform(math.log(0.1), math.log(0.6))))
+        if rng.random() < HARD_EMISSION:
+            z = float(math.exp(rng.uniform(math.log(0.03), math.log(0.5))))  # 1/z spectrum
+            delta_r = float(math.exp(rng.uniform(math.log(0.08), math.log(0.75))))  # 1/theta spectrum
             prongs = _two_prongs(rng, pt, z, delta_r, lead=shower, soft=(0.5 * shower[0], 0.06))
         else:
             prongs = [_prong(rng, pt, *shower)]
@@ -139,9 +144,9 @@ demo_dataset_register(DemoDataset(
     description=(
         "SYNTHETIC (generated, not simulated with a real event generator or detector). 600 jets "
         "(R = 0.8, pT 450-650 GeV, |eta| < 2), balanced: label 1 = boosted W/Z -> qq' (two prongs, "
-        "jet mass mostly 85-105 GeV: the boson mass broadened by the showers and the underlying "
-        "event), label 0 = QCD quark/gluon jets (one prong, 35% with a hard gluon emission; jet "
-        "mass mostly 35-80 GeV). Long format, one row per particle (about 20-60 per jet): object_id is "
+        "jet mass mostly 83-106 GeV: the boson mass broadened by the showers and the underlying "
+        "event), label 0 = QCD quark/gluon jets (one prong, half with a hard gluon emission; jet "
+        "mass mostly 38-102 GeV). Long format, one row per particle (about 20-60 per jet): object_id is "
         "the jet id; pt and energy in GeV; eta; phi in (-pi, pi]; charge; pid (PDG code)."
     ),
     provenance=(
