@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha256sum | cut -c1-1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/labformer
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: venv demo test web worker beat migrate check-deploy clean
+.PHONY: venv demo test web worker beat flower migrate clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ worker: venv
 
 beat: venv
 	$(VENV)/bin/celery -A workers.celery beat --loglevel INFO --schedule var/celerybeat-schedule
+
+flower: venv
+	@test -n "$$FLOWER_PASSWORD" || { echo "set FLOWER_PASSWORD (and optionally FLOWER_USER) first"; exit 1; }
+	$(VENV)/bin/celery -A workers.celery flower --port=5555 --basic-auth=$${FLOWER_USER:-admin}:$$FLOWER_PASSWORD
 
 test: venv
 	bash scripts/ensure-services.sh

@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection
 
@@ -277,7 +278,10 @@ def job_run_safely(*, job: Job) -> str:
         return job_run(job=job)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, then the worker moves on
         log.exception("job %s failed", job.pk)
-        message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SoftTimeLimitExceeded):
+            message = f"the job ran past its time limit of {job.time_limit_s} s and was stopped"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
         try:
             job_services.job_fail(job_id=job.pk, message=message, traceback=traceback.format_exc())
         except job_services.JobTransitionError as transition:

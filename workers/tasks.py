@@ -12,7 +12,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from portal.config.celery import TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, app
+from celery import Task
+from celery.exceptions import TimeLimitExceeded
+
+from portal.config.celery import TASK_DISPATCH_PENDING_JOBS, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, app
 from portal.jobs import selectors as job_selectors
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
@@ -21,7 +24,26 @@ from workers.runner import job_run_safely  # loads torch: the worker parent impo
 log = logging.getLogger(__name__)
 
 
-@app.task(name=TASK_RUN_JOB, bind=True)
+class JobTask(Task):
+    """Fails the job when its process is killed at the hard time limit.
+
+    The soft limit raises inside the job and is handled there; the hard limit kills the child
+    process, and Celery then calls ``on_failure`` in the worker's parent process.
+    """
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+        if isinstance(exc, TimeLimitExceeded) and args:
+            try:
+                job_services.job_fail(
+                    job_id=int(args[0]),
+                    message=f"the job was killed at its hard time limit ({exc}); it did not stop at the soft limit",
+                    traceback=str(einfo),
+                )
+            except (job_services.JobTransitionError, Job.DoesNotExist) as transition:
+                log.info("job %s: %s", args[0], transition)
+
+
+@app.task(name=TASK_RUN_JOB, bind=True, base=JobTask)
 def run_job(self, job_id: int) -> str:  # noqa: ANN001 - bound task
     """Start the job (exactly one delivery wins) and run it; a duplicate delivery does nothing."""
     hostname = self.request.hostname or socket.gethostname()
@@ -51,3 +73,11 @@ def requeue_lost_jobs() -> list[int]:
             # It beat, finished or was cancelled between the read and the update: nothing to do.
             log.info("job %s changed meanwhile: %s", job_id, exc)
     return moved
+
+
+@app.task(name=TASK_DISPATCH_PENDING_JOBS)
+def dispatch_pending_jobs() -> list[int]:
+    """Send queued jobs whose message never reached the broker (it was down at submission)."""
+    return job_services.job_dispatch_pending(
+        min_age=timedelta(seconds=10), resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER)
+    )

@@ -17,6 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.config.settings")
 TASK_RUN_JOB = "workers.run_job"
 TASK_VALIDATE_DATASET = "workers.validate_dataset"
 TASK_REQUEUE_LOST_JOBS = "workers.requeue_lost_jobs"
+TASK_DISPATCH_PENDING_JOBS = "workers.dispatch_pending_jobs"
 
 # Queues: a job asking for a GPU goes to `gpu`, everything else to `cpu`.
 QUEUE_CPU = "cpu"
@@ -36,9 +37,14 @@ app.conf.update(
     # A fresh child process per job: GPU memory and any leaked state are released between jobs.
     worker_max_tasks_per_child=int(os.environ.get("CELERY_WORKER_MAX_TASKS_PER_CHILD", "1")),
     broker_connection_retry_on_startup=True,
+    # Publishing must not hang a web request when the broker is down: fail fast, the job stays
+    # queued and the dispatch sweep sends it later.
+    task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+    broker_connection_timeout=2,
 )
 
 # Periodic work, run by `celery beat` (or a worker started with -B in the embedded default).
 app.conf.beat_schedule = {
     "requeue-lost-jobs": {"task": TASK_REQUEUE_LOST_JOBS, "schedule": 60.0},
+    "dispatch-pending-jobs": {"task": TASK_DISPATCH_PENDING_JOBS, "schedule": 30.0},
 }

@@ -233,3 +233,8 @@ LABFORMER_HEARTBEAT_TIMEOUT = env_int("LABFORMER_HEARTBEAT_TIMEOUT", 300)
 LABFORMER_HEARTBEAT_INTERVAL = env_int("LABFORMER_HEARTBEAT_INTERVAL", 3)
 # Local scratch space of workers (datasets copied from storage, checkpoints before upload).
 LABFORMER_WORK_DIR = Path(env_str("LABFORMER_WORK_DIR", str(VAR_DIR / "work")))
+# Default soft time limit of a job in seconds (a job may ask for less or more at submission).
+LABFORMER_JOB_TIME_LIMIT = env_int("LABFORMER_JOB_TIME_LIMIT", 24 * 3600)
+# Queued jobs whose message was sent longer ago than this are sent again (a broker that restarted
+# without persistence loses messages; a duplicate delivery is harmless).
+LABFORMER_REDISPATCH_AFTER = env_int("LABFORMER_REDISPATCH_AFTER", 1800)

@@ -45,6 +45,10 @@ class Job(models.Model):
     error_traceback = models.TextField(blank=True)
     worker_hostname = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the job's message last reached the broker; NULL while queued means it never did (the
+    # broker was down at submission) and the dispatch sweep will send it.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    time_limit_s = models.PositiveIntegerField(default=24 * 3600)  # soft limit; the hard one adds a grace period
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -74,6 +78,7 @@ class Job(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "heartbeat_at"]),
+            models.Index(fields=["status", "dispatched_at"]),
             models.Index(fields=["lab", "status"]),
             models.Index(fields=["owner", "status"]),
         ]

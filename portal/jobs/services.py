@@ -11,12 +11,14 @@ workers race for the same job, the database lets exactly one UPDATE match; the l
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from mlcore import catalog
@@ -28,6 +30,7 @@ from portal.datasets.models import Dataset
 from portal.jobs.models import Job
 
 S = Job.Status
+log = logging.getLogger(__name__)
 
 # The whole state machine: target status -> the statuses it may be entered from.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -79,14 +82,46 @@ def _broker_priority(priority: int) -> int:
     return 9 - urgency if broker_url.startswith(("redis://", "rediss://")) else urgency
 
 
-def _job_enqueue(*, job: Job) -> None:
-    """Hand the job id to the broker, on the queue its device asks for (by task name)."""
-    app.send_task(
-        TASK_RUN_JOB,
-        args=[job.pk],
-        queue=QUEUE_GPU if job.device == Job.Device.GPU else QUEUE_CPU,
-        priority=_broker_priority(job.priority),
+# Seconds between the soft time limit (the job fails cleanly) and the hard one (the process is killed).
+HARD_LIMIT_GRACE_S = 60
+
+
+def _job_enqueue(*, job: Job) -> bool:
+    """Hand the job id to the broker, on the queue its device asks for (by task name).
+
+    A broker that is down does not lose the job: it stays queued with ``dispatched_at`` NULL and the
+    periodic dispatch sweep (``job_dispatch_pending``) sends it once the broker is back.
+    """
+    try:
+        app.send_task(
+            TASK_RUN_JOB,
+            args=[job.pk],
+            queue=QUEUE_GPU if job.device == Job.Device.GPU else QUEUE_CPU,
+            priority=_broker_priority(job.priority),
+            soft_time_limit=job.time_limit_s,
+            time_limit=job.time_limit_s + HARD_LIMIT_GRACE_S,
+        )
+    except Exception as exc:  # noqa: BLE001 - any broker failure: keep the job, retry later
+        log.warning("job %s: broker unavailable (%s); the dispatch sweep will send it", job.pk, exc)
+        return False
+    Job.objects.filter(pk=job.pk, status=S.QUEUED).update(dispatched_at=timezone.now())
+    return True
+
+
+def job_dispatch_pending(*, min_age: timedelta, resend_after: timedelta) -> list[int]:
+    """Send queued jobs whose message never reached the broker (older than ``min_age``, so a
+    submission committing right now is left to its own on-commit enqueue), and re-send those
+    dispatched longer than ``resend_after`` ago (a broker restarted without persistence loses
+    messages). A duplicate message is harmless: only one delivery can start the job."""
+    now = timezone.now()
+    pending = Job.objects.filter(status=S.QUEUED).filter(
+        Q(dispatched_at__isnull=True, created_at__lt=now - min_age) | Q(dispatched_at__lt=now - resend_after)
     )
+    sent = []
+    for job in pending.order_by("-priority", "created_at")[:500]:
+        if _job_enqueue(job=job):
+            sent.append(job.pk)
+    return sent
 
 
 def _writable_lab(*, user: AbstractBaseUser, dataset: Dataset, lab: Lab | None) -> Lab:
@@ -166,6 +201,7 @@ def job_submit(
     lab: Lab | None = None,
     idempotency_key: str | None = None,
     max_attempts: int = 3,
+    time_limit_s: int | None = None,
 ) -> Job:
     """Create a queued job and, once the transaction commits, enqueue it.
 
@@ -193,6 +229,10 @@ def job_submit(
         raise ServiceError(f"unknown visibility {visibility!r}", field="visibility")
     if not 1 <= max_attempts <= 10:
         raise ServiceError("max_attempts must be between 1 and 10", field="max_attempts")
+    if time_limit_s is None:
+        time_limit_s = settings.LABFORMER_JOB_TIME_LIMIT
+    if not 1 <= time_limit_s <= 30 * 24 * 3600:
+        raise ServiceError("time_limit_s must be between 1 second and 30 days", field="time_limit_s")
     job_lab = _writable_lab(user=user, dataset=dataset, lab=lab)
     config = job_config_resolve(
         dataset=dataset, task_key=task_key, profile_key=profile_key, preset=preset,
@@ -205,7 +245,7 @@ def job_submit(
                 owner=user, lab=job_lab, visibility=visibility, dataset=dataset, name=name,
                 task_key=task_key, profile_key=profile_key, config=config, device=device,
                 gpu_count=gpu_count, priority=priority, max_attempts=max_attempts,
-                idempotency_key=idempotency_key or None,
+                idempotency_key=idempotency_key or None, time_limit_s=time_limit_s,
             )
             transaction.on_commit(lambda: _job_enqueue(job=job))
     except IntegrityError:
@@ -302,7 +342,7 @@ def job_requeue_lost(*, job_id: int, stale_before: datetime) -> Job:
     if job.attempts < job.max_attempts:
         requeued = _transition(
             job_id=job_id, target=S.QUEUED, extra_filter={**stale, "attempts__lt": F("max_attempts")},
-            worker_hostname="", heartbeat_at=None,
+            worker_hostname="", heartbeat_at=None, dispatched_at=None,
         )
         transaction.on_commit(lambda: _job_enqueue(job=requeued))
         return requeued

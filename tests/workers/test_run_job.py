@@ -118,3 +118,50 @@ def test_a_job_whose_training_raises_fails_with_traceback_and_the_worker_survive
     good = _submit(dna_dataset(), epochs=1)
     wait_for(lambda: _status(good) in (S.SUCCEEDED, S.FAILED), 180, "the next job", worker)
     assert _status(good) == S.SUCCEEDED
+
+
+def test_a_job_past_its_time_limit_fails_with_a_clear_message(start_worker, dna_dataset) -> None:  # noqa: ANN001
+    worker = start_worker()
+    dataset = dna_dataset(n=800, length=100)
+    job = job_services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", preset="tiny",
+                                  hyperparameters={"epochs": 50, "patience": 0}, time_limit_s=4)
+    wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 90, "the job to hit its limit", worker)
+    job.refresh_from_db()
+    assert job.status == S.FAILED and "time limit of 4 s" in job.error_message
+    assert worker.alive
+
+
+def test_redis_down_at_submission_job_stays_queued_then_is_dispatched(start_worker, dna_dataset, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Choice documented in the README: the job is created queued even with the broker down, and
+    the periodic dispatch sweep sends it once the broker is back. Nothing is lost."""
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    # Celery reads CELERY_BROKER_URL from the environment before its config; point this process at
+    # a port where no broker listens yet, and drop pooled connections to the usual one.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    app._after_fork()
+    server = None
+    try:
+        dataset = dna_dataset()
+        job = _submit(dataset, epochs=1)  # nothing listens on the port: the enqueue fails
+        job.refresh_from_db()
+        assert job.status == S.QUEUED and job.dispatched_at is None
+        server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+        worker = start_worker(CELERY_BROKER_URL=url)
+        Job.objects.filter(pk=job.pk).update(created_at=job.created_at - __import__("datetime").timedelta(minutes=1))
+        app.send_task("workers.dispatch_pending_jobs", queue=QUEUE_CPU)
+        wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 180, "the swept job to finish", worker)
+        job.refresh_from_db()
+        assert job.status == S.SUCCEEDED and job.dispatched_at is not None
+    finally:
+        monkeypatch.undo()
+        app._after_fork()
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
