@@ -50,7 +50,10 @@ SPECIES = (
 _SPECIES_P = np.array([s[3] for s in SPECIES]) / sum(s[3] for s in SPECIES)
 
 
-def _prong(rng: np.random.Generator, pt: float, n_mean: float, spread: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Particles = tuple[np.ndarray, np.ndarray, np.ndarray]  # (pt, d_eta, d_phi), one entry per particle
+
+
+def _prong(rng: np.random.Generator, pt: float, n_mean: float, spread: float) -> Particles:
     """A collinear shower of total `pt`: (pt, d_eta, d_phi) of its particles about the prong axis."""
     n = max(2, int(rng.poisson(n_mean)))
     x = rng.gamma(0.7, size=n)
@@ -64,7 +67,7 @@ def _prong(rng: np.random.Generator, pt: float, n_mean: float, spread: float) ->
 
 
 def _two_prongs(rng: np.random.Generator, pt: float, z: float, delta_r: float,
-                lead: tuple[float, float], soft: tuple[float, float]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                lead: tuple[float, float], soft: tuple[float, float]) -> list[Particles]:
     """Two prongs with momentum fractions 1 - z and z, Delta R apart, balanced about the jet axis."""
     angle = rng.uniform(0.0, 2 * math.pi)
     ux, uy = math.cos(angle), math.sin(angle)
@@ -75,7 +78,7 @@ def _two_prongs(rng: np.random.Generator, pt: float, z: float, delta_r: float,
     return out
 
 
-def _jet(rng: np.random.Generator, signal: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _jet(rng: np.random.Generator, signal: bool) -> Particles:
     pt = float(rng.uniform(450.0, 650.0))
     if signal:
         mass = float(rng.normal(80.4 if rng.random() < 0.5 else 91.2, 5.0))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mlcore.catalog import MODALITIES, TASKS, task_target_kind
-from mlcore.data import TargetEncoder, load_records
+from mlcore.data import Table, TargetEncoder, load_records
 from mlcore.demo_data import DEMO_DATASETS, DemoDataset, demo_dataset_write, demo_datasets_for_task
 
 KEYS = sorted(DEMO_DATASETS)
@@ -29,7 +29,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {key: demo_dataset_write(key, directory, seed=0) for key in KEYS}
 
 
-def _table(spec: DemoDataset, path: Path):  # noqa: ANN202 (mlcore.data.Table)
+def _table(spec: DemoDataset, path: Path) -> Table:
     return load_records(path, modality=spec.modality, input_col=spec.input_col or None,
                         target_cols=list(spec.target_cols), id_col=spec.id_col)
 
