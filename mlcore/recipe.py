@@ -241,7 +241,13 @@ def train_config(hyper: dict[str, Any], device: str) -> TrainConfig:
 
 def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), checkpoint_dir: Path | None = None,
                resume_from: Path | None = None) -> RecipeResult:
-    """Run the whole recipe and write `config.out` (metrics.json, model/, explain/)."""
+    """Run the whole recipe and write `config.out` (metrics.json, model/, explain/).
+
+    `callbacks` see every training step and epoch; one whose `should_stop()` turns true cancels the
+    run, which then returns at once with `train_result.stopped_reason == "cancelled"` and writes
+    nothing. `checkpoint_dir` / `resume_from` are passed to the trainer (a checkpoint every epoch,
+    exact resume). Raises `DataError` (one line: file, line, reason) for bad input.
+    """
     t_start = time.perf_counter()
     prep = setup(config)
     model = build(prep, config.preset)
@@ -260,6 +266,12 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     )
     train_seconds = time.perf_counter() - t_start
     model = result.model
+    out = Path(config.out)
+    if result.stopped_reason == "cancelled":
+        # A cancelled job wants no test pass, explanations or model directory: return what is known.
+        metrics = {"task": prep.task.key, "target_kind": kind, "test": {}, "val": result.best_metrics,
+                   "history": result.history, "stopped_reason": result.stopped_reason}
+        return RecipeResult(metrics=metrics, model_dir=out / "model", explain=None, train_result=result, model=model)
     device = resolve_device(config.device)
 
     # Test evaluation with the best-validation weights.
@@ -267,7 +279,6 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
                           batch_size=prep.hyper["batch_size"], device=device)
     test_metrics = evaluate_fn(targets)(test_logits, list(prep.test.labels))
 
-    out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {
         "task": prep.task.key,
