@@ -1,0 +1,1280 @@
+"""Per-record validation of uploaded datasets, the report, and the canonical Parquet copy.
+
+`validate_file(path, modality=..., task=..., mapping=..., policy=..., options=..., output=...)` is
+what the portal's validation task and `python -m mlcore validate` call. It streams the file through
+a reader (`mlcore.readers`), checks every record with its modality's rules, checks targets when a
+task is given, and, when `output` is given, writes the valid records canonicalized (canonical
+SMILES, upper-case sequences, parsed lists for sets and series) to Parquet chunk by chunk. It returns
+a `ValidationResult` whose `report()` is the JSON the portal stores and the CLI writes.
+
+The rules agree with what training accepts (`mlcore/modalities/`): the DNA and protein alphabets
+come from `mlcore.catalog` (the same letters the featurizers' lookup tables hold), SMILES are parsed
+and sanitized by RDKit and must tokenize with the featurizer's regex, light curves need two
+observations and non-negative errors, particles positive pT and energy, tabular missing values use
+the featurizer's missing strings and sentinels. This module does not import the featurizers
+because they import torch (2 s and ~200 MB per process), which the web process and every validation
+worker process would otherwise pay; where a constant lives only in a torch module it is repeated
+here and a test checks the copies stay equal.
+
+Speed: SMILES dominate (RDKit parse + canonicalization, ~85 us per drug-like molecule per core).
+Chunks are validated by a pool of worker processes while the main process reads, orders results and
+writes; each molecule is parsed once (`MolFromSmiles` sanitizes) and RDKit's error log is captured
+only to explain a failure, by re-parsing just the failing string. Duplicates are found from 8-byte
+hashes of the canonical form, spilled to 16 bucket files on disk and examined one bucket at a time,
+so memory stays flat whatever the file size.
+
+Policies: `strict` (any bad record makes the dataset invalid) and `skip` (bad records are dropped,
+counted and listed; the dataset is valid when at least `min_valid` good records remain and the
+dataset-level checks hold, e.g. at least 2 examples per class).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlcore import catalog
+from mlcore.readers import (
+    SDF_MOL_COLUMN, Chunk, ColumnMapping, Reader, ReadError, group_long, reader_open, value_text,
+)
+
+POLICIES = ("strict", "skip")
+SOURCE_LINE_COL = "source_line"  # the canonical copy's column holding each record's original line / row
+
+# -- constants shared with the featurizers (kept equal by tests/mlcore/test_validation.py) ----------
+# The SMILES tokenizer of mlcore.modalities.smiles (Schwaller et al.): a canonical SMILES with a
+# character this pattern cannot tokenize would fail at training time, so validation rejects it now.
+SMILES_TOKEN_PATTERN = (
+    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
+)
+# mlcore.modalities.tabular: strings that mean "missing", and the default numeric sentinel.
+MISSING_STRINGS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
+DEFAULT_SENTINELS = (-999.0,)
+
+_SMILES_TOKEN = re.compile(SMILES_TOKEN_PATTERN)
+DNA_CORE = "ACGTNU"  # U: RNA, read as T by the DNA featurizer
+DNA_IUPAC = "".join(c for c in catalog.MODALITIES["dna"].alphabet if c not in DNA_CORE)  # RYSWKMBDHV
+PROTEIN_ALPHABET = catalog.MODALITIES["protein"].alphabet
+# The longest record any job can train on (the max_len hyperparameter's upper bound): the default
+# hard limit at upload, because the job's own max_len is not known yet. Records above the modality's
+# default max_len are counted in the stats so the researcher knows to raise it.
+HARD_MAX_LEN = int(catalog.HYPERPARAMETERS["max_len"].max or 16384)
+SPLIT_VALUES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
+
+_N_BUCKETS = 16  # duplicate-detection spill files; memory at the end is 1/16 of the hashes
+_RESERVOIR = 100_000  # target values kept for quantiles and histograms (exact below this count)
+_WARNING_EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class ValidationOptions:
+    """Knobs of a validation run; the defaults suit an upload whose job settings are not known yet."""
+
+    max_len: int | None = None  # hard limit on tokens / elements; None: HARD_MAX_LEN
+    min_len: int = 1  # shortest sequence accepted
+    iupac: str = "warn"  # DNA ambiguity codes other than N: "warn" (accepted, counted) or "reject"
+    min_per_class: int = 2  # classification: fewer examples of a class cannot be split and evaluated
+    max_classes: int = 1000  # more distinct labels than this means the target is not a class label
+    min_valid: int = 1  # with `skip`: fewest valid records for a valid dataset
+    sentinels: tuple[float, ...] = DEFAULT_SENTINELS  # tabular: numeric values meaning "missing"
+    numeric_cols: tuple[str, ...] | None = None  # tabular: declared numeric columns (None: inferred)
+    min_elements: int | None = None  # sets / series: None = particles 1, light curves 2 (as training)
+    time_order: str = "sort"  # light curves: "sort" unordered times (warning) or "reject" them
+    workers: int | None = None  # SMILES worker processes; None: the CPUs this process may use
+    chunk_size: int = 4096
+    max_problems: int = 1000  # problems listed in the report (totals count all of them)
+    format: str | None = None  # force csv / tsv / fasta / sdf / parquet
+    delimiter: str | None = None
+    side_labels: str | None = None  # FASTA: CSV of labels keyed by record id
+    duplicates: bool = True  # report duplicate records (after canonicalization)
+
+
+@dataclass
+class Problem:
+    """One bad record (or, with `line` None, a dataset-level problem)."""
+
+    line: int | None
+    column: str | None
+    code: str  # stable, machine-readable
+    reason: str  # human message
+    value: str | None = None  # the offending value, cut to 80 characters
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "column": self.column, "code": self.code, "reason": self.reason,
+                "value": self.value}
+
+
+@dataclass
+class ValidationResult:
+    """Everything `report()` serializes; `status` is "valid" or "invalid"."""
+
+    source: str
+    format: str
+    unit: str
+    modality: str
+    task: str | None
+    policy: str
+    rows: int
+    valid: int
+    invalid: int
+    problems: list[Problem]
+    totals: dict[str, int]
+    warnings: list[dict[str, Any]]
+    stats: dict[str, Any]
+    status: str
+    output: str | None = None  # the canonical Parquet copy (written only when status is valid)
+    columns: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "valid"
+
+    def report(self) -> dict[str, Any]:
+        """The JSON-able report stored with the dataset and written by the CLI."""
+        return {
+            "source": self.source, "format": self.format, "unit": self.unit, "modality": self.modality,
+            "task": self.task, "policy": self.policy, "status": self.status,
+            "rows": self.rows, "valid": self.valid, "invalid": self.invalid,
+            "problems": [p.as_dict() for p in self.problems],
+            "problems_listed": len(self.problems),
+            "totals": self.totals, "warnings": self.warnings, "stats": self.stats,
+            "columns": self.columns, "output": self.output,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan: what a chunk's validation needs, small and picklable for the worker processes.
+
+
+@dataclass(frozen=True)
+class _Plan:
+    modality: str
+    input_kind: str  # "sequence" | "molblock" | "long" | "lists" | "table"
+    input_col: str  # sequence / SMILES / mol column; the object id column for sets and series
+    target_cols: tuple[str, ...]
+    target_kind: str | None  # "classification" | "regression" | "multi_regression" | "token_labels" | None
+    id_col: str | None
+    group_col: str | None
+    split_col: str | None
+    element_cols: tuple[str, ...] = ()  # sets / series: required + optional fields present
+    required_cols: tuple[str, ...] = ()
+    feature_cols: tuple[str, ...] = ()  # tabular
+    numeric_cols: frozenset[str] = frozenset()
+    max_len: int = HARD_MAX_LEN
+    default_max_len: int = 512
+    min_len: int = 1
+    min_elements: int = 1
+    iupac: str = "warn"
+    time_order: str = "sort"
+    sentinels: tuple[float, ...] = DEFAULT_SENTINELS
+    duplicates: bool = True
+
+    @property
+    def record_cols(self) -> tuple[str, ...]:
+        """Per-record columns carried next to the input (targets, id, group, split), deduplicated."""
+        cols = [*self.target_cols, self.id_col, self.group_col, self.split_col]
+        out: list[str] = []
+        for c in cols:
+            if c and c not in out and c != self.input_col:
+                out.append(c)
+        return tuple(out)
+
+    @property
+    def read_cols(self) -> list[str]:
+        if self.input_kind == "table":
+            main = list(self.feature_cols)
+        elif self.input_kind in ("long", "lists"):
+            main = [self.input_col, *self.element_cols]
+        else:
+            main = [self.input_col]
+        return main + [c for c in self.record_cols if c not in main]
+
+
+def _resolve_col(name: str, columns: Sequence[str]) -> str | None:
+    """`name` if present, else a case-insensitive match (a `SMILES` header for the `smiles` default)."""
+    if name in columns:
+        return name
+    folded = [c for c in columns if c.lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def _plan_build(reader: Reader, modality: str, task: catalog.Task | None, mapping: ColumnMapping,
+                options: ValidationOptions) -> _Plan:
+    spec = catalog.MODALITIES[modality]
+    src, cols = reader.source, reader.columns
+
+    def need(name: str, role: str, flag: str) -> str:
+        found = _resolve_col(name, cols)
+        if found is None:
+            raise ReadError(src, f"no {role} column {name!r} (columns: {', '.join(cols)}); choose it with {flag}")
+        return found
+
+    target_kind = None
+    if task is not None:
+        target_kind = {"binary": "classification", "multiclass": "classification"}.get(task.target_kind,
+                                                                                        task.target_kind)
+    targets = mapping.target_cols or ((task.default_target_col,) if task is not None else ())
+    if reader.format == "fasta" and task is not None and not mapping.target_cols and target_kind == "token_labels":
+        targets = ("labels",)
+    target_cols = tuple(need(t, "target", "--target-col") for t in targets)
+    if target_kind == "regression" and len(target_cols) > 1:
+        target_kind = "multi_regression"
+    id_col = need(mapping.id_col, "id", "--id-col") if mapping.id_col else (
+        "id" if reader.format == "fasta" else None)
+    group_col = need(mapping.group_col, "group", "--group-col") if mapping.group_col else None
+    split_col = need(mapping.split_col, "split", "--split-col") if mapping.split_col else None
+    max_len = options.max_len or HARD_MAX_LEN
+    common = dict(target_cols=target_cols, target_kind=target_kind, id_col=id_col, group_col=group_col,
+                  split_col=split_col, max_len=max_len, default_max_len=spec.default_max_len,
+                  min_len=options.min_len, iupac=options.iupac, time_order=options.time_order,
+                  sentinels=tuple(float(s) for s in options.sentinels), duplicates=options.duplicates)
+    if options.iupac not in ("warn", "reject"):
+        raise ValueError(f"iupac must be 'warn' or 'reject', got {options.iupac!r}")
+    if options.time_order not in ("sort", "reject"):
+        raise ValueError(f"time_order must be 'sort' or 'reject', got {options.time_order!r}")
+
+    if spec.input_format == "table":
+        reserved = set(target_cols) | {c for c in (id_col, group_col, split_col) if c}
+        features = tuple(need(c, "feature", "--input-col") for c in mapping.input_cols) if mapping.input_cols \
+            else tuple(c for c in cols if c not in reserved)
+        if not features:
+            raise ReadError(src, "no feature columns left after the target / id / group / split columns")
+        numeric = frozenset(need(c, "numeric", "numeric_cols") for c in options.numeric_cols) \
+            if options.numeric_cols is not None else frozenset()
+        return _Plan(modality, "table", "", feature_cols=features, numeric_cols=numeric, **common)  # type: ignore[arg-type]
+
+    if spec.input_format == "long":
+        id_name = mapping.input_cols[0] if mapping.input_cols else spec.default_input_col
+        object_col = need(id_name, "object id", "--input-col")
+        absent = [f for f in spec.element_fields if _resolve_col(f, cols) is None]
+        if absent:
+            raise ReadError(src, f"no column {absent[0]!r}: a {modality} file needs "
+                                 f"{', '.join(spec.element_fields)} (columns: {', '.join(cols)})")
+        required = tuple(_resolve_col(f, cols) for f in spec.element_fields)  # type: ignore[misc]
+        optional = tuple(c for c in (_resolve_col(f, cols) for f in spec.optional_fields) if c)
+        kind = "lists" if required[0] in reader.list_columns else "long"
+        min_elements = options.min_elements or (2 if modality == "lightcurve" else 1)
+        return _Plan(modality, kind, object_col, element_cols=required + optional,  # type: ignore[arg-type]
+                     required_cols=required, min_elements=min_elements, **common)
+
+    if reader.format == "sdf":
+        if modality != "smiles":
+            raise ReadError(src, f"an SDF file holds molecules; it cannot be read as {modality}")
+        return _Plan(modality, "molblock", SDF_MOL_COLUMN, **common)  # type: ignore[arg-type]
+    input_name = mapping.input_cols[0] if mapping.input_cols else spec.default_input_col
+    return _Plan(modality, "sequence", need(input_name, "input", "--input-col"), **common)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# One chunk: every per-record check. Runs in a worker process (SMILES) or in the main process.
+
+
+@dataclass
+class _ChunkResult:
+    n: int
+    n_invalid: int
+    problems: list[tuple[int | None, str | None, str, str, str | None]]  # (line, column, code, reason, value)
+    totals: Counter[str]
+    warnings: Counter[str]
+    warning_examples: list[tuple[str, int, str]]  # (code, line, message)
+    out: dict[str, list[Any]]  # canonical columns of the valid records, SOURCE_LINE_COL included
+    lengths: np.ndarray  # (n_valid,) tokens / bases / residues / elements
+    numbers: np.ndarray | None = None  # (n_valid, k) regression targets, NaN = missing
+    labels: list[str] | None = None  # classification labels of the valid records
+    label_chars: Counter[str] | None = None  # per-token label characters
+    keys: np.ndarray | None = None  # (n_valid,) uint64 hashes of the canonical input
+    target_keys: np.ndarray | None = None  # (n_valid,) uint64 hashes of the target
+    missing: Counter[str] | None = None  # tabular: missing values per column
+    times_unordered: int = 0
+
+
+class _Collector:
+    """Accumulates one chunk's problems and warnings; `bad` is the set of invalid record indices."""
+
+    def __init__(self, chunk: Chunk, max_problems: int) -> None:
+        self.lines = chunk.lines
+        self.bad: set[int] = set()
+        self.problems: list[tuple[int | None, str | None, str, str, str | None]] = []
+        self.totals: Counter[str] = Counter()
+        self.warnings: Counter[str] = Counter()
+        self.examples: list[tuple[str, int, str]] = []
+        self.max_problems = max_problems
+        for index, code, column, message, value in chunk.errors:
+            self.problem(index, code, column, message, value)
+
+    def problem(self, i: int, code: str, column: str | None, reason: str, value: Any = None,
+                line: int | None = None) -> None:
+        self.bad.add(i)
+        self.totals[code] += 1
+        if len(self.problems) < self.max_problems:
+            self.problems.append((line or self.lines[i], column, code, reason,
+                                  None if value is None else value_text(value)))
+
+    def warn(self, i: int, code: str, message: str) -> None:
+        self.warnings[code] += 1
+        if self.warnings[code] <= _WARNING_EXAMPLES:
+            self.examples.append((code, self.lines[i], message))
+
+
+def _hash64(text: str) -> int:
+    """A process-independent 8-byte hash (Python's own hash() is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+_WORKER_PLAN: _Plan | None = None
+_WORKER_MAX_PROBLEMS = 1000
+
+
+def _worker_init(plan: _Plan, max_problems: int) -> None:
+    global _WORKER_PLAN, _WORKER_MAX_PROBLEMS
+    _WORKER_PLAN, _WORKER_MAX_PROBLEMS = plan, max_problems
+    from rdkit import RDLogger
+
+    # Silence RDKit's stderr log in the fast path; failures are explained by `_smiles_diagnose`.
+    RDLogger.DisableLog("rdApp.*")
+
+
+def _worker_chunk(chunk: Chunk) -> _ChunkResult:
+    assert _WORKER_PLAN is not None
+    return validate_chunk(_WORKER_PLAN, chunk, max_problems=_WORKER_MAX_PROBLEMS)
+
+
+def validate_chunk(plan: _Plan, chunk: Chunk, *, max_problems: int = 1000) -> _ChunkResult:
+    """Check every record of `chunk` under `plan`; the canonical columns of the valid ones."""
+    col = _Collector(chunk, max_problems)
+    n = len(chunk)
+    extra: dict[str, Any] = {}
+    if plan.input_kind in ("sequence", "molblock"):
+        if plan.modality == "smiles":
+            canon, lengths = _check_smiles(plan, chunk, col)
+        else:
+            canon, lengths = _check_alphabet(plan, chunk, col)
+        inputs: dict[str, list[Any]] = {plan.input_col if plan.input_kind == "sequence" else "smiles": canon}
+    elif plan.input_kind in ("long", "lists"):
+        inputs, lengths, extra["times_unordered"] = _check_elements(plan, chunk, col)
+    else:
+        inputs, lengths, extra["missing"] = _check_table(plan, chunk, col)
+    targets = _check_targets(plan, chunk, col, lengths)
+    if plan.split_col:
+        for i, value in enumerate(chunk.columns[plan.split_col]):
+            key = str(value).strip().lower() if value is not None else ""
+            if key not in SPLIT_VALUES:
+                col.problem(i, "split_value", plan.split_col,
+                            f"split must be train, val (valid, validation) or test, got {value!r}", value)
+
+    keep = [i for i in range(n) if i not in col.bad]
+    out: dict[str, list[Any]] = {SOURCE_LINE_COL: [chunk.lines[i] for i in keep]}
+    for name, values in inputs.items():
+        out[name] = [values[i] for i in keep]
+    for name in plan.record_cols:
+        if name in targets:
+            out[name] = [targets[name][i] for i in keep]
+        elif name == plan.split_col:
+            out[name] = [SPLIT_VALUES[str(chunk.columns[name][i]).strip().lower()] for i in keep]
+        else:
+            out[name] = [None if chunk.columns[name][i] is None else str(chunk.columns[name][i]).strip()
+                         for i in keep]
+    result = _ChunkResult(n, len(col.bad), col.problems, col.totals, col.warnings, col.examples, out,
+                          np.asarray([lengths[i] for i in keep], dtype=np.int64), **extra)
+    tk = plan.target_kind
+    if tk in ("regression", "multi_regression"):
+        result.numbers = np.asarray([[out[c][j] for c in plan.target_cols] for j in range(len(keep))],
+                                    dtype=np.float64).reshape(len(keep), len(plan.target_cols))
+        for c in plan.target_cols:  # Parquet nulls, not NaN, mark missing targets in the copy
+            out[c] = [None if v is None or math.isnan(v) else v for v in out[c]]
+    elif tk == "classification":
+        result.labels = out[plan.target_cols[0]]
+    elif tk == "token_labels":
+        result.label_chars = Counter()
+        for s in out[plan.target_cols[0]]:
+            result.label_chars.update(s)
+    if plan.duplicates and plan.input_kind in ("sequence", "molblock"):
+        key_col = out[next(iter(inputs))]
+        result.keys = np.fromiter((_hash64(s) for s in key_col), dtype=np.uint64, count=len(key_col))
+        if plan.target_cols:
+            texts = ["\x1f".join(repr(out[c][j]) for c in plan.target_cols) for j in range(len(keep))]
+            result.target_keys = np.fromiter((_hash64(s) for s in texts), dtype=np.uint64, count=len(texts))
+        else:
+            result.target_keys = np.zeros(len(keep), dtype=np.uint64)
+    return result
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.strip() if isinstance(value, str) else str(value).strip()
+
+
+def _check_alphabet(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[list[Any], list[int]]:
+    """DNA / protein: alphabet, empty and over-long sequences; canonical form is upper case."""
+    name = plan.input_col
+    dna = plan.modality == "dna"
+    # bytes.translate(None, delete) strips every allowed letter in C; whatever remains is a problem.
+    allowed = (DNA_CORE + DNA_IUPAC if dna else PROTEIN_ALPHABET).encode()
+    core = DNA_CORE.encode() if dna else allowed
+    unit = "bases" if dna else "residues"
+    canon: list[Any] = []
+    lengths: list[int] = []
+    for i, raw in enumerate(chunk.columns[name]):
+        seq = _text(raw).upper()
+        if not dna and seq.endswith("*"):
+            seq = seq[:-1]  # a translation's stop symbol, dropped by the featurizer too
+        canon.append(seq)
+        lengths.append(len(seq))
+        if i in col.bad:
+            continue
+        if not seq:
+            col.problem(i, "empty", name, "empty sequence", raw)
+            continue
+        try:
+            data = seq.encode("ascii")
+        except UnicodeEncodeError:
+            data = seq.encode("utf-8", "replace")
+        rest = data.translate(None, allowed)
+        if rest:
+            pos = next(k for k, ch in enumerate(seq) if not ch.isascii() or ord(ch) not in allowed)
+            what = "nucleotide" if dna else "amino acid"
+            col.problem(i, "invalid_character", name, f"invalid {what} {seq[pos]!r} at position {pos + 1}", raw)
+            continue
+        if dna and data.translate(None, core):
+            codes = sorted(set(data.translate(None, core).decode()))
+            message = f"IUPAC ambiguity code(s) {''.join(codes)}"
+            if plan.iupac == "reject":
+                col.problem(i, "ambiguous_base", name, message + " (rejected: iupac=reject)", raw)
+                continue
+            col.warn(i, "ambiguous_base", message)
+        if len(seq) < plan.min_len:
+            col.problem(i, "too_short", name, f"sequence of {len(seq)} {unit} is shorter than {plan.min_len}", raw)
+        elif len(seq) > plan.max_len:
+            col.problem(i, "too_long", name, f"sequence of {len(seq)} {unit} is longer than max_len {plan.max_len}",
+                        raw)
+    return canon, lengths
+
+
+def _clean_rdkit_log(text: str) -> str:
+    """RDKit log lines without timestamps and without the echoed input and its ~~~^ caret line."""
+    lines = []
+    for line in text.splitlines():
+        line = re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line).strip()
+        if not line or set(line) <= {"~", "^", " "}:
+            continue
+        lines.append(line)
+    # The parser echoes the input between "check for mistakes..." and the caret; drop the echo.
+    out = [ln for k, ln in enumerate(lines) if not (k > 0 and "check for mistakes" in lines[k - 1])]
+    return "; ".join(dict.fromkeys(out))  # RDKit repeats some messages (kekulization)
+
+
+def _smiles_diagnose(text: str, molblock: bool) -> tuple[str, str]:
+    """(code, RDKit's own message) for an input the fast path rejected. Re-parses without
+    sanitization under a log capture: a parse error is RDKit's log, a chemistry error the
+    sanitization exception's text."""
+    from rdkit import Chem, rdBase
+
+    with rdBase.CaptureErrorLog() as capture:
+        mol = Chem.MolFromMolBlock(text, sanitize=False) if molblock else Chem.MolFromSmiles(text, sanitize=False)
+    if mol is None:
+        message = _clean_rdkit_log(capture.messages) or "RDKit could not parse it"
+        return ("molblock_parse" if molblock else "smiles_parse"), message
+    try:
+        Chem.SanitizeMol(mol)
+    except Exception as exc:  # RDKit raises several sanitization exception types
+        return "smiles_sanitize", str(exc).strip() or type(exc).__name__
+    return "smiles_parse", _clean_rdkit_log(capture.messages) or "RDKit rejected the molecule"
+
+
+_BRACKET = re.compile(r"\[[^\]]+]")
+
+
+def smiles_token_count(smiles: str) -> int | None:
+    """The number of tokens the SMILES tokenizer makes of an RDKit-written SMILES, or None when it
+    cannot tokenize it, without running the tokenizer's regex (which costs ~10% of validation).
+
+    RDKit writes bracket atoms, two-letter organic atoms (Cl, Br) and two-digit ring closures (%nn)
+    as multi-character tokens and everything else one character per token; a three-digit closure
+    `%(nnn)` is the one thing it writes that the tokenizer lacks. A test checks this count against
+    `len(SMILES_REGEX.findall(...))` on many molecules.
+    """
+    if "%(" in smiles:
+        return None
+    n_brackets = 0
+    if "[" in smiles:
+        n_brackets = len(_BRACKET.findall(smiles))
+        smiles = _BRACKET.sub("", smiles)
+        if "[" in smiles or "]" in smiles:
+            return None
+    return (n_brackets + len(smiles) - smiles.count("Cl") - smiles.count("Br") - 2 * smiles.count("%"))
+
+
+def _smiles_params() -> Any:
+    from rdkit import Chem
+
+    params = Chem.SmilesParserParams()
+    # Keep explicit hydrogens: the featurizer parses with sanitize=False + SanitizeMol, which keeps
+    # them, so the canonical SMILES stored here is the one training computes (and skipping
+    # RemoveHs saves ~8% of the parse).
+    params.removeHs = False
+    return params
+
+
+def _check_smiles(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[list[Any], list[int]]:
+    """RDKit parse + sanitize (once), canonical SMILES, tokenizability and token length."""
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")  # failures are explained by _smiles_diagnose, not stderr spam
+    molblock = plan.input_kind == "molblock"
+    params = _smiles_params()
+    to_smiles, count_tokens = Chem.MolToSmiles, smiles_token_count
+    if molblock:
+        def parse(text: str) -> Any:
+            return Chem.MolFromMolBlock(text, sanitize=True, removeHs=False)
+    else:
+        from_smiles = Chem.MolFromSmiles
+
+        def parse(text: str) -> Any:
+            return from_smiles(text, params)
+    name = plan.input_col
+    canon: list[Any] = []
+    lengths: list[int] = []
+    bad = col.bad
+    for i, raw in enumerate(chunk.columns[name]):
+        text = raw if molblock else _text(raw)
+        if i in bad or not text or (molblock and not text.strip()):
+            if i not in bad:
+                col.problem(i, "missing_value", name, "empty SMILES" if not molblock else "empty molecule", raw)
+            canon.append(None)
+            lengths.append(0)
+            continue
+        mol = parse(text)
+        if mol is None:
+            code, message = _smiles_diagnose(text, molblock)
+            col.problem(i, code, name, message, raw)
+            canon.append(None)
+            lengths.append(0)
+            continue
+        if mol.GetNumAtoms() == 0:
+            col.problem(i, "no_atoms", name, "molecule without atoms", raw)
+            canon.append(None)
+            lengths.append(0)
+            continue
+        smiles = to_smiles(mol)
+        n_tokens = count_tokens(smiles)
+        canon.append(smiles)
+        lengths.append(n_tokens or 0)
+        if n_tokens is None:
+            col.problem(i, "smiles_token", name,
+                        f"canonical SMILES {smiles!r} has characters the SMILES tokenizer does not know", raw)
+        elif n_tokens > plan.max_len:
+            col.problem(i, "too_long", name, f"SMILES of {n_tokens} tokens is longer than max_len {plan.max_len}",
+                        raw)
+    return canon, lengths
+
+
+def _float(value: Any) -> float | None:
+    """A number, NaN for a missing value, None when the value is not a number."""
+    if value is None:
+        return math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    if text.lower() in MISSING_STRINGS:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _check_targets(plan: _Plan, chunk: Chunk, col: _Collector, lengths: list[int]) -> dict[str, list[Any]]:
+    """Targets per the task's kind; returns the parsed target columns (floats or label strings)."""
+    kind = plan.target_kind
+    out: dict[str, list[Any]] = {}
+    if kind is None:
+        return out
+    # A row the reader could not split has no values to judge: its one problem is the field count.
+    unread = {e[0] for e in chunk.errors}
+    if kind in ("regression", "multi_regression"):
+        all_missing = [True] * len(chunk)
+        for name in plan.target_cols:
+            parsed: list[float] = []
+            for i, raw in enumerate(chunk.columns[name]):
+                number = _float(raw)
+                if i in unread:
+                    number = math.nan
+                elif number is None:
+                    col.problem(i, "target_not_numeric", name, f"target {value_text(raw)!r} is not a number", raw)
+                    number = math.nan
+                elif math.isinf(number):
+                    col.problem(i, "target_not_finite", name, f"target {raw!r} is not finite", raw)
+                    number = math.nan
+                elif not math.isnan(number):
+                    all_missing[i] = False
+                parsed.append(number)
+            out[name] = parsed
+        # Multi-target regression masks missing values out of the loss; one target must be present.
+        for i, missing in enumerate(all_missing):
+            if missing and i not in col.bad and i not in unread:
+                cols = plan.target_cols
+                reason = "missing target" if len(cols) == 1 else f"every target ({', '.join(cols)}) is missing"
+                col.problem(i, "target_missing", cols[0], reason, chunk.columns[cols[0]][i])
+        return out
+    name = plan.target_cols[0]
+    labels: list[Any] = []
+    for i, raw in enumerate(chunk.columns[name]):
+        label = _text(raw)
+        if isinstance(raw, float) and raw.is_integer():
+            label = str(int(raw))  # Parquet may store integer labels as doubles: 1.0 and 1 are one class
+        labels.append(label)
+        if i in unread:
+            continue
+        if not label:
+            col.problem(i, "target_missing", name, "missing label", raw)
+        elif kind == "token_labels" and i not in col.bad and len(label) != lengths[i]:
+            col.problem(i, "label_length", name,
+                        f"{len(label)} per-residue labels for a sequence of {lengths[i]}", raw)
+    out[name] = labels
+    for c in plan.target_cols[1:]:
+        out[c] = [_text(v) for v in chunk.columns[c]]
+    return out
+
+
+def _check_elements(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[dict[str, list[Any]], list[int], int]:
+    """Sets and series: required fields present, finite numbers, size bounds, time order."""
+    n = len(chunk)
+    lightcurve = plan.modality == "lightcurve"
+    out: dict[str, list[Any]] = {plan.input_col: [_text(v) for v in chunk.columns[plan.input_col]]}
+    for c in plan.element_cols:
+        out[c] = [None] * n
+    lengths = [0] * n
+    unordered = 0
+    positive = ("pt", "energy") if plan.modality == "particles" else ()
+    for i in range(n):
+        elines = chunk.element_lines[i] if chunk.element_lines else None
+        fields: dict[str, Any] = {}
+        count = None
+        failed = i in col.bad
+        for c in plan.element_cols:
+            values = chunk.columns[c][i]
+            if values is None:
+                values = []
+            if not isinstance(values, list):
+                values = list(values)
+            if count is None:
+                count = len(values)
+            elif len(values) != count and not failed:
+                col.problem(i, "length_mismatch", c, f"{len(values)} values, but {plan.element_cols[0]} has {count}")
+                failed = True
+            if c == "band":
+                fields[c] = [_text(v) for v in values]
+                if not failed:
+                    empty = [k for k, v in enumerate(fields[c]) if not v]
+                    if empty:
+                        k = empty[0]
+                        col.problem(i, "missing_value", c, "missing band", "",
+                                    line=elines[k] if elines else None)
+                        failed = True
+                continue
+            try:
+                arr = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                # Slow path, only for a bad object: parse value by value to name the offending row.
+                parsed = [_float(v) for v in values]
+                bad_k = next((k for k, v in enumerate(parsed) if v is None), None)
+                if bad_k is not None and not failed:
+                    col.problem(i, "not_numeric", c, f"{c} {value_text(values[bad_k])!r} is not a number",
+                                values[bad_k], line=elines[bad_k] if elines else None)
+                    failed = True
+                arr = np.asarray([math.nan if v is None else v for v in parsed], dtype=np.float64)
+            if not failed:
+                nonfinite = np.flatnonzero(~np.isfinite(arr))
+                if len(nonfinite):
+                    k = int(nonfinite[0])
+                    if c in plan.required_cols or not (values[k] is None or _text(values[k]) == ""):
+                        what = "missing" if values[k] is None or _text(values[k]).lower() in MISSING_STRINGS \
+                            else "non-finite"
+                        col.problem(i, "missing_value" if what == "missing" else "not_finite", c,
+                                    f"{what} {c} at element {k + 1}", values[k],
+                                    line=elines[k] if elines else None)
+                        failed = True
+                if c in positive and not failed and (arr <= 0).any():
+                    k = int(np.flatnonzero(arr <= 0)[0])
+                    col.problem(i, "non_positive", c, f"{c} must be positive, got {values[k]!r}", values[k],
+                                line=elines[k] if elines else None)
+                    failed = True
+                if c == "flux_err" and not failed and (arr < 0).any():
+                    k = int(np.flatnonzero(arr < 0)[0])
+                    col.problem(i, "negative_error", c, f"flux_err must not be negative, got {values[k]!r}",
+                                values[k], line=elines[k] if elines else None)
+                    failed = True
+            fields[c] = arr
+        count = count or 0
+        lengths[i] = count
+        if failed:
+            continue
+        what = "observations" if lightcurve else "particles"
+        if count < plan.min_elements:
+            col.problem(i, "too_few_elements", plan.input_col,
+                        f"{count} {what}, at least {plan.min_elements} needed", out[plan.input_col][i])
+            continue
+        if count > plan.max_len:
+            col.problem(i, "too_many_elements", plan.input_col, f"{count} {what}, more than max_len {plan.max_len}",
+                        out[plan.input_col][i])
+            continue
+        if lightcurve:
+            t = fields["time"]
+            if (np.diff(t) < 0).any():
+                k = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
+                if plan.time_order == "reject":
+                    col.problem(i, "time_order", "time", f"time {t[k]:g} at observation {k + 1} is earlier than "
+                                f"{t[k - 1]:g} before it", t[k], line=elines[k] if elines else None)
+                    continue
+                unordered += 1
+                col.warn(i, "times_unordered", "observations not in time order; sorted in the canonical copy")
+                order = np.argsort(t, kind="stable")
+                fields = {c: (np.asarray(v, dtype=object)[order].tolist() if c == "band" else v[order])
+                          for c, v in fields.items()}
+        for c in plan.element_cols:
+            v = fields[c]
+            out[c][i] = v if isinstance(v, list) else v.tolist()
+    return out, lengths, unordered
+
+
+def _check_table(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[dict[str, list[Any]], list[int], Counter[str]]:
+    """Tabular: declared or inferred numeric columns hold numbers; sentinels and missing strings -> null."""
+    out: dict[str, list[Any]] = {}
+    missing: Counter[str] = Counter()
+    sentinels = set(plan.sentinels)
+    for c in plan.feature_cols:
+        values = chunk.columns[c]
+        if c in plan.numeric_cols:
+            parsed: list[Any] = []
+            for i, raw in enumerate(values):
+                number = _float(raw)
+                if number is None:
+                    col.problem(i, "not_numeric", c, f"{value_text(raw)!r} in numeric column {c!r}", raw)
+                    parsed.append(None)
+                elif math.isnan(number) or number in sentinels:
+                    missing[c] += 1
+                    parsed.append(None)
+                elif math.isinf(number):
+                    col.problem(i, "not_finite", c, f"non-finite {raw!r} in numeric column {c!r}", raw)
+                    parsed.append(None)
+                else:
+                    parsed.append(number)
+            out[c] = parsed
+        else:
+            texts = []
+            for raw in values:
+                text = _text(raw)
+                if text.lower() in MISSING_STRINGS:
+                    missing[c] += 1
+                    texts.append(None)
+                else:
+                    texts.append(text)
+            out[c] = texts
+    return out, [len(plan.feature_cols)] * len(chunk), missing
+
+
+def _infer_numeric(plan: _Plan, chunk: Chunk) -> frozenset[str]:
+    """Numeric columns from the first chunk: at least 95% of the present values parse as numbers.
+
+    The training featurizer calls a column numeric only when every value parses; a column with a few
+    stray words is almost always a numeric column with typos, so those values are reported here
+    (and, under `skip`, dropped) instead of silently turning the column categorical.
+    """
+    numeric = set()
+    for c in plan.feature_cols:
+        present = [v for v in chunk.columns[c] if _float(v) is None or not math.isnan(_float(v))]  # type: ignore[arg-type]
+        if present and sum(_float(v) is not None for v in present) >= 0.95 * len(present):
+            numeric.add(c)
+    return frozenset(numeric)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running chunks: in this process, or over a process pool with results in file order.
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _map_chunks(plan: _Plan, chunks: Iterator[Chunk], options: ValidationOptions,
+                notes: list[str]) -> Iterator[_ChunkResult]:
+    workers = options.workers if options.workers is not None else _cpu_count()
+    first = next(chunks, None)
+    if first is None:
+        return
+    second = next(chunks, None) if plan.modality == "smiles" and workers > 1 else None
+    if second is None:  # one chunk, or work too light to pay for processes: stay in this process
+        yield validate_chunk(plan, first, max_problems=options.max_problems)
+        for chunk in chunks:
+            yield validate_chunk(plan, chunk, max_problems=options.max_problems)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        # spawn, not fork: the parent may hold pyarrow's threads (and, in a Celery worker, more),
+        # which a forked child would inherit in an undefined state.
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(plan, options.max_problems))
+    except (OSError, AssertionError, ValueError) as exc:  # e.g. a daemonic process may not have children
+        notes.append(f"validated in one process: worker pool unavailable ({exc})")
+        yield validate_chunk(plan, first, max_problems=options.max_problems)
+        yield validate_chunk(plan, second, max_problems=options.max_problems)
+        for chunk in chunks:
+            yield validate_chunk(plan, chunk, max_problems=options.max_problems)
+        return
+    # Bounded read-ahead: a few chunks per worker in flight, so memory does not grow with the file
+    # while the workers never wait for the reader.
+    in_flight = 2 * workers + 2
+    pending: deque[Any] = deque()
+    try:
+        pending.append(pool.submit(_worker_chunk, first))
+        pending.append(pool.submit(_worker_chunk, second))
+        for chunk in chunks:
+            pending.append(pool.submit(_worker_chunk, chunk))
+            while len(pending) >= in_flight:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Aggregation over the whole file: counts, stats, duplicates, the canonical copy.
+
+
+class _Moments:
+    """Streaming count / mean / M2 / min / max (Chan et al.'s pairwise merge) plus a reservoir."""
+
+    def __init__(self, seed: int) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+        self.missing = 0
+        self.sample = np.empty(0, dtype=np.float64)
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, values: np.ndarray) -> None:
+        present = values[~np.isnan(values)]
+        self.missing += len(values) - len(present)
+        m = len(present)
+        if not m:
+            return
+        mean_b = float(present.mean())
+        m2_b = float(((present - mean_b) ** 2).sum())
+        delta = mean_b - self.mean
+        total = self.n + m
+        self.mean += delta * m / total
+        self.m2 += m2_b + delta**2 * self.n * m / total
+        self.min = min(self.min, float(present.min()))
+        self.max = max(self.max, float(present.max()))
+        # Reservoir sampling (Vitter's algorithm R), vectorized per chunk: quantiles and histogram
+        # from a uniform sample of at most _RESERVOIR values, exact below that.
+        room = _RESERVOIR - len(self.sample)
+        if room > 0:
+            self.sample = np.concatenate([self.sample, present[:room]])
+        rest = present[max(room, 0):]
+        if len(rest):
+            seen = self.n + max(room, 0) + np.arange(1, len(rest) + 1)
+            take = self.rng.random(len(rest)) < _RESERVOIR / seen
+            slots = self.rng.integers(0, _RESERVOIR, int(take.sum()))
+            self.sample[slots] = rest[take]
+        self.n = total
+
+    def summary(self) -> dict[str, Any]:
+        if not self.n:
+            return {"count": 0, "missing": self.missing}
+        qs = np.quantile(self.sample, [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99])
+        counts, edges = np.histogram(self.sample, bins=20)
+        return {
+            "count": self.n, "missing": self.missing, "mean": self.mean,
+            "std": math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0,
+            "min": self.min, "max": self.max,
+            "quantiles": {k: float(v) for k, v in zip(("p1", "p5", "p25", "p50", "p75", "p95", "p99"), qs)},
+            "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+            "approximate": self.n > len(self.sample),  # quantiles / histogram from a uniform sample
+        }
+
+
+def _length_summary(counts: Counter[int], unit: str, default_max_len: int) -> dict[str, Any]:
+    total = sum(counts.values())
+    if not total:
+        return {"unit": unit, "count": 0}
+    values = np.asarray(sorted(counts), dtype=np.float64)
+    weights = np.asarray([counts[int(v)] for v in values], dtype=np.float64)
+    cum = np.cumsum(weights)
+
+    def q(p: float) -> int:
+        return int(values[np.searchsorted(cum, p * total, side="left")])
+
+    hist_counts, edges = np.histogram(values, bins=min(20, len(values)), weights=weights)
+    return {
+        "unit": unit, "count": total, "min": int(values[0]), "max": int(values[-1]),
+        "mean": float((values * weights).sum() / total),
+        "quantiles": {"p5": q(0.05), "p25": q(0.25), "p50": q(0.5), "p75": q(0.75), "p95": q(0.95)},
+        "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in hist_counts]},
+        "over_default_max_len": int(weights[values > default_max_len].sum()),
+        "default_max_len": default_max_len,
+    }
+
+
+_LENGTH_UNITS = {"dna": "bases", "protein": "residues", "smiles": "tokens", "particles": "particles",
+                 "lightcurve": "observations", "tabular": "features"}
+
+
+def _arrow_schema(plan: _Plan, first: _ChunkResult) -> Any:
+    """The canonical copy's schema, fixed up front so every chunk is written with the same types."""
+    import pyarrow as pa
+
+    fields = [pa.field(SOURCE_LINE_COL, pa.int64())]
+    for name in first.out:
+        if name == SOURCE_LINE_COL:
+            continue
+        if name in plan.target_cols and plan.target_kind in ("regression", "multi_regression"):
+            fields.append(pa.field(name, pa.float64()))
+        elif plan.input_kind in ("long", "lists") and name in plan.element_cols:
+            fields.append(pa.field(name, pa.list_(pa.string() if name == "band" else pa.float64())))
+        elif plan.input_kind == "table" and name in plan.numeric_cols:
+            fields.append(pa.field(name, pa.float64()))
+        else:
+            fields.append(pa.field(name, pa.string()))
+    return pa.schema(fields)
+
+
+class _Duplicates:
+    """Duplicate records by canonical-input hash, spilled to bucket files so memory stays flat."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="labformer-dups-")
+        self.files = [open(os.path.join(self.dir, f"{b:02d}.bin"), "wb") for b in range(_N_BUCKETS)]
+        self.dtype = np.dtype([("key", "<u8"), ("line", "<i8"), ("target", "<u8")])
+
+    def add(self, keys: np.ndarray, lines: list[int], target_keys: np.ndarray) -> None:
+        rec = np.empty(len(keys), dtype=self.dtype)
+        rec["key"], rec["line"], rec["target"] = keys, lines, target_keys
+        bucket = (keys >> np.uint64(60)).astype(np.int64)  # top 4 bits pick the bucket
+        order = np.argsort(bucket, kind="stable")
+        bounds = np.searchsorted(bucket[order], np.arange(_N_BUCKETS + 1))
+        for b in range(_N_BUCKETS):
+            if bounds[b + 1] > bounds[b]:
+                rec[order[bounds[b]:bounds[b + 1]]].tofile(self.files[b])
+
+    def finish(self, limit: int) -> dict[str, Any]:
+        """Counts plus the first `limit` duplicate groups in file order, with conflicting targets flagged."""
+        for f in self.files:
+            f.close()
+        records = groups = conflicts = 0
+        examples: list[tuple[int, list[int], bool]] = []
+        try:
+            for b in range(_N_BUCKETS):
+                rec = np.fromfile(os.path.join(self.dir, f"{b:02d}.bin"), dtype=self.dtype)
+                if len(rec) < 2:
+                    continue
+                rec = rec[np.lexsort((rec["line"], rec["key"]))]
+                starts = np.flatnonzero(np.r_[True, rec["key"][1:] != rec["key"][:-1]])
+                sizes = np.diff(np.r_[starts, len(rec)])
+                dup = np.flatnonzero(sizes > 1)
+                records += int((sizes[dup] - 1).sum())
+                groups += len(dup)
+                found = []
+                for g in dup:
+                    part = rec[starts[g]:starts[g] + sizes[g]]
+                    conflict = bool((part["target"] != part["target"][0]).any())
+                    conflicts += conflict
+                    found.append((int(part["line"][0]), part["line"][:20].tolist(), conflict))
+                examples = heapq.nsmallest(limit, examples + found)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return {"records": records, "groups": groups, "conflicting_groups": conflicts,
+                "examples": [{"lines": lines, "conflicting_targets": c} for _, lines, c in examples]}
+
+
+class _Aggregator:
+    def __init__(self, plan: _Plan, options: ValidationOptions, policy: str, output: Path | None) -> None:
+        self.plan, self.options, self.policy, self.output = plan, options, policy, output
+        self.rows = self.valid = self.invalid = 0
+        self.problems: list[Problem] = []
+        self.totals: Counter[str] = Counter()
+        self.warnings: Counter[str] = Counter()
+        self.examples: dict[str, list[tuple[int, str]]] = {}
+        self.lengths: Counter[int] = Counter()
+        self.moments = {c: _Moments(seed=k) for k, c in enumerate(plan.target_cols)}
+        self.classes: Counter[str] = Counter()
+        self.class_lines: dict[str, list[int]] = {}
+        self.too_many_classes = False
+        self.label_chars: Counter[str] = Counter()
+        self.missing: Counter[str] = Counter()
+        self.dups = _Duplicates() if plan.duplicates and plan.input_kind in ("sequence", "molblock") else None
+        self.writer: Any = None
+        self.partial = output.with_name(output.name + ".partial") if output is not None else None
+
+    def add(self, res: _ChunkResult) -> None:
+        self.rows += res.n
+        self.invalid += res.n_invalid
+        self.valid += res.n - res.n_invalid
+        self.totals.update(res.totals)
+        room = self.options.max_problems - len(self.problems)
+        if room > 0:
+            self.problems += [Problem(*p) for p in sorted(res.problems, key=lambda p: p[0] or 0)[:room]]
+        self.warnings.update(res.warnings)
+        for code, line, message in res.warning_examples:
+            ex = self.examples.setdefault(code, [])
+            if len(ex) < _WARNING_EXAMPLES:
+                ex.append((line, message))
+        lengths = np.bincount(res.lengths) if len(res.lengths) else np.zeros(0, dtype=np.int64)
+        for value in np.flatnonzero(lengths):
+            self.lengths[int(value)] += int(lengths[value])
+        if res.numbers is not None:
+            for k, c in enumerate(self.plan.target_cols):
+                self.moments[c].add(res.numbers[:, k])
+        if res.labels is not None:
+            for label, count in Counter(res.labels).items():
+                if label not in self.classes and len(self.classes) > self.options.max_classes:
+                    self.too_many_classes = True  # stop tracking: the report says why
+                    continue
+                self.classes[label] += count
+            for label, line in zip(res.labels, res.out[SOURCE_LINE_COL]):
+                kept = self.class_lines.setdefault(label, []) if not self.too_many_classes else \
+                    self.class_lines.get(label)
+                if kept is not None and len(kept) < self.options.min_per_class:
+                    kept.append(line)
+        if res.label_chars is not None:
+            self.label_chars.update(res.label_chars)
+        if res.missing:
+            self.missing.update(res.missing)
+        if self.dups is not None and res.keys is not None and len(res.keys):
+            self.dups.add(res.keys, res.out[SOURCE_LINE_COL], res.target_keys)  # type: ignore[arg-type]
+        if self.partial is not None and res.out[SOURCE_LINE_COL]:
+            self._write(res)
+
+    def _write(self, res: _ChunkResult) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.schema = _arrow_schema(self.plan, res)
+            self.partial.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+            self.writer = pq.ParquetWriter(str(self.partial), self.schema, compression="zstd")
+        self.writer.write_table(pa.Table.from_pydict(res.out, schema=self.schema))
+
+    def finish(self, reader: Reader, task: str | None, notes: list[str]) -> ValidationResult:
+        plan, options = self.plan, self.options
+        dataset_problems: list[Problem] = []
+        drop_lines: set[int] = set()
+        stats: dict[str, Any] = {"length": _length_summary(self.lengths, _LENGTH_UNITS[plan.modality],
+                                                           plan.default_max_len)}
+        if plan.target_kind == "classification":
+            small = {c: n for c, n in self.classes.items() if n < options.min_per_class}
+            for label, count in sorted(small.items()):
+                for line in self.class_lines.get(label, []):
+                    p = Problem(line, plan.target_cols[0], "class_too_small",
+                                f"class {label!r} has {count} example(s); classification needs at least "
+                                f"{options.min_per_class} per class", value_text(label))
+                    dataset_problems.append(p)
+                    drop_lines.add(line)
+            kept_classes = {c: n for c, n in self.classes.items() if c not in small}
+            total = sum(kept_classes.values())
+            stats["target"] = {
+                "kind": "classification", "n_classes": len(kept_classes),
+                "classes": dict(sorted(kept_classes.items(), key=lambda kv: -kv[1])),
+                "balance": {c: n / total for c, n in kept_classes.items()} if total else {},
+                "imbalance_ratio": (max(kept_classes.values()) / min(kept_classes.values())) if kept_classes else None,
+            }
+            if self.too_many_classes:
+                dataset_problems.append(Problem(None, plan.target_cols[0], "too_many_classes",
+                                                f"more than {options.max_classes} distinct labels: is this a "
+                                                "numeric target for a regression task?"))
+            elif len(kept_classes) < 2:
+                dataset_problems.append(Problem(None, plan.target_cols[0], "too_few_classes",
+                                                f"classification needs at least 2 classes with {options.min_per_class}"
+                                                f"+ examples, found {len(kept_classes)}"))
+        elif plan.target_kind in ("regression", "multi_regression"):
+            stats["target"] = {"kind": plan.target_kind,
+                               "columns": {c: m.summary() for c, m in self.moments.items()}}
+        elif plan.target_kind == "token_labels":
+            stats["target"] = {"kind": "token_labels", "label_counts": dict(self.label_chars.most_common())}
+        if self.missing:
+            stats["missing"] = dict(self.missing)
+
+        valid, invalid = self.valid, self.invalid
+        if self.policy == "skip" and drop_lines:
+            valid -= len(drop_lines)
+            invalid += len(drop_lines)
+        if valid < max(1, options.min_valid if self.policy == "skip" else 1):
+            dataset_problems.append(Problem(None, None, "too_few_valid",
+                                            f"{valid} valid record(s), at least {max(1, options.min_valid)} needed"))
+        for p in dataset_problems:
+            self.totals[p.code] += 1
+        problems = self.problems + dataset_problems[: max(0, options.max_problems - len(self.problems))]
+        problems.sort(key=lambda p: (p.line is None, p.line or 0))
+
+        if self.policy == "strict":
+            status = "valid" if not self.totals else "invalid"
+        else:
+            fatal = {"too_few_valid", "too_few_classes", "too_many_classes"}
+            status = "invalid" if any(p.code in fatal for p in dataset_problems) else "valid"
+
+        warnings = [{"code": code, "count": count,
+                     "examples": [{"line": line, "message": m} for line, m in self.examples.get(code, [])]}
+                    for code, count in self.warnings.items()]
+        if self.dups is not None:
+            dup = self.dups.finish(limit=100)
+            stats["duplicates"] = dup
+            if dup["records"]:
+                warnings.append({"code": "duplicate", "count": dup["records"],
+                                 "message": f"{dup['records']} record(s) repeat an earlier one after "
+                                            f"canonicalization ({dup['groups']} group(s))",
+                                 "examples": [{"lines": g["lines"]} for g in dup["examples"][:_WARNING_EXAMPLES]]})
+            if dup["conflicting_groups"]:
+                warnings.append({"code": "duplicate_conflict", "count": dup["conflicting_groups"],
+                                 "message": f"{dup['conflicting_groups']} group(s) of duplicates disagree on "
+                                            "the target",
+                                 "examples": [{"lines": g["lines"]} for g in dup["examples"]
+                                              if g["conflicting_targets"]][:_WARNING_EXAMPLES]})
+        if stats["length"].get("over_default_max_len"):
+            n = stats["length"]["over_default_max_len"]
+            warnings.append({"code": "over_default_max_len", "count": n,
+                             "message": f"{n} valid record(s) are longer than the default max_len "
+                                        f"{plan.default_max_len}; train with a larger max_len or they are rejected"})
+        for note in notes:
+            warnings.append({"code": "note", "count": 1, "message": note})
+
+        output = None
+        if self.writer is not None:
+            self.writer.close()
+        if self.partial is not None and self.output is not None:
+            if status == "valid" and self.writer is not None:
+                if drop_lines:
+                    _drop_rows(self.partial, drop_lines)
+                os.replace(self.partial, self.output)
+                output = str(self.output)
+            elif self.partial.exists():
+                self.partial.unlink()  # an invalid dataset leaves no canonical copy to be trained on
+        columns = {"input": plan.input_col or list(plan.feature_cols), "targets": list(plan.target_cols),
+                   "id": plan.id_col, "group": plan.group_col, "split": plan.split_col,
+                   "line": SOURCE_LINE_COL}
+        if plan.input_kind == "molblock":
+            columns["input"] = "smiles"
+        if plan.input_kind in ("long", "lists"):
+            columns["elements"] = list(plan.element_cols)
+        if plan.input_kind == "table":
+            columns["numeric"] = sorted(plan.numeric_cols)
+        return ValidationResult(
+            source=reader.source, format=reader.format, unit=reader.unit, modality=plan.modality, task=task,
+            policy=self.policy, rows=self.rows, valid=valid, invalid=invalid, problems=problems,
+            totals=dict(self.totals.most_common()), warnings=warnings, stats=stats, status=status,
+            output=output, columns=columns,
+        )
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.partial is not None and self.partial.exists():
+            self.partial.unlink()
+        if self.dups is not None:
+            for f in self.dups.files:
+                f.close()
+            shutil.rmtree(self.dups.dir, ignore_errors=True)
+
+
+def _drop_rows(path: Path, lines: set[int]) -> None:
+    """Rewrite a Parquet file without the rows whose source line is in `lines`, batch by batch."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(path.name + ".filtered")
+    pfile = pq.ParquetFile(path)
+    drop = pa.array(sorted(lines), type=pa.int64())
+    with pq.ParquetWriter(str(tmp), pfile.schema_arrow, compression="zstd") as writer:
+        for batch in pfile.iter_batches(batch_size=65536):
+            keep = pc.invert(pc.is_in(batch.column(SOURCE_LINE_COL), value_set=drop))
+            writer.write_table(pa.Table.from_batches([batch.filter(keep)], schema=pfile.schema_arrow))
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The entry point
+
+
+def validate_file(
+    path: str | Path,
+    *,
+    modality: str | None = None,
+    task: str | None = None,
+    mapping: ColumnMapping | None = None,
+    policy: str = "strict",
+    options: ValidationOptions | None = None,
+    output: str | Path | None = None,
+) -> ValidationResult:
+    """Validate every record of `path` and, when `output` is given and the result is valid, write the
+    canonical Parquet copy there (written to `<output>.partial` while streaming, renamed at the end).
+
+    Give `task` (targets are then checked too) or `modality` (or both, if they agree). Raises
+    `ReadError` when the file cannot be read at all (missing, binary, wrong format, a mapped column
+    absent) and ValueError for bad arguments; every problem with records is in the result instead.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    task_obj = catalog.task_get(task) if task else None
+    if task_obj is not None and modality and modality != task_obj.modality:
+        raise ValueError(f"task {task!r} takes {task_obj.modality} records, not {modality}")
+    modality = modality or (task_obj.modality if task_obj else None)
+    if not modality:
+        raise ValueError("give a task or a modality")
+    catalog.modality_get(modality)
+    options = options or ValidationOptions()
+    mapping = mapping or ColumnMapping()
+    reader = reader_open(path, fmt=options.format, chunk_size=options.chunk_size, delimiter=options.delimiter,
+                         side_labels=options.side_labels)
+    plan = _plan_build(reader, modality, task_obj, mapping, options)
+    chunks: Iterator[Chunk] = reader.chunks(plan.read_cols)
+    if plan.input_kind == "long":
+        chunks = group_long(chunks, id_col=plan.input_col, element_cols=plan.element_cols,
+                            record_cols=plan.record_cols, max_elements=plan.max_len, chunk_size=options.chunk_size)
+    if plan.input_kind == "table" and options.numeric_cols is None:
+        first = next(chunks, None)
+        if first is not None:
+            plan = _replace(plan, numeric_cols=_infer_numeric(plan, first))
+            chunks = _prepend(first, chunks)
+    notes: list[str] = []
+    agg = _Aggregator(plan, options, policy, Path(output) if output is not None else None)
+    try:
+        for result in _map_chunks(plan, chunks, options, notes):
+            agg.add(result)
+    except BaseException:
+        agg.abort()
+        raise
+    return agg.finish(reader, task, notes)
+
+
+def _replace(plan: _Plan, **changes: Any) -> _Plan:
+    import dataclasses
+
+    return dataclasses.replace(plan, **changes)
+
+
+def _prepend(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
+    yield first
+    yield from rest
