@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--target-col", help="target column(s), comma-separated (default: 'label' / 'target')")
     t.add_argument("--id-col", help="column with record ids (copied into predictions)")
     t.add_argument("--group-col", help="column for --split group")
-    t.add_argument("--split-col", help="column with train / val / test per record (--split column)")
+    t.add_argument("--split-col", help="column with train / val / test per record (implies --split column)")
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help=f"any hyperparameter ({', '.join(catalog.HYPERPARAMETERS)}); repeatable")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -425,9 +425,11 @@ def split_indices(
             val += idx[k_test:k_test + k_val].tolist()
             train += idx[k_test + k_val:].tolist()
     elif method in ("scaffold", "group"):
+        if method == "scaffold" and smiles is None:
+            raise ValueError("a scaffold split needs molecules (SMILES input)")
+        if method == "group" and groups is None:
+            raise ValueError("a group split needs a group column (--group-col)")
         keys = [scaffold_of(s) for s in smiles] if method == "scaffold" else groups
-        if keys is None:
-            raise ValueError(f"a {method} split needs {'smiles' if method == 'scaffold' else 'a group column'}")
         sets: dict[str, list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
             sets[str(key)].append(i)

@@ -136,6 +136,7 @@ def setup(config: RecipeConfig) -> Prepared:
     # Split the training file (train / val, plus test unless a test file was given).
     val_frac = hyper["val_frac"]
     test_frac = 0.0 if test_table is not None else hyper["test_frac"]
+    # A split column given with the default split means: use it (the user said where each record goes).
     method = "column" if config.split_col and config.split == "random" else config.split
     try:
         train_idx, val_idx, test_idx = split_indices(
@@ -147,8 +148,6 @@ def setup(config: RecipeConfig) -> Prepared:
         )
     except ValueError as exc:
         raise DataError(table.source, f"cannot split ({config.split}): {exc}") from None
-    if method == "group" and not config.group_col:
-        raise DataError(table.source, "a group split needs --group-col")
     train_records = [table.records[i] for i in train_idx]
     val_records = [table.records[i] for i in val_idx]
     if test_table is not None:
