@@ -105,15 +105,29 @@ def _rows_delimited(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str
         sample = handle.read(65536)
         handle.seek(0)
         delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+    # Whole chromosomes or long proteins in one cell exceed csv's default 128 KiB field limit.
+    csv.field_size_limit(2**31 - 1)
     reader = csv.reader(handle, delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise DataError(path.name, "empty file (no header line)") from None
+    except csv.Error as exc:
+        raise DataError(path.name, f"unreadable header: {exc}", line=1) from None
+
+    def records() -> Iterator[list[str]]:
+        while True:
+            try:
+                yield next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a NUL byte or an unterminated quote
+                raise DataError(path.name, f"malformed {'CSV' if delimiter == ',' else 'TSV'}: {exc}",
+                                line=reader.line_num) from None
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
         start = reader.line_num + 1
-        for values in reader:
+        for values in records():
             # csv's line_num is the line where the record ended; a record spans start..line_num.
             line = start
             start = reader.line_num + 1

@@ -93,7 +93,10 @@ def model_save(
     json_write(directory / "targets.json", targets.state())
     # safetensors refuses shared or non-contiguous storage; state_dict tensors are detached copies here.
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / "model.safetensors"), metadata={"format": FORMAT, "task": task})
+    weights = directory / "model.safetensors"
+    save_file(state, str(weights), metadata={"format": FORMAT, "task": task})
+    # safetensors creates the file owner-only; the portal and other workers must read it like the JSON.
+    weights.chmod(0o644)
     if metrics is not None:
         json_write(directory / "metrics.json", metrics)
     return directory

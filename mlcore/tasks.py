@@ -170,7 +170,8 @@ class ExampleSet(Sequence, Callback):
     With `augment=True` and a featurizer that supports it, each access re-encodes the raw record with
     a generator seeded by (seed, epoch, index): a different augmentation every epoch, yet the same
     one again after a resume, because the set follows the trainer's epochs through the Callback hooks
-    (pass it in `callbacks`).
+    (pass it in `callbacks`). Under DDP the trainer calls callbacks on rank 0 only, so other ranks
+    keep the epoch-0 draws: still valid augmentation, just the same draw every epoch on those ranks.
     """
 
     def __init__(self, featurizer: Featurizer, inputs: Sequence[Any], examples: Sequence[Example],
