@@ -117,8 +117,8 @@ def setup(config: RecipeConfig) -> Prepared:
     values = [r.target for r in table.records]
     probe_kind = task.target_kind
     if task.is_classification:
-        nonempty = [v for v in values if v not in (None, "")]
-        probe_kind = TargetEncoder.resolve_kind(task.target_kind, target_cols, nonempty) if nonempty else "binary"
+        # Only missing labels are checked here; the class count is checked once they are known good.
+        probe_kind = "binary"
     elif task.is_regression:
         probe_kind = "regression" if len(target_cols) == 1 else "multi_regression"
     probe = TargetEncoder(kind=probe_kind, target_cols=target_cols)
@@ -131,7 +131,10 @@ def setup(config: RecipeConfig) -> Prepared:
                 errors.append(t.error(r, str(exc), target_col_name))
     if errors:
         raise _first_error(errors)
-    kind = TargetEncoder.resolve_kind(task.target_kind, target_cols, values)
+    try:
+        kind = TargetEncoder.resolve_kind(task.target_kind, target_cols, values)
+    except ValueError as exc:
+        raise DataError(table.source, str(exc), column=target_col_name) from None
 
     # Split the training file (train / val, plus test unless a test file was given).
     val_frac = hyper["val_frac"]
@@ -147,7 +150,7 @@ def setup(config: RecipeConfig) -> Prepared:
             split_values=[r.split for r in table.records] if config.split_col else None,
         )
     except ValueError as exc:
-        raise DataError(table.source, f"cannot split ({config.split}): {exc}") from None
+        raise DataError(table.source, f"cannot split ({method}): {exc}") from None
     train_records = [table.records[i] for i in train_idx]
     val_records = [table.records[i] for i in val_idx]
     if test_table is not None:
@@ -176,7 +179,10 @@ def setup(config: RecipeConfig) -> Prepared:
             try:
                 example = featurizer.encode(r.input)
             except RecordError as exc:
-                errors.append(source.error(r, str(exc), input_col if modality.input_format == "sequence" else None))
+                if modality.input_format == "long":  # the line is the object's first row: name the object too
+                    errors.append(source.error(r, f"{exc} (object {r.id!r})"))
+                else:
+                    errors.append(source.error(r, str(exc), input_col if modality.input_format == "sequence" else None))
                 continue
             try:
                 if kind == "token_labels":
