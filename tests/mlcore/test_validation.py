@@ -1,0 +1,386 @@
+"""mlcore.validation: every modality's rules with exact line numbers, targets, policies, the canonical
+copy, duplicates, the worker pool, agreement with the featurizers, and bounded memory."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlcore.readers import ColumnMapping, ReadError
+from mlcore.validation import (
+    SOURCE_LINE_COL, ValidationOptions, ValidationResult, smiles_token_count, validate_file,
+)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _lines(result: ValidationResult, code: str | None = None) -> list[int | None]:
+    return [p.line for p in result.problems if code is None or p.code == code]
+
+
+def _codes(result: ValidationResult) -> list[tuple[int | None, str]]:
+    return [(p.line, p.code) for p in result.problems]
+
+
+# -- SMILES ---------------------------------------------------------------------------------------
+
+MOLECULES = "smiles,target\nCCO,1.0\nc1ccccc1,2.0\nC1CC,3.0\nCC(=O)O,0.5\nCCN,x\nCCCl,1.1\nC(C)(C)(C)(C)C,0.2\nOCC,inf\n"
+
+
+def test_smiles_problems_name_lines_columns_and_rdkit_messages(tmp_path: Path) -> None:
+    path = _write(tmp_path, "m.csv", MOLECULES)
+    result = validate_file(path, task="molecule-regression", policy="skip")
+    assert _codes(result) == [(4, "smiles_parse"), (6, "target_not_numeric"), (8, "smiles_sanitize"),
+                              (9, "target_not_finite")]
+    by_line = {p.line: p for p in result.problems}
+    assert by_line[4].column == "smiles" and "unclosed ring" in by_line[4].reason  # RDKit's own words
+    assert "Explicit valence for atom # 0 C, 5" in by_line[8].reason
+    assert by_line[6].column == "target" and by_line[6].value == "x"
+    assert (result.rows, result.valid, result.invalid, result.status) == (8, 4, 4, "valid")
+    assert result.totals == {"smiles_parse": 1, "target_not_numeric": 1, "smiles_sanitize": 1, "target_not_finite": 1}
+    strict = validate_file(path, task="molecule-regression", policy="strict")
+    assert strict.status == "invalid" and _lines(strict) == _lines(result)
+
+
+def test_canonical_copy_and_duplicates_with_conflicting_labels(tmp_path: Path) -> None:
+    path = _write(tmp_path, "m.csv", "smiles,label,split\nOCC,1,train\nC1=CC=CC=C1,0,test\nCCO,0,val\n"
+                                     "c1ccccc1,0,valid\nCC,1,train\nCCC,1,Train\n")
+    out = tmp_path / "canon.parquet"
+    result = validate_file(path, task="molecule-classification", mapping=ColumnMapping(split_col="split"),
+                           policy="strict", output=out)
+    assert result.status == "valid" and result.output == str(out)
+    table = pq.read_table(out).to_pydict()
+    assert table["smiles"] == ["CCO", "c1ccccc1", "CCO", "c1ccccc1", "CC", "CCC"]
+    assert table[SOURCE_LINE_COL] == [2, 3, 4, 5, 6, 7]
+    assert table["split"] == ["train", "test", "val", "val", "train", "train"]
+    dup = result.stats["duplicates"]
+    assert dup["records"] == 2 and dup["groups"] == 2 and dup["conflicting_groups"] == 1
+    assert dup["examples"] == [{"lines": [2, 4], "conflicting_targets": True},
+                               {"lines": [3, 5], "conflicting_targets": False}]
+    assert {w["code"] for w in result.warnings} >= {"duplicate", "duplicate_conflict"}
+    assert result.stats["target"]["classes"] == {"1": 3, "0": 3}
+
+
+def test_classification_needs_two_examples_per_class(tmp_path: Path) -> None:
+    path = _write(tmp_path, "m.csv", "smiles,label\nCCO,a\nCCN,a\nCCC,b\nCCCC,b\nCCCCC,c\n")
+    strict = validate_file(path, task="molecule-classification", policy="strict")
+    assert strict.status == "invalid" and _codes(strict) == [(6, "class_too_small")]
+    out = tmp_path / "o.parquet"
+    skip = validate_file(path, task="molecule-classification", policy="skip", output=out)
+    assert skip.status == "valid" and (skip.valid, skip.invalid) == (4, 1)
+    assert pq.read_table(out).column("label").to_pylist() == ["a", "a", "b", "b"]
+    one = _write(tmp_path, "one.csv", "smiles,label\nCCO,a\nCCN,a\nCCC,b\n")
+    result = validate_file(one, task="molecule-classification", policy="skip", output=out.with_name("x.parquet"))
+    assert result.status == "invalid" and "too_few_classes" in result.totals and result.output is None
+    assert not out.with_name("x.parquet").exists() and not out.with_name("x.parquet.partial").exists()
+
+
+def test_strict_invalid_leaves_no_canonical_copy(tmp_path: Path) -> None:
+    path = _write(tmp_path, "m.csv", MOLECULES)
+    out = tmp_path / "o.parquet"
+    result = validate_file(path, task="molecule-regression", policy="strict", output=out)
+    assert result.status == "invalid" and result.output is None and list(tmp_path.iterdir()) == [path]
+
+
+def test_multi_target_regression_masks_missing_values(tmp_path: Path) -> None:
+    path = _write(tmp_path, "m.csv", "smiles,a,b\nCCO,1,\nCCN,,2\nCCC,,\nCCCl,nan,3\n")
+    out = tmp_path / "o.parquet"
+    result = validate_file(path, task="molecule-regression", mapping=ColumnMapping(target_cols=("a", "b")),
+                           policy="skip", output=out)
+    assert _codes(result) == [(4, "target_missing")]
+    assert pq.read_table(out).to_pydict()["a"] == [1.0, None, None]
+    stats = result.stats["target"]["columns"]
+    assert stats["a"]["count"] == 1 and stats["a"]["missing"] == 2 and stats["b"]["mean"] == 2.5
+
+
+def test_regression_target_stats(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    values = [rng.gauss(5, 2) for _ in range(500)]
+    path = _write(tmp_path, "d.csv", "sequence,target\n" + "".join(f"ACGT,{v}\n" for v in values))
+    stats = validate_file(path, task="dna-regression").stats["target"]["columns"]["target"]
+    assert stats["count"] == 500 and stats["approximate"] is False
+    assert stats["mean"] == pytest.approx(sum(values) / 500)
+    assert stats["quantiles"]["p50"] == pytest.approx(sorted(values)[249], abs=0.05)
+    assert sum(stats["histogram"]["counts"]) == 500
+
+
+def test_sdf_target_from_property(tmp_path: Path) -> None:
+    from rdkit import Chem
+
+    text = ""
+    for smiles, value in (("OCC", "1.5"), ("c1ccccc1", "oops")):
+        mol = Chem.MolFromSmiles(smiles)
+        text += Chem.MolToMolBlock(mol) + f"> <logS>\n{value}\n\n$$$$\n"
+    pentavalent = Chem.MolFromSmiles("C(C)(C)(C)(C)C", sanitize=False)
+    pentavalent.UpdatePropertyCache(strict=False)
+    text += Chem.MolToMolBlock(pentavalent, kekulize=False) + "> <logS>\n1\n\n$$$$\n"
+    path = _write(tmp_path, "m.sdf", text)
+    out = tmp_path / "o.parquet"
+    result = validate_file(path, task="molecule-regression", mapping=ColumnMapping(target_cols=("logS",)),
+                           policy="skip", output=out)
+    second = text.split("$$$$\n")[0].count("\n") + 2  # the line after the first record's $$$$
+    third = second + text.split("$$$$\n")[1].count("\n") + 1
+    assert _codes(result) == [(second, "target_not_numeric"), (third, "smiles_sanitize")]
+    assert pq.read_table(out).to_pydict()["smiles"] == ["CCO"]
+
+
+def test_smiles_token_count_matches_the_tokenizer_and_featurizer_agrees() -> None:
+    from mlcore.modalities.base import RecordError
+    from mlcore.modalities.smiles import SMILES_REGEX, SmilesFeaturizer, smiles_canonical
+    from mlcore.validation import SMILES_TOKEN_PATTERN, _check_smiles, _Collector, _Plan
+    from mlcore.readers import Chunk
+
+    assert SMILES_TOKEN_PATTERN == SMILES_REGEX.pattern
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from validation import smiles_drug_like  # the benchmark's generator
+
+    rng = random.Random(3)
+    tricky = ["[NH4+].[Cl-]", "C[C@H](N)C(=O)O", "[2H]C([2H])([2H])O", "F/C=C/F", "[H]OC", "Brc1ccccc1Cl",
+              "C1CC2CC1CC2", "c1ccc2c(c1)oc1ccccc12", "[Fe+2]", "[Na+].[O-]C(=O)C", "*CC", "C1CC", "c1cccc1",
+              "C(C)(C)(C)(C)C", "CC[Xx]", "", "[C@@H]1(Cl)CC1", "C%12CC%12"]
+    smiles = tricky + [smiles_drug_like(rng) for _ in range(2000)]
+    plan = _Plan("smiles", "sequence", "smiles", (), None, None, None, None)
+    chunk = Chunk(list(range(2, len(smiles) + 2)), {"smiles": smiles})
+    col = _Collector(chunk, 10_000)
+    canon, lengths = _check_smiles(plan, chunk, col)
+    featurizer = SmilesFeaturizer(max_len=100_000)
+    for i, s in enumerate(smiles):
+        try:
+            expected = smiles_canonical(s)
+            featurizer.encode(s)
+        except RecordError:
+            expected = None
+        assert (i in col.bad) == (expected is None), s  # validation accepts exactly what training accepts
+        if expected is not None:
+            assert canon[i] == expected, s  # and stores the canonical SMILES training computes
+            assert lengths[i] == len(SMILES_REGEX.findall(expected)) == smiles_token_count(expected)
+
+
+def test_smiles_worker_pool_gives_the_same_report_as_one_process(tmp_path: Path) -> None:
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from validation import write_smiles_csv
+
+    path = tmp_path / "m.csv"
+    write_smiles_csv(path, 3000, seed=5)
+    reports = []
+    for workers in (1, 2):
+        out = tmp_path / f"o{workers}.parquet"
+        result = validate_file(path, task="molecule-regression", policy="skip", output=out,
+                               options=ValidationOptions(workers=workers, chunk_size=250))
+        report = result.report()
+        report.pop("output")
+        reports.append((report, pq.read_table(out).to_pydict()))
+    assert reports[0] == reports[1]
+    assert reports[0][0]["invalid"] > 0 and reports[0][0]["problems"][0]["line"] >= 2
+
+
+# -- DNA and protein ------------------------------------------------------------------------------
+
+
+def test_dna_alphabet_iupac_empty_and_length(tmp_path: Path) -> None:
+    text = "sequence,label\nacgtn,0\nACGTX,1\n,0\nACGRYT,1\nACGTACGTACGT,0\nAC GT,1\nACGU,0\n"
+    path = _write(tmp_path, "d.csv", text)
+    out = tmp_path / "o.parquet"
+    opts = ValidationOptions(max_len=10)
+    mapping = ColumnMapping(target_cols=("label",))  # carried into the copy, not checked (no task)
+    result = validate_file(path, modality="dna", mapping=mapping, policy="skip", options=opts, output=out)
+    assert _codes(result) == [(3, "invalid_character"), (4, "empty"), (6, "too_long"), (7, "invalid_character")]
+    by_line = {p.line: p for p in result.problems}
+    assert by_line[3].reason == "invalid nucleotide 'X' at position 5" and by_line[3].column == "sequence"
+    assert by_line[7].reason == "invalid nucleotide ' ' at position 3"
+    (warning,) = [w for w in result.warnings if w["code"] == "ambiguous_base"]
+    assert warning["count"] == 1 and warning["examples"][0]["line"] == 5
+    assert pq.read_table(out).to_pydict() == {SOURCE_LINE_COL: [2, 5, 8], "sequence": ["ACGTN", "ACGRYT", "ACGU"],
+                                              "label": ["0", "1", "0"]}
+    rejected = validate_file(path, modality="dna", policy="skip",
+                             options=ValidationOptions(max_len=10, iupac="reject"))
+    assert (5, "ambiguous_base") in _codes(rejected)
+    assert result.stats["length"]["max"] == 6 and result.stats["length"]["unit"] == "bases"
+
+
+def test_dna_and_protein_alphabets_agree_with_the_featurizers() -> None:
+    from mlcore.modalities.base import RecordError
+    from mlcore.modalities.dna import DnaFeaturizer
+    from mlcore.modalities.protein import ProteinFeaturizer
+    from mlcore.validation import DNA_CORE, DNA_IUPAC, PROTEIN_ALPHABET
+
+    for letters, featurizer in ((DNA_CORE + DNA_IUPAC, DnaFeaturizer()), (PROTEIN_ALPHABET, ProteinFeaturizer())):
+        for code in range(32, 127):
+            ch = chr(code)
+            try:
+                featurizer.parse("A" + ch + "A")
+                accepted = True
+            except RecordError:
+                accepted = False
+            assert accepted == (ch.upper() in letters), (featurizer.modality, ch)
+
+
+def test_protein_alphabet_stop_symbol_and_per_residue_labels(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", "sequence,labels\nMKXBZUO*,HHHCCCE\nmkv,HHH\nMKJ,HHH\nMKV,HH\n")
+    out = tmp_path / "o.parquet"
+    result = validate_file(path, task="residue-labeling", policy="skip", output=out)
+    assert _codes(result) == [(4, "invalid_character"), (5, "label_length")]
+    assert "3 per-residue labels" not in result.problems[1].reason and "2 per-residue labels" in result.problems[1].reason
+    assert pq.read_table(out).to_pydict()["sequence"] == ["MKXBZUO", "MKV"]
+    assert result.stats["target"]["label_counts"] == {"H": 6, "C": 3, "E": 1}
+
+
+def test_fasta_labels_from_headers(tmp_path: Path) -> None:
+    path = _write(tmp_path, "s.fasta", ">s1 label=1\nACGT\nACGT\n>s2 label=0\nACQT\n>s3 label=1\nAAAA\n"
+                                       ">s4 label=0\nCC\n>s5 label=0\nGG\n>s6\nTT\n")
+    out = tmp_path / "o.parquet"
+    result = validate_file(path, task="dna-classification", policy="skip", output=out)
+    assert _codes(result) == [(4, "invalid_character"), (12, "target_missing")]
+    assert result.stats["target"]["classes"] == {"1": 2, "0": 2} and result.status == "valid"
+    assert pq.read_table(out).to_pydict()["id"] == ["s1", "s3", "s4", "s5"]
+
+
+# -- sets and series ------------------------------------------------------------------------------
+
+JETS = ("object_id,pt,eta,phi,energy,label\n"
+        "j1,10,0.1,0.2,11,1\nj1,5,0.2,0.1,6,1\n"
+        "j2,7,0.1,0.3,8,0\nj2,inf,0.1,0.3,8,0\n"
+        "j3,4,0.1,0.3,5,1\nj3,-1,0.1,0.3,5,1\n"
+        "j4,3,x,0.3,5,0\n"
+        "j5,3,0.1,0.3,5,0\nj5,3,0.1,0.3,5,0\n"
+        "j1,1,1,1,2,1\n"
+        "j6,3,0.2,0.3,5,1\n")
+
+
+def test_particles_long_format(tmp_path: Path) -> None:
+    path = _write(tmp_path, "jets.csv", JETS)
+    out = tmp_path / "o.parquet"
+    result = validate_file(path, modality="particles", mapping=ColumnMapping(target_cols=("label",)),
+                           policy="skip", output=out)
+    assert _codes(result) == [(5, "not_finite"), (7, "non_positive"), (8, "not_numeric"), (11, "not_contiguous")]
+    assert {p.line: p.column for p in result.problems} == {5: "pt", 7: "pt", 8: "eta", 11: "object_id"}
+    table = pq.read_table(out).to_pydict()
+    assert table["object_id"] == ["j1", "j5", "j6"] and table["pt"][0] == [10.0, 5.0]
+    assert table[SOURCE_LINE_COL] == [2, 9, 12]
+    assert result.stats["length"]["unit"] == "particles" and result.rows == 7  # j1 twice: not merged
+
+
+def test_particles_parquet_list_columns(tmp_path: Path) -> None:
+    path = tmp_path / "jets.parquet"
+    pq.write_table(pa.table({
+        "object_id": ["a", "b", "c", "d"],
+        "pt": [[1.0, 2.0], [1.0], [1.0, float("nan")], [2.0, 3.0]],
+        "eta": [[0.0, 0.1], [0.0, 0.1], [0.0, 0.1], [0.1, 0.2]],
+        "phi": [[0.0, 0.1], [0.0], [0.0, 0.1], [0.0, 0.1]],
+        "energy": [[2.0, 3.0], [2.0], [2.0, 3.0], [3.0, 4.0]],
+        "label": [1, 0, 1, 0],
+    }), path)
+    result = validate_file(path, modality="particles", policy="skip")
+    assert result.unit == "row"
+    assert _codes(result) == [(2, "length_mismatch"), (3, "missing_value")]
+
+
+def test_lightcurve_time_order_errors_and_minimum(tmp_path: Path) -> None:
+    text = ("object_id,time,flux,flux_err,band,label\n"
+            "a,2,1,0.1,g,x\na,1,2,0.1,r,x\n"
+            "b,1,1,-0.1,g,y\nb,2,1,0.1,g,y\n"
+            "c,1,1,0.1,g,y\n"
+            "d,1,1,0.1,g,y\nd,3,1,0.1,,y\n"
+            "e,1,1,0.1,g,x\ne,2,1,0.1,g,x\n")
+    path = _write(tmp_path, "lc.csv", text)
+    out = tmp_path / "o.parquet"
+    mapping = ColumnMapping(target_cols=("label",))
+    result = validate_file(path, modality="lightcurve", mapping=mapping, policy="skip", output=out)
+    assert _codes(result) == [(4, "negative_error"), (6, "too_few_elements"), (8, "missing_value")]
+    table = pq.read_table(out).to_pydict()
+    assert table["time"][0] == [1.0, 2.0] and table["band"][0] == ["r", "g"]  # sorted by time
+    assert [w["code"] for w in result.warnings if w["code"] == "times_unordered"] == ["times_unordered"]
+    rejected = validate_file(path, modality="lightcurve", policy="skip", options=ValidationOptions(time_order="reject"))
+    assert (3, "time_order") in _codes(rejected)
+
+
+def test_long_format_missing_required_field_is_unreadable(tmp_path: Path) -> None:
+    path = _write(tmp_path, "jets.csv", "object_id,pt,eta,label\nj1,1,2,0\n")
+    with pytest.raises(ReadError, match="no column 'phi'"):
+        validate_file(path, task="jet-tagging")
+
+
+# -- tabular --------------------------------------------------------------------------------------
+
+
+def test_tabular_numeric_columns_and_sentinels(tmp_path: Path) -> None:
+    rows = "".join(f"{i},{i * 0.5},red,{i % 2}\n" for i in range(40))
+    text = "a,b,colour,label\n" + rows + "7,abc,blue,1\n-999,NA,,0\n3,inf,red,1\n"
+    path = _write(tmp_path, "t.csv", text)
+    out = tmp_path / "o.parquet"
+    result = validate_file(path, task="tabular-classification", policy="skip", output=out)
+    assert _codes(result) == [(42, "not_numeric"), (44, "not_finite")]
+    assert result.problems[0].column == "b" and result.columns["numeric"] == ["a", "b"]
+    assert result.stats["missing"] == {"a": 1, "b": 1, "colour": 1}
+    table = pq.read_table(out).to_pydict()
+    assert table["a"][-1] is None and table["colour"][-1] is None and table["b"][3] == 1.5
+
+
+# -- arguments and streaming ----------------------------------------------------------------------
+
+
+def test_arguments_and_mapping_errors(tmp_path: Path) -> None:
+    path = _write(tmp_path, "m.csv", "SMILES,y\nCCO,1\nCCN,2\n")
+    result = validate_file(path, task="molecule-regression", mapping=ColumnMapping(target_cols=("y",)))
+    assert result.status == "valid" and result.columns["input"] == "SMILES"  # case-insensitive default
+    with pytest.raises(ReadError, match="no target column 'target'"):
+        validate_file(path, task="molecule-regression")
+    with pytest.raises(ValueError, match="takes smiles records"):
+        validate_file(path, task="molecule-regression", modality="dna")
+    with pytest.raises(ValueError, match="policy"):
+        validate_file(path, modality="smiles", policy="lenient")
+
+
+def test_problem_list_is_capped_but_totals_count_everything(tmp_path: Path) -> None:
+    path = _write(tmp_path, "d.csv", "sequence\n" + "ACGX\n" * 1500)
+    result = validate_file(path, modality="dna", policy="skip", options=ValidationOptions(chunk_size=256))
+    assert len(result.problems) == 1000 and result.totals == {"invalid_character": 1500, "too_few_valid": 1}
+    assert _lines(result)[:3] == [2, 3, 4] and result.status == "invalid"
+
+
+def _dna_file(path: Path, n: int) -> None:
+    rng = random.Random(0)
+    with gzip.open(path, "wt") as fh:
+        fh.write("sequence,label\n")
+        for i in range(n):
+            fh.write("".join(rng.choices("ACGT", k=150)) + ("X" if i % 1000 == 0 else "") + f",{i % 2}\n")
+
+
+def test_streaming_memory_is_bounded_and_flat_in_file_size(tmp_path: Path) -> None:
+    peaks = {}
+    for n in (20_000, 160_000):  # 8x the records (160k x 150 bases = 24 MB of sequence)
+        path = tmp_path / f"d{n}.csv.gz"
+        _dna_file(path, n)
+        tracemalloc.start()
+        result = validate_file(path, task="dna-classification", policy="skip", output=tmp_path / f"o{n}.parquet",
+                               options=ValidationOptions(chunk_size=2048))
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert result.rows == n and result.invalid == n // 1000
+    assert peaks[160_000] < 16 * 2**20, peaks  # far below the 24 MB of sequence text read
+    assert peaks[160_000] < 1.5 * peaks[20_000], peaks  # flat: 8x the file, about the same peak
+
+
+def _report_keys(report: dict[str, Any]) -> set[str]:
+    return set(report)
+
+
+def test_report_format(tmp_path: Path) -> None:
+    path = _write(tmp_path, "m.csv", MOLECULES)
+    report = validate_file(path, task="molecule-regression", policy="skip").report()
+    assert _report_keys(report) >= {"rows", "valid", "invalid", "problems", "totals", "warnings", "stats", "status"}
+    assert report["problems"][0] == {"line": 4, "column": "smiles", "code": "smiles_parse",
+                                     "reason": "SMILES Parse Error: unclosed ring for input: 'C1CC'", "value": "C1CC"}
