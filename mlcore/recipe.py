@@ -266,7 +266,7 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
         model=model, train_set=prep.train, val_set=prep.val, collate=collate, length=featurizer.length,
         evaluate=evaluate_fn(targets), primary_metric=kind_meta.primary_metric,
         greater_is_better=kind_meta.greater_is_better, config=tconfig,
-        callbacks=[prep.train, *callbacks], checkpoint_dir=checkpoint_dir, resume_from=resume_from,
+        callbacks=callbacks, checkpoint_dir=checkpoint_dir, resume_from=resume_from,
         model_meta=meta,
     )
     train_seconds = time.perf_counter() - t_start

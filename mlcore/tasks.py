@@ -28,7 +28,6 @@ from mlcore.modalities import Example, Featurizer, featurizer_build
 from mlcore.modalities.base import pad_1d
 from mlcore.model import (ClassificationHead, Encoder, EncoderConfig, HeadOutput, RegressionHead,
                           TokenClassificationHead, attention_rollout)
-from mlcore.trainer import Callback, TrainState
 
 
 @dataclass(frozen=True)
@@ -164,14 +163,13 @@ def model_build(featurizer: Featurizer, encoder_config: EncoderConfig, kind: str
 # Examples, collate and evaluate for the trainer
 
 
-class ExampleSet(Sequence, Callback):
+class ExampleSet(Sequence):
     """Encoded examples with their labels, as the trainer indexes them.
 
     With `augment=True` and a featurizer that supports it, each access re-encodes the raw record with
     a generator seeded by (seed, epoch, index): a different augmentation every epoch, yet the same
-    one again after a resume, because the set follows the trainer's epochs through the Callback hooks
-    (pass it in `callbacks`). Under DDP the trainer calls callbacks on rank 0 only, so other ranks
-    keep the epoch-0 draws: still valid augmentation, just the same draw every epoch on those ranks.
+    one again after a resume. The trainer tells the set its epoch through `set_epoch` (on every DDP
+    rank, before each epoch, 0-based), as PyTorch's DistributedSampler is told.
     """
 
     def __init__(self, featurizer: Featurizer, inputs: Sequence[Any], examples: Sequence[Example],
@@ -196,11 +194,9 @@ class ExampleSet(Sequence, Callback):
             example = {**example, "label": self.labels[i]}
         return example
 
-    def on_train_start(self, state: TrainState) -> None:
-        self.epoch = state.epoch
-
-    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
-        self.epoch = state.epoch
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of `epoch` (0-based)."""
+        self.epoch = epoch
 
 
 def collate_fn(featurizer: Featurizer, kind: str) -> Callable[[list[Example]], dict[str, Tensor]]:

@@ -12,6 +12,7 @@ import torch
 
 from mlcore.modeldir import model_load
 from mlcore.recipe import RecipeConfig, recipe_run
+from mlcore.tasks import ExampleSet, featurizer_for_task
 from mlcore.trainer import Callback, TrainState
 from tests.mlcore import synthetic
 
@@ -25,6 +26,20 @@ class StopAfterFirstEpoch(Callback):
 
     def should_stop(self) -> bool:
         return self.done
+
+
+def test_augmentation_differs_per_epoch_and_repeats_exactly() -> None:
+    seqs, _ = synthetic.dna(16)
+    f = featurizer_for_task("dna-classification")
+    data = ExampleSet(f, seqs, [f.encode(s) for s in seqs], None, augment=True, seed=0)
+
+    def draw(epoch: int) -> list[list[int]]:
+        data.set_epoch(epoch)
+        return [data[i]["tokens"].tolist() for i in range(len(data))]
+
+    first = draw(0)
+    assert draw(1) != first and draw(0) == first
+    assert any(x != f.encode(s)["tokens"].tolist() for x, s in zip(first, seqs))  # some reverse complements
 
 
 def test_cancel_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
