@@ -102,7 +102,7 @@ def main() -> None:
     lab = lab_create(name="Bench", owner=user)
     dataset = dataset_create(owner=user, lab=lab, name="tiny", modality="dna", file=ContentFile(_tiny_dna_csv()),
                              filename="tiny.csv", validate=False,
-                             schema={"input_col": "sequence", "target_cols": ["label"]})
+                             schema={"input_cols": ["sequence"], "target_cols": ["label"]})
     Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.READY)
     dataset.refresh_from_db()
 

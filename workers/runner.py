@@ -162,24 +162,42 @@ def _zip_dir(directory: Path, target: Path) -> Path:
     return target
 
 
-def _recipe_config(job: Job, data: Path, out: Path) -> RecipeConfig:
+def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> RecipeConfig:
+    """The mlcore recipe's config from the job's frozen snapshot and the dataset's columns.
+
+    The canonical Parquet copy names its columns in the validation report (`columns`); the original
+    file (a dataset validated before canonical copies existed) uses the upload's mapping.
+    """
     cfg = job.config
-    mapping = cfg.get("dataset", {}).get("schema", {}) or {}
-    hyper = dict(cfg.get("hyperparameters", {}))
+    if canonical:
+        columns = job.dataset.validation_report.get("columns", {})
+        inputs = columns.get("input")
+        mapping = {
+            "input_col": inputs if isinstance(inputs, str) else None,
+            "feature_cols": list(inputs) if isinstance(inputs, list) else None,
+            "target_cols": columns.get("targets"), "id_col": columns.get("id"),
+            "group_col": columns.get("group"), "split_col": columns.get("split"),
+        }
+    else:
+        schema = cfg.get("dataset", {}).get("schema", {}) or {}
+        inputs = schema.get("input_cols") or schema.get("input_col")
+        if isinstance(inputs, list) and len(inputs) == 1 and job.dataset.modality != "tabular":
+            inputs = inputs[0]
+        mapping = {
+            "input_col": inputs if isinstance(inputs, str) else None,
+            "feature_cols": list(inputs) if isinstance(inputs, list) else None,
+            "target_cols": schema.get("target_cols"), "id_col": schema.get("id_col"),
+            "group_col": schema.get("group_col"), "split_col": schema.get("split_col"),
+        }
     return RecipeConfig(
         task=job.task_key,
         data=data,
         out=out,
         split=cfg.get("split", "random"),
         preset=cfg.get("preset", "tiny"),
-        hyperparameters=hyper,
-        input_col=mapping.get("input_col"),
-        target_cols=mapping.get("target_cols"),
-        id_col=mapping.get("id_col"),
-        group_col=mapping.get("group_col"),
-        split_col=mapping.get("split_col"),
-        feature_cols=mapping.get("feature_cols"),
+        hyperparameters=dict(cfg.get("hyperparameters", {})),
         device="cuda" if job.device == Job.Device.GPU else "cpu",
+        **mapping,
     )
 
 
@@ -211,7 +229,8 @@ def job_run(*, job: Job) -> str:
     reporter = DatabaseReporter(job_id=job.pk, attempt=job.attempts, interval=settings.LABFORMER_HEARTBEAT_INTERVAL)
     try:
         dataset = job.dataset
-        source = dataset.canonical_file if dataset.canonical_file else dataset.original_file
+        canonical = bool(dataset.canonical_file)
+        source = dataset.canonical_file if canonical else dataset.original_file
         suffix = "".join(Path(source.name).suffixes[-2:]) or ".csv"
         data = _local_copy(source, work / f"data{suffix}")
         resume_from = None
@@ -223,7 +242,7 @@ def job_run(*, job: Job) -> str:
         reporter.start()
         started = time.perf_counter()
         result = recipe_run(
-            _recipe_config(job, data, out), callbacks=[reporter], checkpoint_dir=work / "checkpoints",
+            _recipe_config(job, data, out, canonical=canonical), callbacks=[reporter], checkpoint_dir=work / "checkpoints",
             resume_from=resume_from,
         )
         reporter.stop()

@@ -15,11 +15,14 @@ from django.utils import timezone
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
 
-from portal.config.celery import TASK_DISPATCH_PENDING_JOBS, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, app
+from portal.config.celery import (
+    TASK_DISPATCH_PENDING_JOBS, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, TASK_VALIDATE_DATASET, app,
+)
 from portal.jobs import selectors as job_selectors
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from workers.runner import job_run_safely  # loads torch: the worker parent imports it once, children share it
+from workers.validation import dataset_validate_run
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +84,9 @@ def dispatch_pending_jobs() -> list[int]:
     return job_services.job_dispatch_pending(
         min_age=timedelta(seconds=10), resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER)
     )
+
+
+@app.task(name=TASK_VALIDATE_DATASET)
+def validate_dataset(dataset_id: int) -> str | None:
+    """Validate an uploaded dataset and store its canonical copy (ends ready or invalid, never validating)."""
+    return dataset_validate_run(dataset_id=dataset_id)

@@ -135,7 +135,7 @@ def dna_dataset() -> Callable[..., Dataset]:
         return DatasetFactory(
             owner=membership.user, lab=membership.lab, modality="dna", status=Dataset.Status.READY,
             original_file=ContentFile(planted_motif_csv(n, length), name="motif.csv"),
-            schema={"input_col": "sequence", "target_cols": ["label"]},
+            schema={"input_cols": ["sequence"], "target_cols": ["label"]},
         )
 
     return _make

@@ -1,6 +1,7 @@
 """`manage.py demo`: the embedded single-machine portal in one command.
 
-Migrates, creates a demo user and lab (printing the credentials), and runs the web server and one
+Migrates, creates a demo user and lab (printing the credentials), uploads the demo datasets (the
+worker validates them), and runs the web server and one
 Celery worker (with the periodic lost-job check embedded) side by side until Ctrl-C, which stops both.
 """
 
@@ -37,6 +38,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Demo user: {username}  password: {password}  (lab 'Demo Lab'; also a Django admin)"
         ))
+        call_command("load_demo_data", lab="demo-lab", user=username, stdout=self.stdout)
         if setup_only:
             return
         base = Path(settings.BASE_DIR)
