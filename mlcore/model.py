@@ -388,6 +388,16 @@ class Encoder(nn.Module):
         attn_bias: Tensor | None = None,
         output_attentions: bool = False,
     ) -> EncoderOutput:
+        """Encode `x` (B, T, D), token embeddings from a modality stem (positions already added).
+
+        pad_mask: (B, T) bool, True for real tokens; None means all real. Padded tokens never change
+            the outputs of real ones (their keys are masked); their own outputs are meaningless.
+        attn_bias: float (B, H, T, T) or (B, 1, T, T) added to the attention logits over the T input
+            tokens (pairwise features); the [CLS] row and column get 0. With per-head biases, H must
+            match every layer's head count (a slimmed model takes (B, 1, T, T) or re-indexed biases).
+        output_attentions: also return each layer's softmax weights (B, H, 1+T, 1+T), computed by the
+            explicit matmul + softmax path; without it the fused SDPA kernel runs.
+        """
         B, T, D = x.shape
         if T > self.config.max_len:
             raise ValueError(f"sequence of {T} tokens is longer than max_len {self.config.max_len}")

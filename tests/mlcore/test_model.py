@@ -142,6 +142,21 @@ def test_heavy_padding_and_short_records_give_no_nan(training: bool) -> None:
     assert torch.isfinite(one_token.hidden).all()
 
 
+def test_bf16_autocast_runs_the_explicit_path_and_stays_close() -> None:
+    model = _tiny().eval()
+    x, pad_mask = _batch()
+    reference = model(x, pad_mask).pooled
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, pad_mask, attn_bias=torch.randn(3, 4, 7, 7))
+        out.pooled.float().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(x, pad_mask).pooled
+    torch.testing.assert_close(low.float(), reference, atol=0.1, rtol=0.05)
+
+
 def test_longer_than_max_len_is_rejected() -> None:
     model = _tiny(max_len=8)
     with pytest.raises(ValueError, match="max_len"):
