@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
 
     sub.add_parser("tasks", help="list the tasks")
+    sub.add_parser("validate", help="check a data file record by record (see `python -m mlcore validate -h`)")
     return parser
 
 
@@ -183,6 +184,12 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status (0 ok, 2 bad input, 1 other failure)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["validate"]:
+        # The validator has its own parser and exit codes (0 valid, 1 invalid, 2 unreadable).
+        from mlcore.validate_cli import main as validate_main
+
+        return validate_main(argv[1:])
     args = _parser().parse_args(argv)
     _set_threads(args)
     from mlcore.data import DataError
