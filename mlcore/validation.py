@@ -403,7 +403,14 @@ def validate_chunk(plan: _Plan, chunk: Chunk, *, max_problems: int = 1000) -> _C
     if plan.duplicates and plan.input_kind in ("sequence", "molblock"):
         key_col = out[next(iter(inputs))]
         result.keys = np.fromiter((_hash64(s) for s in key_col), dtype=np.uint64, count=len(key_col))
-        if plan.target_cols:
+        if result.numbers is not None:
+            # Numeric targets: the float64 bit patterns, mixed across columns, are a key for free.
+            bits = np.ascontiguousarray(result.numbers).view(np.uint64)  # (n_valid, k)
+            keys = bits[:, 0].copy()
+            for j in range(1, bits.shape[1]):
+                keys = keys * np.uint64(1_000_003) ^ bits[:, j]
+            result.target_keys = keys
+        elif plan.target_cols:
             texts = ["\x1f".join(repr(out[c][j]) for c in plan.target_cols) for j in range(len(keep))]
             result.target_keys = np.fromiter((_hash64(s) for s in texts), dtype=np.uint64, count=len(texts))
         else:
@@ -812,8 +819,19 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _pool_context() -> Any:
+    """fork where available: a spawned child re-runs the caller's main module, which crashes the pool
+    when a script lacks an `if __name__ == "__main__"` guard. The forked child only runs RDKit and
+    numpy on pickled chunks, never the parent's pyarrow or Celery threads, so what those threads held
+    at fork time does not matter to it."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+
+
 def _map_chunks(plan: _Plan, chunks: Iterator[Chunk], options: ValidationOptions,
                 notes: list[str]) -> Iterator[_ChunkResult]:
+    """Chunk results in file order: in this process, or from a pool of worker processes (SMILES)."""
     workers = options.workers if options.workers is not None else _cpu_count()
     first = next(chunks, None)
     if first is None:
@@ -824,15 +842,16 @@ def _map_chunks(plan: _Plan, chunks: Iterator[Chunk], options: ValidationOptions
         for chunk in chunks:
             yield validate_chunk(plan, chunk, max_problems=options.max_problems)
         return
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
+    pending: deque[tuple[Any, Chunk]] = deque()
     try:
-        # spawn, not fork: the parent may hold pyarrow's threads (and, in a Celery worker, more),
-        # which a forked child would inherit in an undefined state.
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_init, initargs=(plan, options.max_problems))
-    except (OSError, AssertionError, ValueError) as exc:  # e.g. a daemonic process may not have children
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_init,
+                                   initargs=(plan, options.max_problems))
+        pending.append((pool.submit(_worker_chunk, first), first))
+        pending.append((pool.submit(_worker_chunk, second), second))
+    except (OSError, AssertionError, ValueError, BrokenProcessPool) as exc:  # e.g. a daemonic process
         notes.append(f"validated in one process: worker pool unavailable ({exc})")
         yield validate_chunk(plan, first, max_problems=options.max_problems)
         yield validate_chunk(plan, second, max_problems=options.max_problems)
@@ -842,20 +861,41 @@ def _map_chunks(plan: _Plan, chunks: Iterator[Chunk], options: ValidationOptions
     # Bounded read-ahead: a few chunks per worker in flight, so memory does not grow with the file
     # while the workers never wait for the reader.
     in_flight = 2 * workers + 2
-    pending: deque[Any] = deque()
+    broken = False
     try:
-        pending.append(pool.submit(_worker_chunk, first))
-        pending.append(pool.submit(_worker_chunk, second))
         for chunk in chunks:
-            pending.append(pool.submit(_worker_chunk, chunk))
+            if broken:
+                pending.append((None, chunk))
+            else:
+                try:
+                    pending.append((pool.submit(_worker_chunk, chunk), chunk))
+                except BrokenProcessPool:
+                    broken = True
+                    pending.append((None, chunk))
             while len(pending) >= in_flight:
-                yield pending.popleft().result()
+                yield _result(pending.popleft(), plan, options, notes)
         while pending:
-            yield pending.popleft().result()
+            yield _result(pending.popleft(), plan, options, notes)
     finally:
-        for fut in pending:
-            fut.cancel()
+        for fut, _ in pending:
+            if fut is not None:
+                fut.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(item: tuple[Any, Chunk], plan: _Plan, options: ValidationOptions, notes: list[str]) -> _ChunkResult:
+    """A submitted chunk's result; if its worker died (killed, out of memory), the chunk is validated
+    here instead, so a lost process costs time, never records."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    future, chunk = item
+    if future is not None:
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            if not any(n.startswith("worker pool broke") for n in notes):
+                notes.append(f"worker pool broke ({exc}); the remaining chunks were validated in one process")
+    return validate_chunk(plan, chunk, max_problems=options.max_problems)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -390,3 +390,25 @@ def test_report_format(tmp_path: Path) -> None:
     assert _report_keys(report) >= {"rows", "valid", "invalid", "problems", "totals", "warnings", "stats", "status"}
     assert report["problems"][0] == {"line": 4, "column": "smiles", "code": "smiles_parse",
                                      "reason": "SMILES Parse Error: unclosed ring for input: 'C1CC'", "value": "C1CC"}
+
+
+def test_worker_pool_works_from_a_script_without_a_main_guard(tmp_path: Path) -> None:
+    """A portal task or a user's script calls validate_file at module level; the pool must not
+    re-run that module in its workers (which a spawned pool does, and then crashes)."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "m.csv"
+    data.write_text("smiles,target\n" + "CCO,1\nc1ccccc1O,2\nC1CC,3\n" * 300)
+    script = tmp_path / "check.py"
+    script.write_text(
+        "from mlcore.validation import ValidationOptions, validate_file\n"
+        f"r = validate_file({str(data)!r}, task='molecule-regression', policy='skip',\n"
+        "                  options=ValidationOptions(workers=2, chunk_size=100))\n"
+        "print(r.rows, r.invalid, r.problems[0].line, [w['code'] for w in r.warnings if w['code'] == 'note'])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["900", "300", "4", "[]"]
