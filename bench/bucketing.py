@@ -7,7 +7,7 @@ untimed warm-up, and the medians are compared. Bucketing uses the trainer's defa
 `bucket_chunk` (256) and pads each batch to its own longest member; the baseline shuffles plainly
 (`bucket_chunk=0`) and pads every batch to 512.
 
-Usage: `python bench/bucketing.py [--preset small|base] [--n 512] [--repeats 3] [--precision fp32]`.
+Usage: `python bench/bucketing.py [--preset small|base] [--n 512] [--repeats 3] [--precision fp32] [--threads N]`.
 The last line printed is JSON: {"bucketing_speedup": x, "padding_fraction_bucketed": ...,
 "padding_fraction_padded": ...}.
 """
@@ -81,7 +81,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per variant")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, one per core)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(MIN_LEN, MAX_LEN + 1, args.n)  # uniform in 20..512 inclusive
