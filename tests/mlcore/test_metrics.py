@@ -156,3 +156,14 @@ def test_no_warnings_and_unknown_kind() -> None:
         compute_metrics("binary", np.ones(3, int), np.zeros(3))
     with pytest.raises(ValueError, match="unknown target kind"):
         compute_metrics("ranking", [1], [1])
+
+
+def test_metrics_import_neither_sklearn_nor_scipy_nor_torch() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, mlcore.metrics; print(sorted({'sklearn', 'scipy', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"
