@@ -2,7 +2,8 @@
 
     python -m mlcore validate (--task T | --modality M) --data FILE [--policy strict|skip]
         [--input-col C] [--target-col C ...] [--id-col C] [--group-col C] [--split-col C]
-        [--labels LABELS.csv] [--output canonical.parquet] --report report.json
+        [--labels LABELS.csv] [--numeric-col C ...] [--missing-sentinel X ...] [--max-invalid-fraction F]
+        [--output canonical.parquet] --report report.json
 
 Prints the counts and the totals per reason, and exits 0 when the file is valid under the policy,
 1 when it is not, 2 when it cannot be read at all (missing file, wrong format, a column absent),
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len", type=int, help="longest record accepted (tokens / bases / elements)")
     p.add_argument("--iupac", choices=("warn", "reject"), default="warn",
                    help="DNA ambiguity codes other than N: accept with a warning, or reject")
+    p.add_argument("--max-invalid-fraction", type=float, default=0.5,
+                   help="with --policy skip: the file is invalid when more than this fraction of records is bad")
+    p.add_argument("--numeric-col", action="append", default=None,
+                   help="tabular: a numeric feature column (repeat; default: inferred from the first records)")
+    p.add_argument("--missing-sentinel", action="append", type=float, default=None,
+                   help="tabular: a numeric value meaning 'missing' (repeat; default -999)")
     p.add_argument("--workers", type=int, help="SMILES worker processes (default: the CPUs available)")
     p.add_argument("--output", help="write the canonical Parquet copy of the valid records here")
     p.add_argument("--report", help="write the JSON report here")
@@ -80,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         input_cols=_split_cols(args.input_col), target_cols=_split_cols(args.target_col),
         id_col=args.id_col, group_col=args.group_col, split_col=args.split_col,
     )
-    options = ValidationOptions(max_len=args.max_len, iupac=args.iupac, workers=args.workers, format=args.format,
-                                side_labels=args.labels)
+    options = ValidationOptions(
+        max_len=args.max_len, iupac=args.iupac, workers=args.workers, format=args.format, side_labels=args.labels,
+        max_invalid_fraction=args.max_invalid_fraction,
+        numeric_cols=_split_cols(args.numeric_col) if args.numeric_col else None,
+        sentinels=tuple(args.missing_sentinel) if args.missing_sentinel else ValidationOptions.sentinels,
+    )
     try:
         result = validate_file(args.data, task=args.task, modality=args.modality, mapping=mapping,
                                policy=args.policy, options=options, output=args.output)

@@ -88,6 +88,9 @@ class ValidationOptions:
     min_per_class: int = 2  # classification: fewer examples of a class cannot be split and evaluated
     max_classes: int = 1000  # more distinct labels than this means the target is not a class label
     min_valid: int = 1  # with `skip`: fewest valid records for a valid dataset
+    # With `skip`: above this fraction of bad records the file is invalid anyway; that many bad
+    # records nearly always mean a wrong column mapping or file, not a few typos worth dropping.
+    max_invalid_fraction: float = 0.5
     sentinels: tuple[float, ...] = DEFAULT_SENTINELS  # tabular: numeric values meaning "missing"
     numeric_cols: tuple[str, ...] | None = None  # tabular: declared numeric columns (None: inferred)
     min_elements: int | None = None  # sets / series: None = particles 1, light curves 2 (as training)
@@ -1164,6 +1167,11 @@ class _Aggregator:
         if valid < max(1, options.min_valid if self.policy == "skip" else 1):
             dataset_problems.append(Problem(None, None, "too_few_valid",
                                             f"{valid} valid record(s), at least {max(1, options.min_valid)} needed"))
+        if self.policy == "skip" and self.rows and invalid / self.rows > options.max_invalid_fraction:
+            dataset_problems.append(Problem(None, None, "too_many_invalid",
+                                            f"{invalid} of {self.rows} records are invalid, more than "
+                                            f"{options.max_invalid_fraction:.0%}: check the column mapping "
+                                            "and the file"))
         for p in dataset_problems:
             self.totals[p.code] += 1
         problems = self.problems + dataset_problems[: max(0, options.max_problems - len(self.problems))]
@@ -1172,7 +1180,7 @@ class _Aggregator:
         if self.policy == "strict":
             status = "valid" if not self.totals else "invalid"
         else:
-            fatal = {"too_few_valid", "too_few_classes", "too_many_classes"}
+            fatal = {"too_few_valid", "too_few_classes", "too_many_classes", "too_many_invalid"}
             status = "invalid" if any(p.code in fatal for p in dataset_problems) else "valid"
 
         warnings = [{"code": code, "count": count,

@@ -19,6 +19,10 @@ from mlcore.validation import (
 )
 
 
+# These small files are mostly bad records on purpose; `skip` would otherwise refuse them as a whole.
+LENIENT = ValidationOptions(max_invalid_fraction=1.0)
+
+
 def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -128,7 +132,7 @@ def test_sdf_target_from_property(tmp_path: Path) -> None:
     path = _write(tmp_path, "m.sdf", text)
     out = tmp_path / "o.parquet"
     result = validate_file(path, task="molecule-regression", mapping=ColumnMapping(target_cols=("logS",)),
-                           policy="skip", output=out)
+                           policy="skip", output=out, options=LENIENT)
     second = text.split("$$$$\n")[0].count("\n") + 2  # the line after the first record's $$$$
     third = second + text.split("$$$$\n")[1].count("\n") + 1
     assert _codes(result) == [(second, "target_not_numeric"), (third, "smiles_sanitize")]
@@ -194,7 +198,7 @@ def test_dna_alphabet_iupac_empty_and_length(tmp_path: Path) -> None:
     text = "sequence,label\nacgtn,0\nACGTX,1\n,0\nACGRYT,1\nACGTACGTACGT,0\nAC GT,1\nACGU,0\n"
     path = _write(tmp_path, "d.csv", text)
     out = tmp_path / "o.parquet"
-    opts = ValidationOptions(max_len=10)
+    opts = ValidationOptions(max_len=10, max_invalid_fraction=1.0)
     mapping = ColumnMapping(target_cols=("label",))  # carried into the copy, not checked (no task)
     result = validate_file(path, modality="dna", mapping=mapping, policy="skip", options=opts, output=out)
     assert _codes(result) == [(3, "invalid_character"), (4, "empty"), (6, "too_long"), (7, "invalid_character")]
@@ -264,7 +268,7 @@ def test_particles_long_format(tmp_path: Path) -> None:
     path = _write(tmp_path, "jets.csv", JETS)
     out = tmp_path / "o.parquet"
     result = validate_file(path, modality="particles", mapping=ColumnMapping(target_cols=("label",)),
-                           policy="skip", output=out)
+                           policy="skip", output=out, options=LENIENT)
     assert _codes(result) == [(5, "not_finite"), (7, "non_positive"), (8, "not_numeric"), (11, "not_contiguous")]
     assert {p.line: p.column for p in result.problems} == {5: "pt", 7: "pt", 8: "eta", 11: "object_id"}
     table = pq.read_table(out).to_pydict()
@@ -298,7 +302,7 @@ def test_lightcurve_time_order_errors_and_minimum(tmp_path: Path) -> None:
     path = _write(tmp_path, "lc.csv", text)
     out = tmp_path / "o.parquet"
     mapping = ColumnMapping(target_cols=("label",))
-    result = validate_file(path, modality="lightcurve", mapping=mapping, policy="skip", output=out)
+    result = validate_file(path, modality="lightcurve", mapping=mapping, policy="skip", output=out, options=LENIENT)
     assert _codes(result) == [(4, "negative_error"), (6, "too_few_elements"), (8, "missing_value")]
     table = pq.read_table(out).to_pydict()
     assert table["time"][0] == [1.0, 2.0] and table["band"][0] == ["r", "g"]  # sorted by time
@@ -314,6 +318,23 @@ def test_long_format_missing_required_field_is_unreadable(tmp_path: Path) -> Non
 
 
 # -- tabular --------------------------------------------------------------------------------------
+
+
+def test_skip_refuses_a_file_that_is_mostly_bad(tmp_path: Path) -> None:
+    path = _write(tmp_path, "d.csv", "sequence\nACGT\nACGX\nACGX\nAC\n")
+    assert validate_file(path, modality="dna", policy="skip").status == "valid"  # 2 of 4 bad: not more than half
+    path.write_text("sequence\nACGT\nACGX\nACGX\nACQ\n")
+    result = validate_file(path, modality="dna", policy="skip")
+    assert result.status == "invalid" and result.totals["too_many_invalid"] == 1 and result.valid == 1
+    lenient = validate_file(path, modality="dna", policy="skip", options=ValidationOptions(max_invalid_fraction=1.0))
+    assert lenient.status == "valid"
+
+
+def test_tabular_declared_numeric_columns_and_sentinels(tmp_path: Path) -> None:
+    path = _write(tmp_path, "t.csv", "a,b,label\n1,x,0\n-1,2,1\n5,3,0\n7,4,1\n")
+    result = validate_file(path, task="tabular-classification", policy="skip",
+                           options=ValidationOptions(numeric_cols=("a",), sentinels=(-1.0,)))
+    assert result.columns["numeric"] == ["a"] and result.problems == [] and result.stats["missing"] == {"a": 1}
 
 
 def test_tabular_numeric_columns_and_sentinels(tmp_path: Path) -> None:
@@ -347,7 +368,8 @@ def test_arguments_and_mapping_errors(tmp_path: Path) -> None:
 def test_problem_list_is_capped_but_totals_count_everything(tmp_path: Path) -> None:
     path = _write(tmp_path, "d.csv", "sequence\n" + "ACGX\n" * 1500)
     result = validate_file(path, modality="dna", policy="skip", options=ValidationOptions(chunk_size=256))
-    assert len(result.problems) == 1000 and result.totals == {"invalid_character": 1500, "too_few_valid": 1}
+    assert len(result.problems) == 1000
+    assert result.totals == {"invalid_character": 1500, "too_few_valid": 1, "too_many_invalid": 1}
     assert _lines(result)[:3] == [2, 3, 4] and result.status == "invalid"
 
 
