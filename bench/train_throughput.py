@@ -11,8 +11,10 @@ vocabulary 64), the same dropout (0.1 hidden, 0.1 attention), the same optimizer
   default attention implementation.
 
 Variants are timed interleaved, one step each in turn, after a warm-up (the first passes page-fault
-fresh memory); figures are medians. Achieved matmul FLOP/s is reported as a fraction of the fp32
-`torch.mm` peak measured in the same process. The last stdout line is one JSON object.
+fresh memory); times are medians, and a ratio ours/HF is the median of per-round ratios of two
+back-to-back steps, so load from other processes on a shared machine hits both sides alike.
+Achieved matmul FLOP/s is reported as a fraction of the fp32 `torch.mm` peak measured in the same
+process. The last stdout line is one JSON object.
 
     .venv/bin/python bench/train_throughput.py [--rounds N] [--budget-s S] [--optimizer fused|default]
 """
@@ -142,16 +144,19 @@ def main() -> None:
     attn_impl = getattr(models["hf"].config, "_attn_implementation", None)
     print(f"HF attention implementation: {attn_impl}", flush=True)
 
+    # Order: each ours/HF pair runs back to back, so a pair sees the same load on a shared machine.
     variants: dict[str, Callable[[], None]] = {}
     for precision in ("fp32", "bf16"):
+        bf16 = precision == "bf16"
         for name, model in models.items():
             # each precision trains its own copy, so AdamW state and weights never mix
             copy = type(model)() if name == "ours" else build_hf()
             copy.load_state_dict(model.state_dict())
             variants[f"train/{precision}/{name}"] = make_train_step(
-                copy, ids, labels, precision == "bf16", name == "hf", fused_adamw=args.optimizer == "fused"
+                copy, ids, labels, bf16, name == "hf", fused_adamw=args.optimizer == "fused"
             )
-            variants[f"infer/{precision}/{name}"] = make_infer_step(model, ids, precision == "bf16", name == "hf")
+        for name, model in models.items():
+            variants[f"infer/{precision}/{name}"] = make_infer_step(model, ids, bf16, name == "hf")
 
     peak32 = measure_peak(torch.float32)
     for fn in variants.values():
@@ -185,7 +190,9 @@ def main() -> None:
         print(f"{key:22s} {t * 1e3:9.1f} {BATCH / t:10.1f} {flops / t / 1e9:15.1f} {frac[key]:13.2f}")
 
     def ratio(kind: str, precision: str) -> float:
-        return med[f"{kind}/{precision}/hf"] / med[f"{kind}/{precision}/ours"]
+        # median of per-round ratios: each HF step against the ours step right before it
+        hf, ours = times[f"{kind}/{precision}/hf"], times[f"{kind}/{precision}/ours"]
+        return statistics.median(h / o for h, o in zip(hf, ours))
 
     result = {
         "train_ratio_vs_hf": round(ratio("train", "fp32"), 3),
