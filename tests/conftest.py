@@ -13,6 +13,7 @@ def _media_in_tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     settings = request.getfixturevalue("settings")
     media = tmp_path_factory.mktemp("media")
     settings.MEDIA_ROOT = media
+    settings.LABFORMER_UPLOAD_STAGING = media / "staging"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": media}},

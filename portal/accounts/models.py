@@ -53,3 +53,25 @@ class Visibility(models.TextChoices):
     PRIVATE = "private", "Private (only me)"
     LAB = "lab", "Lab (members of its lab)"
     PUBLIC = "public", "Public (everyone signed in)"
+
+
+class APIToken(models.Model):
+    """A personal API token. Only a SHA-256 of the secret is stored; the secret is shown once.
+
+    The token reads ``lf_<prefix>_<secret>``: the prefix finds the row, the hash proves the secret.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (lf_{self.prefix}_…)"

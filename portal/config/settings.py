@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "portal.accounts",
     "portal.datasets",
     "portal.jobs",
@@ -108,6 +109,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request when it is missing
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
@@ -154,6 +156,8 @@ WHITENOISE_MANIFEST_STRICT = False
 # The largest dataset file accepted, in bytes (default 5 GiB). Bigger uploads go through the
 # chunked path, which enforces the same limit on the total.
 LABFORMER_MAX_UPLOAD_BYTES = env_int("LABFORMER_MAX_UPLOAD_BYTES", 5 * 1024**3)
+# Where chunked uploads are assembled before they become datasets (shared by all web processes).
+LABFORMER_UPLOAD_STAGING = Path(env_str("LABFORMER_UPLOAD_STAGING", str(VAR_DIR / "uploads")))
 # Requests bigger than this are streamed to a temporary file instead of held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024**2)
@@ -187,15 +191,46 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.authentication.APITokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env_str("API_THROTTLE_RATE", "6000/min")},
+    "EXCEPTION_HANDLER": "portal.api.exceptions.api_exception_handler",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Labformer API",
+    "DESCRIPTION": "Upload datasets, launch training jobs and read their results. Authenticate with a "
+                   "personal API token: `Authorization: Bearer lf_<prefix>_<secret>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI assets come from drf-spectacular-sidecar, served by us: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetStatusEnum": "portal.datasets.models.Dataset.Status",
+        "JobStatusEnum": "portal.jobs.models.Job.Status",
+        "UploadStatusEnum": "portal.datasets.models.UploadSession.Status",
+        "VisibilityEnum": "portal.accounts.models.Visibility",
+        "PolicyEnum": "portal.datasets.models.Dataset.Policy",
+        "DeviceEnum": "portal.jobs.models.Job.Device",
+        "TaskEnum": "portal.api.serializers.TASK_CHOICES",
+        "ProfileEnum": "portal.api.serializers.PROFILE_CHOICES",
+        "ModalityEnum": "portal.api.serializers.MODALITY_CHOICES",
+    },
+}
+# Throttle counters live in this cache; several web processes need a shared one (Redis).
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("CACHE_URL")}
+        if env_str("CACHE_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 
 # --- security -------------------------------------------------------------------------------

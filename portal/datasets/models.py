@@ -73,3 +73,37 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+
+class UploadSession(models.Model):
+    """A chunked, resumable upload in progress. Chunks are appended to a staging file in order; the
+    server's ``offset`` is the truth a client resumes from after a dropped connection."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        FINISHED = "finished", "Finished"
+        ABORTED = "aborted", "Aborted"
+
+    uid = models.UUIDField(unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_sessions")
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="upload_sessions")
+    name = models.CharField(max_length=200)
+    filename = models.CharField(max_length=255)
+    modality = models.CharField(max_length=32)
+    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.LAB)
+    policy = models.CharField(max_length=8, default="strict")
+    description = models.TextField(blank=True)
+    schema = models.JSONField(default=dict, blank=True)
+    size_bytes = models.BigIntegerField()  # the whole file's size, declared at creation
+    offset = models.BigIntegerField(default=0)  # bytes received so far, in order
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(offset__gte=0, offset__lte=models.F("size_bytes")),
+                                   name="upload_offset_within_size"),
+        ]

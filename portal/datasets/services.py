@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -18,7 +21,7 @@ from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
 from portal.common.storage import storage_save_hashed
 from portal.config.celery import QUEUE_CPU, TASK_VALIDATE_DATASET, app
-from portal.datasets.models import Dataset, dataset_original_path
+from portal.datasets.models import Dataset, UploadSession, dataset_original_path
 
 
 def _check_can_write(*, user: AbstractBaseUser, lab: Lab) -> None:
@@ -170,3 +173,158 @@ def dataset_validation_crash(*, dataset_id: int, message: str, traceback: str = 
     return _dataset_move(
         dataset_id=dataset_id, allowed_from=(S.UPLOADED, S.VALIDATING), status=S.INVALID, validation_report=report
     )
+
+
+# --- deletion ---------------------------------------------------------------------------------
+
+def dataset_delete(*, user: AbstractBaseUser, dataset: Dataset) -> None:
+    """Delete a dataset its owner (or an owner of its lab) no longer wants; refused while jobs use it.
+
+    ``dataset`` was loaded through ``dataset_get_for_user``. The stored original is removed only when
+    no other dataset shares it (same bytes uploaded under another name).
+    """
+    membership = membership_get(user=user, lab=dataset.lab)
+    if dataset.owner_id != user.pk and not (membership and membership.role == "owner"):
+        raise NotAllowed("only the dataset's owner or an owner of its lab can delete it")
+    n_jobs = dataset.jobs.count()
+    if n_jobs:
+        raise ServiceError(
+            f"dataset {dataset.name} v{dataset.version} is used by {n_jobs} job(s); delete those first "
+            "(results always name the exact data they saw)",
+            code="in_use",
+        )
+    original, canonical = dataset.original_file.name, dataset.canonical_file.name
+    with transaction.atomic():
+        dataset.delete()
+        shared = Dataset.objects.filter(original_file=original).exists()
+        if not shared:
+            transaction.on_commit(lambda: default_storage.delete(original))
+        if canonical:
+            transaction.on_commit(lambda: default_storage.delete(canonical))
+
+
+# --- chunked, resumable uploads ------------------------------------------------------------------
+
+def _staging_path(session: UploadSession) -> Path:
+    return Path(settings.LABFORMER_UPLOAD_STAGING) / f"{session.uid}.part"
+
+
+def upload_session_create(
+    *, owner: AbstractBaseUser, lab: Lab, name: str, filename: str, modality: str, size_bytes: int,
+    visibility: str = Visibility.LAB, policy: str = Dataset.Policy.STRICT, description: str = "",
+    schema: dict | None = None,
+) -> UploadSession:
+    """Open an upload of ``size_bytes``; checks everything that can be checked before any byte arrives."""
+    _check_can_write(user=owner, lab=lab)
+    if modality not in MODALITIES:
+        raise ServiceError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}", field="modality")
+    if policy not in Dataset.Policy.values:
+        raise ServiceError(f"unknown policy {policy!r}; expected strict or skip", field="policy")
+    if visibility not in Visibility.values:
+        raise ServiceError(f"unknown visibility {visibility!r}", field="visibility")
+    if not name.strip():
+        raise ServiceError("a dataset needs a name", field="name")
+    if size_bytes <= 0:
+        raise ServiceError("size_bytes must be positive", field="size_bytes")
+    if size_bytes > settings.LABFORMER_MAX_UPLOAD_BYTES:
+        raise ServiceError(
+            f"{filename}: {size_bytes} bytes is over the upload limit of {settings.LABFORMER_MAX_UPLOAD_BYTES} bytes",
+            field="size_bytes",
+        )
+    session = UploadSession.objects.create(
+        uid=uuid.uuid4(), owner=owner, lab=lab, name=name.strip(), filename=Path(filename).name or "upload",
+        modality=modality, size_bytes=size_bytes, visibility=visibility, policy=policy,
+        description=description, schema=schema or {},
+    )
+    path = _staging_path(session)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return session
+
+
+def upload_chunk_append(*, session: UploadSession, offset: int, stream: Any, length: int) -> UploadSession:
+    """Append ``length`` bytes read from ``stream`` at ``offset``.
+
+    The offset must equal what the server has: a chunk out of order (or sent twice) is refused with
+    the expected offset, so a client that lost a response resumes exactly where the server is.
+    Concurrent chunks for one session are serialized by a row lock.
+    """
+    with transaction.atomic():
+        locked = UploadSession.objects.select_for_update().get(pk=session.pk)
+        if locked.status != UploadSession.Status.OPEN:
+            raise ServiceError(f"upload {locked.uid} is {locked.status}", code="conflict")
+        if offset != locked.offset:
+            raise ServiceError(
+                f"chunk at offset {offset} but the server has {locked.offset} bytes; resume from {locked.offset}",
+                code="offset_mismatch", field="offset",
+            )
+        if length <= 0:
+            raise ServiceError("an empty chunk", field="content")
+        if locked.offset + length > locked.size_bytes:
+            raise ServiceError(
+                f"chunk ends at {locked.offset + length}, past the declared size {locked.size_bytes}", field="content"
+            )
+        path = _staging_path(locked)
+        written = 0
+        with open(path, "r+b") as fh:
+            fh.seek(locked.offset)
+            fh.truncate()  # bytes of an earlier chunk whose commit never happened are dropped
+            while written < length:
+                block = stream.read(min(1 << 20, length - written))
+                if not block:
+                    break
+                fh.write(block)
+                written += len(block)
+        if written != length:
+            with open(path, "r+b") as fh:
+                fh.truncate(locked.offset)
+            raise ServiceError(f"the chunk ended after {written} of {length} bytes; resend it", field="content")
+        locked.offset += written
+        locked.save(update_fields=["offset", "updated_at"])
+    return locked
+
+
+def upload_session_finish(*, session: UploadSession, sha256: str) -> Dataset:
+    """Check the whole file's sha256 and turn it into a dataset; a mismatch keeps nothing."""
+    with transaction.atomic():
+        locked = UploadSession.objects.select_for_update().get(pk=session.pk)
+        if locked.status == UploadSession.Status.FINISHED and locked.dataset_id:
+            return locked.dataset  # a retried finish returns the same dataset
+        if locked.status != UploadSession.Status.OPEN:
+            raise ServiceError(f"upload {locked.uid} is {locked.status}", code="conflict")
+        if locked.offset != locked.size_bytes:
+            raise ServiceError(
+                f"only {locked.offset} of {locked.size_bytes} bytes have arrived; resume from {locked.offset}",
+                code="incomplete", field="offset",
+            )
+        path = _staging_path(locked)
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        mismatch = digest.hexdigest() != sha256.strip().lower()
+        if mismatch:
+            locked.status = UploadSession.Status.ABORTED
+            locked.save(update_fields=["status", "updated_at"])
+    if mismatch:
+        # Raised outside the transaction so the session stays aborted: nothing of it is kept.
+        path.unlink(missing_ok=True)
+        raise ServiceError(
+            f"sha256 mismatch: the server received {digest.hexdigest()}, the client says {sha256}; "
+            "nothing was kept, start a new upload",
+            code="checksum_mismatch", field="sha256",
+        )
+    with transaction.atomic():
+        locked = UploadSession.objects.select_for_update().get(pk=session.pk)
+        if locked.status != UploadSession.Status.OPEN:
+            raise ServiceError(f"upload {locked.uid} is {locked.status}", code="conflict")
+        with open(path, "rb") as fh:
+            dataset = dataset_create(
+                owner=locked.owner, lab=locked.lab, name=locked.name, modality=locked.modality,
+                file=File(fh, name=locked.filename), filename=locked.filename, visibility=locked.visibility,
+                description=locked.description, schema=locked.schema, policy=locked.policy,
+            )
+        locked.status, locked.dataset = UploadSession.Status.FINISHED, dataset
+        locked.save(update_fields=["status", "dataset", "updated_at"])
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+    return dataset

@@ -239,6 +239,7 @@ def job_submit(
         hyperparameters=hyperparameters or {},
     )
     config["device"] = {"kind": device, "gpu_count": gpu_count}
+    config["overrides"] = dict(hyperparameters or {})  # what the user asked for, for clone and retry
     try:
         with transaction.atomic():
             job = Job.objects.create(
@@ -354,3 +355,30 @@ def job_requeue_lost(*, job_id: int, stale_before: datetime) -> Job:
         ),
     )
 
+
+
+def job_clone(
+    *, user: AbstractBaseUser, job: Job, changes: dict[str, Any] | None = None, idempotency_key: str | None = None
+) -> Job:
+    """A new job with ``job``'s settings and ``changes`` applied (any of job_submit's arguments;
+    ``hyperparameters`` are merged over the original overrides). ``retry`` is a clone with no changes.
+
+    ``job`` was loaded through ``job_get_for_user``; the dataset is the exact version the job used.
+    """
+    changes = dict(changes or {})
+    allowed = {"task_key", "profile_key", "preset", "hyperparameters", "device", "gpu_count", "priority",
+               "visibility", "name", "time_limit_s", "max_attempts"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ServiceError(f"cannot change {', '.join(unknown)}; changeable: {', '.join(sorted(allowed))}",
+                           field=unknown[0])
+    hyper = dict(job.config.get("overrides", {}))
+    hyper.update(changes.pop("hyperparameters", None) or {})
+    params: dict[str, Any] = {
+        "task_key": job.task_key, "profile_key": job.profile_key, "preset": job.config.get("preset", "tiny"),
+        "device": job.device, "gpu_count": job.gpu_count, "priority": job.priority, "visibility": job.visibility,
+        "name": job.name, "time_limit_s": job.time_limit_s, "max_attempts": job.max_attempts,
+    }
+    params.update(changes)
+    return job_submit(user=user, dataset=job.dataset, hyperparameters=hyper, idempotency_key=idempotency_key,
+                      **params)

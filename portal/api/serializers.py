@@ -1,0 +1,163 @@
+"""API representations. Serializers validate shapes; services decide what is allowed."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from mlcore import catalog
+from portal.accounts.models import APIToken, Visibility
+from portal.datasets.models import Dataset, UploadSession
+from portal.jobs.models import Job
+from portal.results.models import Artifact
+
+# One choice list per concept, the models' own, so the OpenAPI schema names each enum once.
+MODALITY_CHOICES = Dataset._meta.get_field("modality").choices
+TASK_CHOICES = Job._meta.get_field("task_key").choices
+PROFILE_CHOICES = Job._meta.get_field("profile_key").choices
+
+
+class LabRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    lab = LabRefSerializer(read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "version", "description", "modality", "visibility", "policy", "status", "owner",
+                  "lab", "original_filename", "sha256", "size_bytes", "row_count", "schema", "created_at",
+                  "updated_at"]
+
+
+class DatasetDetailSerializer(DatasetSerializer):
+    class Meta(DatasetSerializer.Meta):
+        fields = DatasetSerializer.Meta.fields + ["validation_report"]
+
+
+class MappingSerializer(serializers.Serializer):
+    input_cols = serializers.ListField(child=serializers.CharField(), required=False)
+    target_cols = serializers.ListField(child=serializers.CharField(), required=False)
+    id_col = serializers.CharField(required=False, allow_null=True)
+    group_col = serializers.CharField(required=False, allow_null=True)
+    split_col = serializers.CharField(required=False, allow_null=True)
+    task = serializers.ChoiceField(choices=TASK_CHOICES, required=False, allow_null=True,
+                                   help_text="check the targets for this task during validation")
+
+
+class DatasetCreateSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    name = serializers.CharField(max_length=200)
+    lab = serializers.SlugField(help_text="slug of a lab you may upload to")
+    modality = serializers.ChoiceField(choices=MODALITY_CHOICES)
+    visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
+    policy = serializers.ChoiceField(choices=Dataset.Policy.choices, default=Dataset.Policy.STRICT)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    mapping = serializers.JSONField(required=False, default=dict,
+                                    help_text="column mapping: input_cols, target_cols, id_col, group_col, split_col, task")
+
+    def validate_mapping(self, value: dict) -> dict:
+        inner = MappingSerializer(data=value or {})
+        inner.is_valid(raise_exception=True)
+        return dict(inner.validated_data)
+
+
+class UploadSessionCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    filename = serializers.CharField(max_length=255)
+    lab = serializers.SlugField()
+    modality = serializers.ChoiceField(choices=MODALITY_CHOICES)
+    size_bytes = serializers.IntegerField(min_value=1)
+    visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
+    policy = serializers.ChoiceField(choices=Dataset.Policy.choices, default=Dataset.Policy.STRICT)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    mapping = MappingSerializer(required=False, default=dict)
+
+
+class UploadSessionSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uid", read_only=True)
+    dataset = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = UploadSession
+        fields = ["id", "name", "filename", "modality", "size_bytes", "offset", "status", "dataset", "created_at"]
+
+
+class UploadFinishSerializer(serializers.Serializer):
+    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$", help_text="sha256 of the whole file, hex")
+
+
+class JobSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    lab = LabRefSerializer(read_only=True)
+    dataset = serializers.PrimaryKeyRelatedField(read_only=True)
+    dataset_name = serializers.CharField(source="dataset.name", read_only=True)
+    dataset_version = serializers.IntegerField(source="dataset.version", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = ["id", "name", "status", "task_key", "profile_key", "dataset", "dataset_name", "dataset_version",
+                  "owner", "lab", "visibility", "device", "gpu_count", "priority", "progress", "epoch", "step",
+                  "attempts", "max_attempts", "cancel_requested", "worker_hostname", "heartbeat_at",
+                  "time_limit_s", "error_message", "created_at", "started_at", "finished_at"]
+
+
+class JobDetailSerializer(JobSerializer):
+    class Meta(JobSerializer.Meta):
+        fields = JobSerializer.Meta.fields + ["config", "error_traceback"]
+
+
+class JobCreateSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField(help_text="id of a ready dataset you can see")
+    task = serializers.ChoiceField(choices=TASK_CHOICES)
+    profile = serializers.ChoiceField(choices=PROFILE_CHOICES, default="baseline")
+    preset = serializers.ChoiceField(choices=list(catalog.PRESETS), default="tiny")
+    hyperparameters = serializers.DictField(required=False, default=dict,
+                                            help_text="overrides, validated against the catalog")
+    device = serializers.ChoiceField(choices=Job.Device.choices, default=Job.Device.CPU)
+    gpu_count = serializers.IntegerField(required=False, min_value=0, max_value=8, allow_null=True, default=None)
+    priority = serializers.IntegerField(min_value=-4, max_value=4, default=0)
+    visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    lab = serializers.SlugField(required=False, allow_null=True, default=None)
+    time_limit_s = serializers.IntegerField(required=False, min_value=1, allow_null=True, default=None)
+
+
+class JobCloneSerializer(serializers.Serializer):
+    task_key = serializers.ChoiceField(choices=TASK_CHOICES, required=False)
+    profile_key = serializers.ChoiceField(choices=PROFILE_CHOICES, required=False)
+    preset = serializers.ChoiceField(choices=list(catalog.PRESETS), required=False)
+    hyperparameters = serializers.DictField(required=False)
+    device = serializers.ChoiceField(choices=Job.Device.choices, required=False)
+    gpu_count = serializers.IntegerField(required=False, min_value=0, max_value=8)
+    priority = serializers.IntegerField(required=False, min_value=-4, max_value=4)
+    visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    time_limit_s = serializers.IntegerField(required=False, min_value=1)
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Artifact
+        fields = ["id", "kind", "sha256", "size_bytes", "metadata", "created_at"]
+
+
+class APITokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = APIToken
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at"]
+
+
+class APITokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class APITokenCreatedSerializer(APITokenSerializer):
+    token = serializers.CharField(help_text="the secret, shown this once")
+
+    class Meta(APITokenSerializer.Meta):
+        fields = APITokenSerializer.Meta.fields + ["token"]

@@ -1,0 +1,418 @@
+"""API v1 views: thin. Each loads objects through the access selectors and calls one service."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import FileResponse
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FileUploadParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlcore import catalog
+from portal.accounts.models import APIToken, Lab
+from portal.accounts.selectors import lab_list_for_user
+from portal.accounts.services import api_token_create, api_token_revoke
+from portal.api import serializers as s
+from portal.api.idempotency import IDEMPOTENCY_HEADER, idempotent
+from portal.common.errors import ServiceError
+from portal.datasets import services as dataset_services
+from portal.datasets.models import Dataset, UploadSession
+from portal.datasets.selectors import dataset_get_for_user, dataset_list_for_user
+from portal.jobs import services as job_services
+from portal.jobs.models import Job
+from portal.jobs.selectors import job_get_for_user, job_list_for_user
+from portal.results import selectors as result_selectors
+
+
+class NewestFirst(CursorPagination):
+    page_size = 50
+    max_page_size = 500
+    page_size_query_param = "page_size"
+    ordering = "-created_at"
+
+
+def _lab_for(user: Any, slug: str | None) -> Lab | None:
+    if not slug:
+        return None
+    lab = lab_list_for_user(user=user).filter(slug=slug).first()
+    if lab is None:
+        raise ServiceError(f"you are not a member of a lab {slug!r}", field="lab")
+    return lab
+
+
+# --- catalog ------------------------------------------------------------------------------------
+
+class CatalogTasks(APIView):
+    @extend_schema(responses=inline_serializer("Task", {
+        "key": serializers.CharField(), "label": serializers.CharField(), "domain": serializers.CharField(),
+        "modality": serializers.CharField(), "target_kind": serializers.CharField(),
+        "primary_metric": serializers.CharField(), "greater_is_better": serializers.BooleanField(),
+        "metrics": serializers.ListField(child=serializers.CharField()), "description": serializers.CharField(),
+    }, many=True))
+    def get(self, request: Request) -> Response:
+        return Response([
+            {"key": t.key, "label": t.label, "domain": t.domain, "modality": t.modality, "target_kind": t.target_kind,
+             "primary_metric": t.primary_metric, "greater_is_better": t.greater_is_better, "metrics": list(t.metrics),
+             "description": t.description}
+            for t in catalog.TASKS.values()
+        ])
+
+
+class CatalogProfiles(APIView):
+    @extend_schema(responses=inline_serializer("Profile", {
+        "key": serializers.CharField(), "label": serializers.CharField(), "description": serializers.CharField(),
+    }, many=True))
+    def get(self, request: Request) -> Response:
+        return Response([{"key": p.key, "label": p.label, "description": p.description} for p in catalog.PROFILES.values()])
+
+
+class CatalogPresets(APIView):
+    @extend_schema(responses=inline_serializer("Preset", {
+        "key": serializers.CharField(), "shape": serializers.DictField(), "training": serializers.DictField(),
+    }, many=True))
+    def get(self, request: Request) -> Response:
+        return Response([{"key": k, "shape": v, "training": catalog.PRESET_TRAINING.get(k, {})}
+                         for k, v in catalog.PRESETS.items()])
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+class DatasetFilter(filters.FilterSet):
+    lab = filters.CharFilter(field_name="lab__slug")
+    name = filters.CharFilter(field_name="name")
+    search = filters.CharFilter(method="search_filter", label="search in name and description")
+
+    class Meta:
+        model = Dataset
+        fields = ["modality", "visibility", "status", "lab", "name"]
+
+    def search_filter(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        from django.db.models import Q
+
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+
+class DatasetOrdering(NewestFirst):
+    ordering_fields = ("created_at", "name", "row_count", "size_bytes")
+
+    def get_ordering(self, request, queryset, view):  # noqa: ANN001, ANN201
+        requested = request.query_params.get("ordering")
+        if requested and requested.lstrip("-") in self.ordering_fields:
+            return (requested, "-pk") if requested.lstrip("-") != "created_at" else (requested,)
+        return (self.ordering,)
+
+
+@extend_schema(tags=["datasets"])
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                     viewsets.GenericViewSet):
+    filterset_class = DatasetFilter
+    filter_backends = [filters.DjangoFilterBackend]
+    pagination_class = DatasetOrdering
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def get_queryset(self) -> QuerySet[Dataset]:
+        return dataset_list_for_user(user=self.request.user)
+
+    def get_serializer_class(self):  # noqa: ANN201
+        return s.DatasetDetailSerializer if self.action == "retrieve" else s.DatasetSerializer
+
+    def get_object(self) -> Dataset:
+        return dataset_get_for_user(user=self.request.user, dataset_id=int(self.kwargs["pk"]))
+
+    @extend_schema(request={"multipart/form-data": s.DatasetCreateSerializer}, parameters=[IDEMPOTENCY_HEADER],
+                   responses={201: s.DatasetDetailSerializer})
+    @idempotent
+    def create(self, request: Request) -> Response:
+        form = s.DatasetCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        upload = data["file"]
+        dataset = dataset_services.dataset_create(
+            owner=request.user, lab=_lab_for(request.user, data["lab"]), name=data["name"], modality=data["modality"],
+            file=upload, filename=upload.name, visibility=data["visibility"], policy=data["policy"],
+            description=data["description"], schema=data["mapping"],
+        )
+        return Response(s.DatasetDetailSerializer(dataset).data,
+                        status=status.HTTP_200_OK if dataset.deduplicated else status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        dataset_services.dataset_delete(user=request.user, dataset=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(parameters=[OpenApiParameter("rows", int, description="how many rows (max 200)")],
+                   responses=inline_serializer("Preview", {"columns": serializers.ListField(child=serializers.CharField()),
+                                                           "rows": serializers.ListField(child=serializers.ListField()),
+                                                           "source": serializers.CharField()}))
+    @action(detail=True, methods=["get"])
+    def preview(self, request: Request, pk: str | None = None) -> Response:
+        dataset = self.get_object()
+        n = max(1, min(200, int(request.query_params.get("rows", 20))))
+        return Response(_preview(dataset, n))
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> FileResponse:
+        dataset = self.get_object()
+        return FileResponse(dataset.original_file.open("rb"), as_attachment=True,
+                            filename=dataset.original_filename or "dataset")
+
+    @extend_schema(responses=s.JobSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def jobs(self, request: Request, pk: str | None = None) -> Response:
+        dataset = self.get_object()
+        jobs = job_list_for_user(user=request.user).filter(dataset=dataset)[:200]
+        return Response(s.JobSerializer(jobs, many=True).data)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _preview(dataset: Dataset, n: int) -> dict[str, Any]:
+    """The first rows: from the canonical Parquet copy when it exists, else the original's text."""
+    if dataset.canonical_file:
+        import pyarrow.parquet as pq
+
+        with dataset.canonical_file.open("rb") as fh:
+            pf = pq.ParquetFile(fh)
+            batch = next(pf.iter_batches(batch_size=n), None)
+            columns = pf.schema_arrow.names
+            rows = [] if batch is None else [[_clean(v) for v in row.values()] for row in batch.to_pylist()]
+        return {"columns": columns, "rows": rows, "source": "canonical"}
+    with dataset.original_file.open("rb") as fh:
+        head = fh.read(1 << 20)
+    if head[:2] == b"\x1f\x8b":
+        head = gzip.GzipFile(fileobj=io.BytesIO(head)).read(1 << 20) if len(head) < (1 << 20) else b""
+    text = head.decode("utf-8", errors="replace")
+    lines = text.splitlines()[: n + 1]
+    name = (dataset.original_filename or "").lower()
+    if name.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz", ".txt")):
+        dialect = "excel-tab" if ".tsv" in name else "excel"
+        parsed = list(csv.reader(lines, dialect=dialect))
+        return {"columns": parsed[0] if parsed else [], "rows": parsed[1:], "source": "original"}
+    return {"columns": ["line"], "rows": [[line] for line in lines[:n]], "source": "original"}
+
+
+@extend_schema(tags=["datasets"], parameters=[OpenApiParameter("uid", str, OpenApiParameter.PATH,
+                                                                 description="the upload session's id (a UUID)")])
+class UploadSessionViewSet(viewsets.GenericViewSet):
+    """Chunked, resumable upload: POST a session, PUT chunks at the server's offset, POST finish with sha256."""
+
+    serializer_class = s.UploadSessionSerializer
+    lookup_field = "uid"
+    parser_classes = [JSONParser]
+
+    def get_queryset(self) -> QuerySet[UploadSession]:
+        if getattr(self, "swagger_fake_view", False):
+            return UploadSession.objects.none()
+        return UploadSession.objects.filter(owner=self.request.user)
+
+    @extend_schema(request=s.UploadSessionCreateSerializer, parameters=[IDEMPOTENCY_HEADER],
+                   responses={201: s.UploadSessionSerializer})
+    @idempotent
+    def create(self, request: Request) -> Response:
+        form = s.UploadSessionCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        session = dataset_services.upload_session_create(
+            owner=request.user, lab=_lab_for(request.user, d["lab"]), name=d["name"], filename=d["filename"],
+            modality=d["modality"], size_bytes=d["size_bytes"], visibility=d["visibility"], policy=d["policy"],
+            description=d["description"], schema=dict(d.get("mapping") or {}),
+        )
+        return Response(s.UploadSessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, uid: str | None = None) -> Response:
+        return Response(s.UploadSessionSerializer(self.get_object()).data)
+
+    @extend_schema(
+        request={"application/octet-stream": bytes},
+        parameters=[OpenApiParameter("offset", int, required=True, description="where this chunk starts")],
+        responses={200: s.UploadSessionSerializer},
+    )
+    @action(detail=True, methods=["put"], parser_classes=[FileUploadParser])
+    def chunk(self, request: Request, uid: str | None = None) -> Response:
+        session = self.get_object()
+        try:
+            offset = int(request.query_params["offset"])
+        except (KeyError, ValueError):
+            raise ServiceError("give the chunk's start as ?offset=N", field="offset") from None
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        # Read the raw body as a stream: a chunk is never held whole in memory.
+        session = dataset_services.upload_chunk_append(session=session, offset=offset, stream=request._request,
+                                                       length=length)
+        return Response(s.UploadSessionSerializer(session).data)
+
+    @extend_schema(request=s.UploadFinishSerializer, responses={201: s.DatasetDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def finish(self, request: Request, uid: str | None = None) -> Response:
+        form = s.UploadFinishSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        dataset = dataset_services.upload_session_finish(session=self.get_object(), sha256=form.validated_data["sha256"])
+        return Response(s.DatasetDetailSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+
+class JobFilter(filters.FilterSet):
+    lab = filters.CharFilter(field_name="lab__slug")
+    task = filters.CharFilter(field_name="task_key")
+    profile = filters.CharFilter(field_name="profile_key")
+    owner = filters.CharFilter(field_name="owner__username")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Job
+        fields = ["status", "dataset", "device", "visibility", "lab", "task", "profile", "owner"]
+
+
+class JobOrdering(DatasetOrdering):
+    ordering_fields = ("created_at", "started_at", "finished_at", "priority", "progress")
+
+
+@extend_schema(tags=["jobs"])
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    filterset_class = JobFilter
+    filter_backends = [filters.DjangoFilterBackend]
+    pagination_class = JobOrdering
+
+    def get_queryset(self) -> QuerySet[Job]:
+        return job_list_for_user(user=self.request.user)
+
+    def get_serializer_class(self):  # noqa: ANN201
+        return s.JobDetailSerializer if self.action == "retrieve" else s.JobSerializer
+
+    def get_object(self) -> Job:
+        return job_get_for_user(user=self.request.user, job_id=int(self.kwargs["pk"]))
+
+    @extend_schema(request=s.JobCreateSerializer, parameters=[IDEMPOTENCY_HEADER], responses={201: s.JobDetailSerializer})
+    @idempotent
+    def create(self, request: Request) -> Response:
+        form = s.JobCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        dataset = dataset_get_for_user(user=request.user, dataset_id=d["dataset"])
+        job = job_services.job_submit(
+            user=request.user, dataset=dataset, task_key=d["task"], profile_key=d["profile"], preset=d["preset"],
+            hyperparameters=d["hyperparameters"], device=d["device"], gpu_count=d["gpu_count"],
+            priority=d["priority"], visibility=d["visibility"], name=d["name"], lab=_lab_for(request.user, d["lab"]),
+            time_limit_s=d["time_limit_s"],
+        )
+        return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=s.JobDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        job = job_services.job_cancel(job_id=self.get_object().pk, user=request.user)
+        return Response(s.JobDetailSerializer(job).data)
+
+    @extend_schema(request=None, parameters=[IDEMPOTENCY_HEADER], responses={201: s.JobDetailSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        job = job_services.job_clone(user=request.user, job=self.get_object())
+        return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.JobCloneSerializer, parameters=[IDEMPOTENCY_HEADER], responses={201: s.JobDetailSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def clone(self, request: Request, pk: str | None = None) -> Response:
+        form = s.JobCloneSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        job = job_services.job_clone(user=request.user, job=self.get_object(), changes=dict(form.validated_data))
+        return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=inline_serializer("JobMetrics", {
+        "baseline": serializers.DictField(), "optimized": serializers.DictField(),
+        "series": serializers.ListField(child=serializers.DictField())}))
+    @action(detail=True, methods=["get"])
+    def metrics(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        result = getattr(job, "result", None) if hasattr(job, "result") else None
+        return Response({
+            "baseline": result.baseline_metrics if result else {},
+            "optimized": result.optimized_metrics if result else {},
+            "series": result_selectors.metric_names_for_job(job=job),
+        })
+
+    @extend_schema(parameters=[OpenApiParameter("name", str, required=True), OpenApiParameter("split", str),
+                               OpenApiParameter("max_points", int, description="thin each split to at most this many")],
+                   responses=inline_serializer("MetricSeries", {"name": serializers.CharField(),
+                                                                "splits": serializers.DictField()}))
+    @action(detail=True, methods=["get"])
+    def series(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        name = request.query_params.get("name")
+        if not name:
+            raise ServiceError("give the metric as ?name=...", field="name")
+        max_points = request.query_params.get("max_points")
+        splits = result_selectors.metric_series_for_job(
+            job=job, name=name, split=request.query_params.get("split"),
+            max_points=int(max_points) if max_points and max_points.isdigit() else None,
+        )
+        return Response({"name": name, "splits": splits})
+
+    @extend_schema(responses=inline_serializer("CompressionReport", {"profile": serializers.CharField(),
+                                                                     "report": serializers.DictField()}))
+    @action(detail=True, methods=["get"])
+    def report(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        result = getattr(job, "result", None) if hasattr(job, "result") else None
+        return Response({"profile": job.profile_key, "report": result.compression_report if result else {}})
+
+    @extend_schema(responses=s.ArtifactSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def artifacts(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        return Response(s.ArtifactSerializer(result_selectors.artifact_list_for_job(job=job), many=True).data)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"], url_path=r"artifacts/(?P<artifact_id>\d+)/download")
+    def artifact_download(self, request: Request, pk: str | None = None, artifact_id: str | None = None) -> FileResponse:
+        job = self.get_object()
+        artifact = result_selectors.artifact_get_for_job(job=job, artifact_id=int(artifact_id))
+        filename = artifact.file.name.rsplit("/", 1)[-1]
+        return FileResponse(artifact.file.open("rb"), as_attachment=True, filename=f"job{job.pk}-{filename}")
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+@extend_schema(tags=["tokens"])
+class APITokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.APITokenSerializer
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[APIToken]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return APIToken.objects.none()
+        return APIToken.objects.filter(user=self.request.user)
+
+    @extend_schema(request=s.APITokenCreateSerializer, responses={201: s.APITokenCreatedSerializer})
+    def create(self, request: Request) -> Response:
+        form = s.APITokenCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        token, secret = api_token_create(user=request.user, **form.validated_data)
+        data = s.APITokenSerializer(token).data
+        data["token"] = secret
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=s.APITokenSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        return Response(s.APITokenSerializer(api_token_revoke(user=request.user, token_id=int(pk))).data)
