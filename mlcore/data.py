@@ -1,10 +1,13 @@
 """Reading dataset files into records, splitting them, and encoding targets.
 
 What lives here:
-- `load_records(path, ...)`: CSV / TSV (optionally gzipped), FASTA and Parquet into `Record`s that
-  remember their file line (or Parquet row), with a column mapping (input, targets, id, group,
+- `load_records(path, ...)`: CSV / TSV (optionally gzipped), FASTA, SDF and Parquet into `Record`s
+  that remember their file line (or Parquet row), with a column mapping (input, targets, id, group,
   split). Set and series modalities (particles, light curves) come in long format, one row per
-  element grouped by an object id column, or as Parquet list columns, one row per object.
+  element grouped by an object id column, or as Parquet list columns, one row per object. Files are
+  parsed by `mlcore.readers`, the streaming readers validation uses, so training and validation
+  read a file the same way; a canonical copy written by validation keeps its records' original
+  lines.
 - `DataError`: one bad record or file, with a one-line message naming the file, line and reason
   (`train.csv line 17: invalid nucleotide 'Q' at position 5 in column 'sequence'`).
 - `split_indices(...)`: random, stratified, scaffold (RDKit Bemis-Murcko), group and column splits,
@@ -12,16 +15,14 @@ What lives here:
 - `TargetEncoder`: class labels -> ids, per-token label strings -> id arrays, numeric targets ->
   standardized floats (statistics from the training split only) and back.
 
-The dataset issue builds streaming validation on top of these; here files are read whole, which is
-what training needs anyway.
+Training holds the whole file in memory anyway, so unlike validation it stops at the first bad
+record, and merges the rows of a long-format object even when they are not contiguous.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from typing import Any
 import numpy as np
 
 from mlcore.catalog import MODALITIES
+from mlcore.readers import (
+    SDF_MOL_COLUMN, SDF_NAME_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, Reader, ReadError,
+    group_long, reader_open,
+)
 
 SPLIT_METHODS = ("random", "stratified", "scaffold", "group", "column")
 IGNORE_INDEX = -100  # token positions without a label, as the token head expects
@@ -77,130 +82,62 @@ class Table:
 
 
 # ---------------------------------------------------------------------------------------------
-# Raw rows
+# Reading: every format goes through mlcore.readers, the same parser validation uses
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-    # utf-8-sig drops the byte-order mark spreadsheet programs write.
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+def _read_error(exc: ReadError) -> DataError:
+    return DataError(exc.source, exc.reason, line=exc.line)
 
 
-def _base_suffix(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
-
-
-def _rows_delimited(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]], str]:
-    """(header, iterator of (line, row dict), unit) for a CSV / TSV file."""
-    suffix = _base_suffix(path)
-    handle = _open_text(path)
-    if suffix in (".tsv", ".tab"):
-        delimiter = "\t"
-    elif suffix == ".csv":
-        delimiter = ","
-    else:
-        sample = handle.read(65536)
-        handle.seek(0)
-        delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
-    # Whole chromosomes or long proteins in one cell exceed csv's default 128 KiB field limit.
-    csv.field_size_limit(2**31 - 1)
-    reader = csv.reader(handle, delimiter=delimiter)
+def _chunks(reader: Reader, columns: Sequence[str], line_col: str | None) -> Iterator[Chunk]:
+    """The reader's chunks of `columns`. Training stops at the first row the reader could not split
+    (the validator instead lists it as a bad record). With `line_col` (a canonical copy's
+    source_line) the chunk's lines become the original file's lines."""
     try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise DataError(path.name, "empty file (no header line)") from None
-    except csv.Error as exc:
-        raise DataError(path.name, f"unreadable header: {exc}", line=1) from None
-
-    def records() -> Iterator[list[str]]:
-        while True:
-            try:
-                yield next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:  # e.g. a NUL byte or an unterminated quote
-                raise DataError(path.name, f"malformed {'CSV' if delimiter == ',' else 'TSV'}: {exc}",
-                                line=reader.line_num) from None
-
-    def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        start = reader.line_num + 1
-        for values in records():
-            # csv's line_num is the line where the record ended; a record spans start..line_num.
-            line = start
-            start = reader.line_num + 1
-            if not values or all(not v.strip() for v in values):
-                continue  # blank lines carry no record
-            if len(values) != len(header):
-                raise DataError(path.name, f"{len(values)} fields, the header has {len(header)}", line=line)
-            yield line, dict(zip(header, values))
-        handle.close()
-
-    return header, rows(), "line"
+        for chunk in reader.chunks([*columns, line_col] if line_col else columns):
+            if chunk.errors:
+                i, _, column, message, _ = chunk.errors[0]
+                raise DataError(reader.source, message, line=chunk.lines[i], column=column)
+            if line_col:
+                chunk.lines = [int(x) for x in chunk.columns.pop(line_col)]
+            yield chunk
+    except ReadError as exc:  # e.g. a NUL byte half-way through a CSV
+        raise _read_error(exc) from None
 
 
-def _rows_parquet(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]], str]:
+def _rows(reader: Reader, columns: Sequence[str], line_col: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line or row number, row dict) per record."""
+    text = reader.unit == "line"
+    for chunk in _chunks(reader, columns, line_col):
+        values = [chunk.columns[c] for c in columns]
+        for i, line in enumerate(chunk.lines):
+            row = [v[i] for v in values]
+            if text:
+                row = ["" if v is None else v for v in row]  # a FASTA header field or SDF property it lacks
+                if not any(v.strip() for v in row):
+                    continue  # a line of only delimiters carries no record
+            yield line, dict(zip(columns, row))
+
+
+def _origin(reader: Reader) -> tuple[str, str, str | None]:
+    """(file name, unit, line column) for messages: a canonical copy written by validation names the
+    original file and its lines (`source_line`), any other file names itself."""
+    if reader.format != "parquet" or SOURCE_LINE_COL not in reader.columns:
+        return reader.source, reader.unit, None
     import pyarrow.parquet as pq
 
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several error types for unreadable files
-        raise DataError(path.name, f"unreadable Parquet file: {exc}") from None
-    header = list(table.column_names)
-    return header, ((i + 1, row) for i, row in enumerate(table.to_pylist())), "row"
+    meta = pq.read_schema(reader.path).metadata or {}
+    source = meta.get(SOURCE_NAME_KEY, reader.source.encode()).decode()
+    return source, meta.get(SOURCE_UNIT_KEY, b"line").decode(), SOURCE_LINE_COL
 
 
-def _rows_fasta(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]], str]:
-    """FASTA records as rows: `id`, `sequence` and every `key=value` field of the header."""
-    records: list[tuple[int, dict[str, str]]] = []
-    keys: list[str] = ["id", "sequence"]
-    current: dict[str, str] | None = None
-    chunks: list[str] = []
-    with _open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line or line.startswith(";"):
-                continue
-            if line.startswith(">"):
-                if current is not None:
-                    current["sequence"] = "".join(chunks)
-                parts = line[1:].split()
-                if not parts:
-                    raise DataError(path.name, "FASTA header without an id", line=line_no)
-                current = {"id": parts[0]}
-                for part in parts[1:]:
-                    if "=" in part:
-                        key, value = part.split("=", 1)
-                        current[key] = value
-                        if key not in keys:
-                            keys.append(key)
-                records.append((line_no, current))
-                chunks = []
-            elif current is None:
-                raise DataError(path.name, "sequence data before the first '>' header", line=line_no)
-            else:
-                chunks.append(line)
-    if current is not None:
-        current["sequence"] = "".join(chunks)
-    for _, rec in records:
-        for key in keys:
-            rec.setdefault(key, "")
-    return keys, iter(records), "line"
+def _molblock_smiles(block: str) -> str | None:
+    """An SDF record's molecule as SMILES (the featurizer canonicalizes it), None when RDKit cannot read it."""
+    from rdkit import Chem, rdBase
 
-
-def read_rows(path: str | Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]], str]:
-    """(columns, iterator of (line or row number, row dict), unit) for any supported file."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path.name, f"file not found: {path}")
-    suffix = _base_suffix(path)
-    if suffix in (".parquet", ".pq"):
-        return _rows_parquet(path)
-    if suffix in (".fasta", ".fa", ".fna", ".faa", ".fas"):
-        return _rows_fasta(path)
-    return _rows_delimited(path)
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromMolBlock(block, sanitize=True, removeHs=False)
+    return None if mol is None else Chem.MolToSmiles(mol)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,15 +163,25 @@ def load_records(
     """Read `path` into records for `modality` with the given column mapping.
 
     `input_col` defaults to the modality's (`sequence`, `smiles`, the object id column for long
-    formats); `id_col` to `id` when the file has such a column (FASTA always does); `target_cols` must be given by the caller (the task knows its default). With
-    `require_target=False` (prediction) target columns are read when present and ignored otherwise.
-    For tabular data every column that is not a target / id / group / split column is a feature
-    unless `feature_cols` says otherwise.
+    formats; an SDF file's molecules); `id_col` to `id` when the file has such a column (FASTA always
+    does; SDF: the title line); `target_cols` must be given by the caller (the task knows its
+    default). With `require_target=False` (prediction) target columns are read when present and
+    ignored otherwise. For tabular data every column that is not a target / id / group / split
+    column is a feature unless `feature_cols` says otherwise. A canonical Parquet copy written by
+    validation is read with its records' original lines (`source_line`) and file name.
     """
-    path = Path(path)
-    name = path.name
     spec = MODALITIES[modality]
-    columns, rows, unit = read_rows(path)
+    try:
+        reader = reader_open(path)
+    except ReadError as exc:
+        raise _read_error(exc) from None
+    name, unit, line_col = _origin(reader)
+    columns = [c for c in reader.columns if c != line_col]
+    if reader.format == "sdf":
+        if modality != "smiles":
+            raise DataError(name, f"an SDF file holds molecules; it cannot be read as {modality}")
+        input_col = input_col or SDF_MOL_COLUMN
+        id_col = id_col or SDF_NAME_COLUMN
     input_col = input_col or spec.default_input_col
     if id_col is None and "id" in columns and input_col != "id":
         id_col = "id"  # FASTA ids, and an `id` column is an identifier, never a tabular feature
@@ -265,15 +212,15 @@ def load_records(
         records = [
             Record(line=line, id=str(row[id_col]) if id_col else str(i), input={c: row[c] for c in features},
                    target=target_of(row), group=_opt(row, group_col), split=_opt(row, split_col))
-            for i, (line, row) in enumerate(rows)
+            for i, (line, row) in enumerate(_rows(reader, columns, line_col))
         ]
         table = Table(name, records, "", target_cols, id_col, unit, features)
     elif spec.input_format == "long":
         if input_col not in columns:
             raise DataError(name, f"no object id column {input_col!r} (columns: {', '.join(columns)}); "
                                   "choose it with --input-col")
-        records = _long_records(name, rows, columns, spec.element_fields, input_col, target_cols, target_of,
-                                group_col, split_col)
+        records = _long_records(name, reader, columns, line_col, spec.element_fields, input_col, target_cols,
+                                target_of, group_col, split_col)
         table = Table(name, records, input_col, target_cols, id_col or input_col, unit)
     else:
         if input_col not in columns:
@@ -282,8 +229,18 @@ def load_records(
         records = [
             Record(line=line, id=str(row[id_col]) if id_col else str(i), input=_clean(row[input_col]),
                    target=target_of(row), group=_opt(row, group_col), split=_opt(row, split_col))
-            for i, (line, row) in enumerate(rows)
+            for i, (line, row) in enumerate(_rows(reader, columns, line_col))
         ]
+        if reader.format == "fasta":
+            for r in records:
+                if not r.id:
+                    raise DataError(name, "FASTA header without an id", line=r.line)
+        if input_col == SDF_MOL_COLUMN and reader.format == "sdf":
+            for r in records:
+                r.input = _molblock_smiles(r.input)
+                if r.input is None:
+                    raise DataError(name, "unreadable molecule (RDKit cannot parse its mol block)", line=r.line,
+                                    column=input_col)
         table = Table(name, records, input_col, target_cols, id_col, unit)
     if not table.records:
         raise DataError(name, "no records")
@@ -294,51 +251,63 @@ def _opt(row: dict[str, Any], col: str | None) -> str | None:
     return None if not col else str(_clean(row[col]))
 
 
-def _long_records(name: str, rows: Iterator[tuple[int, dict[str, Any]]], columns: list[str],
-                  required: Sequence[str], id_col: str, target_cols: Sequence[str], target_of: Any,
-                  group_col: str | None, split_col: str | None) -> list[Record]:
-    """Group one-row-per-element files by object id (or take list columns as one object per row)."""
+def _long_records(name: str, reader: Reader, columns: list[str], line_col: str | None, required: Sequence[str],
+                  id_col: str, target_cols: Sequence[str], target_of: Any, group_col: str | None,
+                  split_col: str | None) -> list[Record]:
+    """One record per object: Parquet list columns are one object per row; one-row-per-element files
+    are grouped by object id (`readers.group_long`), and, the whole file being read anyway, the rows
+    of an object that reappear after other objects are merged into it (validation flags them)."""
     absent = [f for f in required if f not in columns]
     if absent:
         raise DataError(name, f"no column {absent[0]!r} (a long-format file needs {', '.join(required)})")
     reserved = {id_col, group_col, split_col, *target_cols}
     element_cols = [c for c in columns if c not in reserved]
-    objects: dict[str, Record] = {}
-    elements: dict[str, dict[str, list[Any]]] = {}
-    targets_seen: dict[str, Any] = {}
-    for line, row in rows:
-        oid = str(_clean(row[id_col]))
-        first = row[required[0]]
-        if isinstance(first, (list, tuple, np.ndarray)):  # Parquet list columns: the row is the object
-            fields = {c: list(row[c]) for c in element_cols if isinstance(row[c], (list, tuple, np.ndarray))}
-            objects[oid + f"#{line}"] = Record(line, oid, fields, target_of(row), _opt(row, group_col), _opt(row, split_col))
-            continue
-        if oid not in objects:
-            objects[oid] = Record(line, oid, None, target_of(row), _opt(row, group_col), _opt(row, split_col))
-            elements[oid] = defaultdict(list)
-            targets_seen[oid] = target_of(row)
-        elif target_of(row) != targets_seen[oid]:
-            raise DataError(name, f"object {oid!r} has target {target_of(row)!r} here but "
-                                  f"{targets_seen[oid]!r} on line {objects[oid].line}", line=line)
-        for c in element_cols:
-            value = row[c]
-            if c == "band":
-                elements[oid][c].append(str(_clean(value)))
-                continue
-            number = _to_float(value)
-            if number is None:
-                if c in required:
-                    raise DataError(name, f"non-numeric value {value!r}", line=line, column=c)
-                continue  # a non-numeric side column (a name, a comment) is not an element feature
-            elements[oid][c].append(number)
+    if required[0] in reader.list_columns:
+        return [Record(line, str(_clean(row[id_col])),
+                       {c: list(row[c]) for c in element_cols if isinstance(row[c], (list, tuple, np.ndarray))},
+                       target_of(row), _opt(row, group_col), _opt(row, split_col))
+                for line, row in _rows(reader, columns, line_col)]
+
+    # Targets, group and split travel as per-row values too, so a row that disagrees with its
+    # object's first row can be named by its own line.
+    row_cols = [*element_cols, *dict.fromkeys(c for c in (*target_cols, group_col, split_col) if c)]
+    objects: dict[str, tuple[list[int], dict[str, list[Any]]]] = {}
+    for chunk in group_long(_chunks(reader, [id_col, *row_cols], line_col), id_col=id_col, element_cols=row_cols,
+                            record_cols=(), max_elements=sys.maxsize):
+        assert chunk.element_lines is not None
+        for i, oid in enumerate(chunk.columns[id_col]):
+            lines, fields = objects.setdefault(str(oid), ([], {c: [] for c in row_cols}))
+            lines += chunk.element_lines[i]
+            for c in row_cols:
+                fields[c] += chunk.columns[c][i]
+
     records = []
-    for key, rec in objects.items():
-        if rec.input is None:
-            fields = elements[key]
-            n = len(fields[required[0]])
-            # Drop side columns that were not numeric on every row of this object.
-            rec.input = {c: np.asarray(v) for c, v in fields.items() if len(v) == n}
-        records.append(rec)
+    problems: list[tuple[int, int, DataError]] = []  # (line, column order, error): the file's first is raised
+    for oid, (lines, fields) in objects.items():
+        first = {c: values[0] for c, values in fields.items()}
+        target = target_of(first)
+        for k in range(1, len(lines)):
+            other = target_of({c: fields[c][k] for c in target_cols})
+            if other != target:
+                problems.append((lines[k], 0, DataError(
+                    name, f"object {oid!r} has target {other!r} here but {target!r} on line {lines[0]}", line=lines[k])))
+                break
+        inputs: dict[str, np.ndarray] = {}
+        for j, c in enumerate(element_cols):
+            if c == "band":
+                inputs[c] = np.asarray([str(_clean(v)) for v in fields[c]])
+                continue
+            numbers = [_to_float(v) for v in fields[c]]
+            bad = next((k for k, x in enumerate(numbers) if x is None), None)
+            if bad is None:
+                inputs[c] = np.asarray(numbers)
+            elif c in required:
+                problems.append((lines[bad], 1 + j, DataError(name, f"non-numeric value {fields[c][bad]!r}",
+                                                              line=lines[bad], column=c)))
+            # else: a side column not numeric on every row (a name, a comment) is no element feature
+        records.append(Record(lines[0], oid, inputs, target, _opt(first, group_col), _opt(first, split_col)))
+    if problems:
+        raise min(problems, key=lambda p: p[:2])[2]
     return records
 
 

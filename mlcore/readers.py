@@ -57,6 +57,12 @@ _SUFFIX_FORMATS = {
     ".parquet": "parquet", ".pq": "parquet",
 }
 MAX_VALUE_CHARS = 80  # values quoted in problems are cut to this many characters
+# The canonical Parquet copy written by validation keeps each record's original line (or row) in this
+# column, and the original file's name and unit in its schema metadata, so that whoever reads the
+# copy (training, prediction) can still point at the file the researcher uploaded.
+SOURCE_LINE_COL = "source_line"
+SOURCE_NAME_KEY = b"mlcore.source"
+SOURCE_UNIT_KEY = b"mlcore.source_unit"
 
 
 class ReadError(Exception):

@@ -47,11 +47,11 @@ import numpy as np
 
 from mlcore import catalog
 from mlcore.readers import (
-    SDF_MOL_COLUMN, Chunk, ColumnMapping, Reader, ReadError, group_long, reader_open, value_text,
+    SDF_MOL_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, ColumnMapping, Reader, ReadError,
+    group_long, reader_open, value_text,
 )
 
 POLICIES = ("strict", "skip")
-SOURCE_LINE_COL = "source_line"  # the canonical copy's column holding each record's original line / row
 
 # -- constants shared with the featurizers (kept equal by tests/mlcore/test_validation.py) ----------
 # The SMILES tokenizer of mlcore.modalities.smiles (Schwaller et al.): a canonical SMILES with a
@@ -1054,8 +1054,10 @@ class _Duplicates:
 
 
 class _Aggregator:
-    def __init__(self, plan: _Plan, options: ValidationOptions, policy: str, output: Path | None) -> None:
+    def __init__(self, plan: _Plan, options: ValidationOptions, policy: str, output: Path | None,
+                 reader: Reader) -> None:
         self.plan, self.options, self.policy, self.output = plan, options, policy, output
+        self.origin = {SOURCE_NAME_KEY: reader.source.encode(), SOURCE_UNIT_KEY: reader.unit.encode()}
         self.rows = self.valid = self.invalid = 0
         self.problems: list[Problem] = []
         self.totals: Counter[str] = Counter()
@@ -1116,7 +1118,7 @@ class _Aggregator:
         import pyarrow.parquet as pq
 
         if self.writer is None:
-            self.schema = _arrow_schema(self.plan, res)
+            self.schema = _arrow_schema(self.plan, res).with_metadata(self.origin)
             self.partial.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
             self.writer = pq.ParquetWriter(str(self.partial), self.schema, compression="zstd")
         self.writer.write_table(pa.Table.from_pydict(res.out, schema=self.schema))
@@ -1307,7 +1309,7 @@ def validate_file(
             plan = _replace(plan, numeric_cols=_infer_numeric(plan, first))
             chunks = _prepend(first, chunks)
     notes: list[str] = []
-    agg = _Aggregator(plan, options, policy, Path(output) if output is not None else None)
+    agg = _Aggregator(plan, options, policy, Path(output) if output is not None else None, reader)
     try:
         for result in _map_chunks(plan, chunks, options, notes):
             agg.add(result)

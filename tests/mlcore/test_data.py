@@ -120,3 +120,39 @@ def test_target_encoder() -> None:
         with pytest.raises(ValueError, match=reason):
             single.check(bad)
     assert TargetEncoder.resolve_kind("binary", ["label"], ["a", "b", "c"]) == "multiclass"
+
+
+def test_a_canonical_copy_keeps_the_original_file_lines(tmp_path: Path) -> None:
+    from mlcore.validation import validate_file
+
+    path = tmp_path / "upload.csv"
+    path.write_text("sequence,label\nACGT,1\n\nACQT,0\nGGCC,0\nTTAA,1\nCCGG,0\nAATT,1\n")
+    copy = tmp_path / "canonical.parquet"
+    assert validate_file(path, task="dna-classification", policy="skip", output=copy).ok
+    table = load_records(copy, modality="dna", target_cols=["label"])
+    assert [r.line for r in table.records] == [2, 5, 6, 7, 8]  # line 4 was dropped, line 3 is blank
+    assert (table.source, table.unit) == ("upload.csv", "line")
+    assert all(r.input != "source_line" for r in table.records)
+    assert str(table.error(table.records[1], "bad thing", "sequence")) == "upload.csv line 5: bad thing in column 'sequence'"
+    tabular = load_records(copy, modality="tabular", target_cols=["label"])
+    assert tabular.feature_cols == ["sequence"]  # source_line is no feature
+
+
+def test_sdf_molecules_are_read_as_smiles(tmp_path: Path) -> None:
+    from rdkit import Chem
+
+    blocks = []
+    for name, smiles, label in (("ethanol", "CCO", "1"), ("benzene", "c1ccccc1", "0")):
+        mol = Chem.MolFromSmiles(smiles)
+        mol.SetProp("_Name", name)
+        mol.SetProp("label", label)
+        blocks.append(mol)
+    writer = Chem.SDWriter(str(tmp_path / "m.sdf"))
+    for mol in blocks:
+        writer.write(mol)
+    writer.close()
+    table = load_records(tmp_path / "m.sdf", modality="smiles", target_cols=["label"])
+    assert [(r.id, r.line, r.input, r.target) for r in table.records][0] == ("ethanol", 1, "CCO", "1")
+    assert table.records[1].input == "c1ccccc1" and table.records[1].line > 1
+    with pytest.raises(DataError, match="cannot be read as dna"):
+        load_records(tmp_path / "m.sdf", modality="dna", target_cols=["label"])
