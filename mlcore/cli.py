@@ -1,12 +1,13 @@
 """`python -m mlcore`: train and predict from the command line (a contract scripts rely on).
 
     python -m mlcore train --task T --data FILE [--test FILE] [--split random|stratified|scaffold|group|column]
-        [--preset tiny|small|base] [--epochs N] [--seed S] [--input-col C] [--target-col C] [--device D] --out DIR
+        [--preset tiny|small|base] [--epochs N] [--seed S] [--input-col C] [--target-col C] [--device D]
+        [--profile baseline|mixed-precision|pruned|slim|int8|distilled|compact [--budget X]] --out DIR
     python -m mlcore predict --model DIR/model --data FILE --out preds.csv
     python -m mlcore tasks        # the catalog's tasks, one per line
 
 `train` shows a progress bar on stderr, prints a metrics table, and writes DIR/metrics.json,
-DIR/model/ and DIR/explain/. Bad input exits with status 2 and one line naming the file, the line
+DIR/model/ and DIR/explain/; with --profile also DIR/report.json and DIR/model-optimized/. Bad input exits with status 2 and one line naming the file, the line
 and the reason; no traceback reaches the user (exit 1 for other failures, with the error's message).
 """
 
@@ -47,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="CPU threads for torch (default: 1 for tiny, else all cores)")
     t.add_argument("--explain-samples", type=int, default=8, help="test records to write attention maps for")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--profile", choices=list(catalog.PROFILES),
+                   help="optimization profile applied after training (writes DIR/report.json, DIR/model-optimized/)")
+    t.add_argument("--budget", type=float,
+                   help="accuracy budget: stop pruning/slimming before the validation metric falls more than this")
     t.add_argument("--out", required=True, type=Path, help="output directory")
 
     p = sub.add_parser("predict", help="predict with a trained model directory")
@@ -130,8 +135,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         hyperparameters=_overrides(args), input_col=args.input_col,
         target_cols=[c.strip() for c in args.target_col.split(",")] if args.target_col else None,
         id_col=args.id_col, group_col=args.group_col, split_col=args.split_col, device=args.device,
-        explain_samples=args.explain_samples,
+        explain_samples=args.explain_samples, profile=args.profile, budget=args.budget,
     )
+    if args.budget is not None and args.profile is None:
+        raise ValueError("--budget needs --profile")
     progress = _progress_callback(not args.no_progress)
     try:
         result = recipe_run(config, callbacks=[progress])
@@ -144,6 +151,16 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{metrics['train_seconds']:.1f} s")
     print(_table(metrics, list(kind.metrics)))
     print(f"wrote {args.out / 'metrics.json'}, {result.model_dir}")
+    if result.compression is not None:
+        r = result.compression
+        b, o = r.baseline, r.optimized
+        print(f"profile {r.profile}: {r.primary_metric} {b.metrics.get(r.primary_metric, float('nan')):.4f} -> "
+              f"{o.metrics.get(r.primary_metric, float('nan')):.4f}, size {b.bytes / 1e6:.2f} -> {o.bytes / 1e6:.2f} MB "
+              f"({r.size_ratio:.2f}x smaller), batch-32 latency {b.latency_ms_b32:.3f} -> {o.latency_ms_b32:.3f} ms/record "
+              f"({r.speedup_b32:.2f}x), batch-1 {r.speedup_b1:.2f}x, {r.threads} thread(s)")
+        for note in r.notes:
+            print(f"  note: {note}")
+        print(f"wrote {args.out / 'report.json'}, {result.optimized_dir}")
     return 0
 
 

@@ -68,8 +68,14 @@ def model_save(
     hyperparameters: dict[str, Any] | None = None,
     preset: str | None = None,
     metrics: dict[str, Any] | None = None,
+    state: dict[str, torch.Tensor] | None = None,
+    compression: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `directory` (created if needed) describing and holding `model`; returns the path."""
+    """Write `directory` (created if needed) describing and holding `model`; returns the path.
+
+    An optimized model (mlcore.compress) passes the tensors to store (`state`: int8 rows, sparse
+    masks, bf16 values) and its `compression` block, which `model_load` reads to rebuild it.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     meta = catalog.task_get(task)
@@ -88,11 +94,14 @@ def model_save(
         "preset": preset,
         "hyperparameters": hyperparameters or {},
     }
+    if compression is not None:
+        config["compression"] = compression
     json_write(directory / "config.json", config)
     json_write(directory / "featurizer.json", featurizer.state())
     json_write(directory / "targets.json", targets.state())
     # safetensors refuses shared or non-contiguous storage; state_dict tensors are detached copies here.
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if state is None:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     weights = directory / "model.safetensors"
     save_file(state, str(weights), metadata={"format": FORMAT, "task": task})
     # safetensors creates the file owner-only; the portal and other workers must read it like the JSON.
@@ -225,7 +234,12 @@ def model_load(directory: str | Path, *, device: str = "cpu") -> LoadedModel:
     # A placeholder of the right size; the saved buffer overwrites it.
     class_weights = torch.ones(config["n_outputs"]) if config.get("class_weights") else None
     model = model_build(featurizer, encoder_config, targets.kind, config["n_outputs"], class_weights)
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    if config.get("compression"):
+        from mlcore.compress.storage import load_weights  # int8 / sparse / bf16 layouts live there
+
+        model = load_weights(model, directory, config["compression"])
+    else:
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
     model.to(device).eval()
     return LoadedModel(directory=directory, config=config, featurizer=featurizer, targets=targets, model=model)
 

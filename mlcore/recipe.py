@@ -9,13 +9,15 @@ Output directory:
 - `metrics.json`: `{"task", "target_kind", "test": {...}, "val": {...}, "history": [...], ...}`
 - `model/`: the model directory (see mlcore.modeldir)
 - `explain/`: attention maps, rollout and test embeddings (see mlcore.explain)
+- with `RecipeConfig.profile` set: `report.json` (mlcore.compress.CompressionReport) and
+  `model-optimized/` (the optimized model directory), written by `mlcore.compress.profile_run`
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,10 @@ class RecipeConfig:
     device: str = "auto"
     explain_samples: int = 8  # attention maps are written for this many test records
     max_errors_listed: int = 1  # one-line message; the count of further bad records is appended
+    # Optimization profile applied after training (a key of mlcore.catalog.PROFILES), or None.
+    profile: str | None = None
+    budget: float | None = None  # pruned / slim / compact: max absolute fall of the val primary metric
+    profile_options: dict[str, Any] = field(default_factory=dict)  # the method's config fields
 
 
 @dataclass
@@ -66,6 +72,8 @@ class RecipeResult:
     explain: ExplainOutputs | None
     train_result: TrainResult
     model: TaskModel
+    compression: Any = None  # mlcore.compress.CompressionReport when a profile was applied
+    optimized_dir: Path | None = None  # DIR/model-optimized when a profile was applied
 
 
 @dataclass
@@ -319,8 +327,50 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
                                 examples=inputs_only, ids=[r.id for r in prep.test_records],
                                 lines=[r.line for r in prep.test_records], true_labels=true_labels,
                                 predictions=predictions, sample_indices=sample_idx)
+    report, optimized_dir = None, None
+    if config.profile:
+        report, optimized_dir = _apply_profile(config, prep, model, tconfig, metrics, model_dir, out, callbacks)
+        metrics["profile"] = config.profile
     json_write(out / "metrics.json", metrics)
-    return RecipeResult(metrics=metrics, model_dir=model_dir, explain=explain, train_result=result, model=model)
+    return RecipeResult(metrics=metrics, model_dir=model_dir, explain=explain, train_result=result, model=model,
+                        compression=report, optimized_dir=optimized_dir)
+
+
+def _apply_profile(config: RecipeConfig, prep: Prepared, model: TaskModel, tconfig: TrainConfig,
+                   metrics: dict[str, Any], model_dir: Path, out: Path,
+                   callbacks: Sequence[Callback]) -> tuple[Any, Path]:
+    """Optimize the trained model with `config.profile`; writes out/report.json and out/model-optimized/."""
+    from mlcore.compress import CompressContext, profile_run  # torch-heavy methods load only when asked
+
+    kind, featurizer = prep.targets.kind, prep.featurizer
+    kind_meta = catalog.TARGET_KINDS[kind]
+    collate, evaluate = collate_fn(featurizer, kind), evaluate_fn(prep.targets)
+
+    def build_model(preset: str | None = None, **overrides: Any) -> TaskModel:
+        # Same seed and class weights as the job's model; only the shape may differ (students).
+        torch.manual_seed(prep.hyper["seed"])
+        shape = replace(encoder_config_for(preset or config.preset, featurizer, prep.hyper["dropout"]), **overrides)
+        weights = None
+        if prep.hyper["class_weights"] and kind in ("binary", "multiclass"):
+            weights = class_weights_balanced(prep.train.labels, prep.targets.n_outputs)
+        return model_build(featurizer, shape, kind, prep.targets.n_outputs, weights)
+
+    ctx = CompressContext(
+        train_set=prep.train, val_set=prep.val, collate=collate, length=featurizer.length, evaluate=evaluate,
+        primary_metric=kind_meta.primary_metric, greater_is_better=kind_meta.greater_is_better,
+        train_config=tconfig, kind=kind, budget=config.budget,
+        baseline_val=metrics["val"].get(kind_meta.primary_metric) if metrics.get("val") else None,
+        build_model=build_model, preset=config.preset, callbacks=callbacks,
+    )
+
+    def save(directory: Path, optimized: Any, state: Any, compression: Any, opt_metrics: dict[str, Any]) -> Path:
+        return model_save(directory, model=optimized, featurizer=featurizer, targets=prep.targets, task=prep.task.key,
+                          columns=prep.columns, hyperparameters=prep.hyper, preset=config.preset,
+                          metrics=opt_metrics, state=state, compression=compression)
+
+    return profile_run(profile=config.profile, model=model, ctx=ctx, test_set=prep.test,
+                       test_labels=list(prep.test.labels), baseline_dir=model_dir,
+                       baseline_metrics=metrics["test"], out=out, save=save, options=config.profile_options)
 
 
 def _true_labels(targets: TargetEncoder, records: list[Record], encoded: Sequence[Any]) -> list[Any]:

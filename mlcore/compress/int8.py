@@ -1,0 +1,77 @@
+"""`int8`: post-training dynamic int8 quantization of the encoder's and the head's Linear layers.
+
+Weights are quantized once, per output channel (symmetric int8, one float scale per row: more
+accurate than one scale per matrix at the same speed); activations are quantized per call from
+their observed range, so no calibration data is needed. The stems stay float32: they hold the
+embeddings, and some stems (particles, light curves) read their Linear weights in ways a quantized
+module would not support.
+
+Why `torch.ao.quantization.quantize_dynamic` and not torchao, although `torch.ao.quantization` is
+deprecated in favour of torchao: measured on this project's encoder (torch 2.13 CPU, 2-core EPYC,
+`bench/compression.py`), torch.ao's fbgemm dynamic Linear ran the model faster at batch 32 than
+torchao 0.18's `Int8DynamicActivationInt8WeightConfig` in eager mode (torchao reaches its speed only
+under `torch.compile`, which costs seconds of compilation per model and per input shape, and gives
+nothing else on this CPU; see bench/README.md "Compression" for the figures). torchao stays available
+behind the same interface (`Int8Config(backend="torchao")`) for measurement and for the day torch.ao
+is removed; a torchao-quantized model is not saved by this module (its tensor subclasses have no
+stable plain-tensor layout), so the profile refuses `backend="torchao"` where a model must be saved.
+
+The quantized model saves as int8 rows + float32 scales (see mlcore.compress.storage) and reloads
+bit-exact. Dynamic quantization is a CPU path: on a GPU the profile's model runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mlcore.compress.base import CompressContext, Compressed, method_register
+
+BACKENDS = ("torch.ao", "torchao")
+
+
+@dataclass
+class Int8Config:
+    backend: str = "torch.ao"  # torch.ao (fbgemm dynamic Linear) | torchao (eager; measurement only)
+    per_channel: bool = True  # one scale per output row; per-tensor loses accuracy for no speed
+
+
+def quantize_model(model: nn.Module, *, scope: str = "encoder+head", backend: str = "torch.ao",
+                   per_channel: bool = True) -> nn.Module:
+    """Dynamically quantize the Linear layers of `model.encoder` (and `model.head`) in place; returns it."""
+    if backend not in BACKENDS:
+        raise ValueError(f"int8 backend must be one of {BACKENDS}, got {backend!r}")
+    model.eval()
+    parts = ["encoder", "head"] if scope == "encoder+head" else ["encoder"]
+    if backend == "torchao":
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        for part in parts:
+            quantize_(getattr(model, part), Int8DynamicActivationInt8WeightConfig())
+        return model
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    with warnings.catch_warnings():
+        # torch.ao.quantization warns that it is deprecated on every call (the module docstring says why we use it).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        for part in parts:
+            quantized = quantize_dynamic(getattr(model, part), {nn.Linear: qconfig}, dtype=torch.qint8)
+            setattr(model, part, quantized)
+    return model
+
+
+@method_register("int8", Int8Config)
+def apply(model: nn.Module, config: Int8Config, ctx: CompressContext) -> Compressed:
+    """Quantize `model` (in place, on the CPU); no fine-tuning is needed or done."""
+    model = quantize_model(model.cpu(), backend=config.backend, per_channel=config.per_channel)
+    notes = ["int8 dynamic quantization of the encoder and head Linear layers; the stem stays float32."]
+    if config.backend == "torchao":
+        notes.append("torchao backend: measurement only, the model cannot be saved in this format.")
+    return Compressed(model=model, storage="int8" if config.backend == "torch.ao" else "torchao",
+                      dtype="int8 weights, dynamic int8 activations (float32 elsewhere)", notes=notes,
+                      info={"backend": config.backend, "per_channel": config.per_channel})

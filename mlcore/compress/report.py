@@ -1,0 +1,180 @@
+"""The compression report: one dataclass, stored by the job as `report.json`, and how it is measured.
+
+Every figure compares the baseline (the job's trained float32 model) with the optimized model on the
+same test split, in the same process, on the same machine:
+
+- `metrics`: every test metric; `metric_delta` = optimized - baseline on the primary metric (signed:
+  negative is worse for greater-is-better metrics such as ROC-AUC, positive is worse for RMSE).
+- `params`: stored parameter values (a quantized weight counts once per int8 element); `bytes`: size
+  of the saved weights file (`model.safetensors`); `encoder_weight_bytes`: bytes of the encoder's
+  Linear weights as stored (int8 rows + scales, sparse masks + values, ...).
+- `latency_ms_b1` / `latency_ms_b32`: milliseconds per record when predicting one record at a time /
+  batches of 32, the median of `runs` (>= 20) timed forward passes after `warmup` untimed ones, the
+  two models timed alternately (interleaved) so that a busy machine slows both alike. The same test
+  records are used for both models. `throughput_b32` is records per second at batch 32.
+- `sparsity`: share of exactly-zero encoder Linear weights; `dtype`: what the model computes in.
+- `threads` (torch intra-op threads) and the load average at measurement time are recorded, because
+  on a shared machine they decide how far the timings can be trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mlcore.compress.pruned import linear_sparsity
+from mlcore.compress.storage import Bf16Model, state_for_storage
+
+LATENCY_RUNS = 20
+LATENCY_WARMUP = 5
+
+
+@dataclass
+class ModelStats:
+    """One side of the report (baseline or optimized)."""
+
+    metrics: dict[str, float]
+    params: int
+    bytes: int
+    encoder_weight_bytes: int
+    latency_ms_b1: float
+    latency_ms_b32: float
+    throughput_b32: float
+    sparsity: float
+    dtype: str
+
+
+@dataclass
+class CompressionReport:
+    """What a profile gained and lost against the baseline; `to_dict()` is the report.json content."""
+
+    profile: str
+    primary_metric: str
+    greater_is_better: bool
+    baseline: ModelStats
+    optimized: ModelStats
+    speedup_b1: float  # baseline latency / optimized latency; > 1 is faster
+    speedup_b32: float
+    size_ratio: float  # baseline bytes / optimized bytes; > 1 is smaller
+    encoder_weight_ratio: float  # baseline / optimized encoder Linear weight bytes
+    metric_delta: float  # optimized - baseline primary test metric
+    params_ratio: float  # optimized / baseline parameter count
+    threads: int
+    device: str = "cpu"
+    load_average: float | None = None
+    runs: int = LATENCY_RUNS
+    warmup: int = LATENCY_WARMUP
+    budget: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    torch_version: str = torch.__version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (the `report.json` layout)."""
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------ measuring
+
+
+def param_count(model: nn.Module) -> int:
+    """Stored parameter values: float parameters plus int8 weight elements of quantized Linears."""
+    n = sum(p.numel() for p in model.parameters())
+    for m in model.modules():
+        if hasattr(m, "_packed_params") and callable(getattr(m, "weight", None)):
+            n += m.weight().numel() + (m.bias().numel() if m.bias() is not None else 0)
+    return n
+
+
+def _linear_names(model: nn.Module) -> list[str]:
+    inner = model.model if isinstance(model, Bf16Model) else model
+    return [f"encoder.{name}" for name, m in inner.encoder.named_modules()
+            if isinstance(m, nn.Linear) or (hasattr(m, "_packed_params") and callable(getattr(m, "weight", None)))]
+
+
+def encoder_weight_bytes(model: nn.Module, storage: str) -> int:
+    """Bytes of the encoder Linear weights as `storage` writes them (biases excluded)."""
+    state = state_for_storage(model, storage)
+    total = 0
+    for name in _linear_names(model):
+        for key, value in state.items():
+            if key.startswith(f"{name}.") and not key.endswith(".bias"):
+                total += value.numel() * value.element_size()
+    return total
+
+
+def sparsity_of(model: nn.Module) -> float:
+    """Share of zero encoder Linear weights (see mlcore.compress.pruned.linear_sparsity)."""
+    return linear_sparsity(model.model if isinstance(model, Bf16Model) else model)
+
+
+def timing_batches(examples: Sequence[Any], collate: Callable[[list], dict[str, Tensor]],
+                   n_single: int = 8) -> dict[int, list[dict[str, Tensor]]]:
+    """Inputs for latency: the first 32 examples as one batch, and the first `n_single` one by one."""
+    def strip(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        batch.pop("labels", None)
+        return batch
+
+    items = [examples[i] for i in range(min(32, len(examples)))]
+    return {1: [strip(collate([e])) for e in items[:n_single]], 32: [strip(collate(items))]}
+
+
+@torch.inference_mode()
+def measure_latency(models: dict[str, nn.Module], batches: dict[int, list[dict[str, Tensor]]], *,
+                    runs: int = LATENCY_RUNS, warmup: int = LATENCY_WARMUP) -> dict[str, dict[int, float]]:
+    """Median milliseconds per record of each model at each batch size, timed interleaved.
+
+    Each round times every model once per batch size, alternating which model goes first, so slow
+    phases of a shared machine hit all models alike. The warm-up rounds matter: fresh allocations
+    page-fault (glibc malloc), which PERF_NOTES measured slowing int8 inference 55-90%.
+    """
+    if runs < 1:
+        raise ValueError("runs must be >= 1")
+    for model in models.values():
+        model.eval()
+    times: dict[str, dict[int, list[float]]] = {name: {bs: [] for bs in batches} for name in models}
+    names = list(models)
+    for r in range(warmup + runs):
+        order = names if r % 2 == 0 else names[::-1]
+        for bs, inputs in batches.items():
+            batch = inputs[r % len(inputs)]
+            for name in order:
+                t0 = time.perf_counter()
+                models[name](**batch)
+                elapsed = time.perf_counter() - t0
+                if r >= warmup:
+                    times[name][bs].append(elapsed)
+    sizes = {bs: next(iter(v.values())).shape[0] for bs, inputs in batches.items() for v in inputs[:1]}
+    return {name: {bs: statistics.median(t) * 1e3 / sizes[bs] for bs, t in per.items()} for name, per in times.items()}
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS does not report one)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def honest_notes(report: CompressionReport) -> list[str]:
+    """Plain sentences for what the numbers show: slower profiles, no-gain profiles, noisy conditions."""
+    notes = []
+    for bs, s in ((1, report.speedup_b1), (32, report.speedup_b32)):
+        if s < 0.95:
+            notes.append(f"slower than the baseline at batch {bs} on this hardware: {s:.2f}x "
+                         f"({1 / s:.2f} times the baseline's latency).")
+    if report.profile != "baseline" and 0.95 <= report.speedup_b32 <= 1.05:
+        notes.append(f"no measurable speedup at batch 32 ({report.speedup_b32:.2f}x).")
+    cores = os.cpu_count() or 1
+    if report.load_average is not None and report.load_average > cores:
+        notes.append(f"timings taken on a busy machine (load average {report.load_average:g} on {cores} cores): "
+                     "ratios are more reliable than absolute latencies.")
+    return notes

@@ -1,0 +1,94 @@
+"""Applying a profile after training: optimize, evaluate on the test split, save, measure, report.
+
+`profile_run` is what `mlcore.recipe.recipe_run` calls when `RecipeConfig.profile` is set (the
+Celery worker gets it through `recipe_run`); it is also usable on its own with any trained model.
+It writes `out/model-optimized/` (an ordinary model directory with a `compression` block, which
+`mlcore.modeldir.model_load` reloads) and `out/report.json` (`CompressionReport.to_dict()`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlcore.compress.base import CompressContext, clone, method_get
+from mlcore.compress.report import (CompressionReport, ModelStats, encoder_weight_bytes, honest_notes,
+                                    load_average, measure_latency, param_count, sparsity_of, timing_batches)
+from mlcore.compress.storage import state_for_storage, weights_bytes
+from mlcore.modeldir import json_clean, json_write
+from mlcore.trainer import predict
+
+OPTIMIZED_DIR = "model-optimized"
+REPORT_NAME = "report.json"
+
+# save(directory, model, state, compression, metrics) -> directory: writes a model directory
+Saver = Callable[[Path, nn.Module, dict[str, torch.Tensor] | None, dict[str, Any] | None, dict[str, Any]], Path]
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    return json_clean(asdict(config)) if is_dataclass(config) else {}
+
+
+def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_set: Sequence,
+                test_labels: Sequence[Any], baseline_dir: Path, baseline_metrics: dict[str, float],
+                out: Path, save: Saver, options: dict[str, Any] | None = None,
+                runs: int = 20, warmup: int = 5) -> tuple[CompressionReport, Path]:
+    """Apply `profile` to a copy of the trained `model`; write out/model-optimized and out/report.json.
+
+    `baseline_dir` is the saved baseline model directory (its file size is the baseline's bytes) and
+    `baseline_metrics` its test metrics. Returns the report and the optimized model directory.
+    """
+    method = method_get(profile)
+    config = method.config(**(options or {}))
+    compressed = method.apply(clone(model), config, ctx)
+    optimized = compressed.model.cpu().eval()
+    baseline = clone(model).eval()
+
+    logits = predict(model=optimized, dataset=test_set, collate=ctx.collate, length=ctx.length,
+                     batch_size=ctx.train_config.batch_size, device="cpu")
+    metrics = {k: float(v) for k, v in ctx.evaluate(logits, list(test_labels)).items()}
+
+    out = Path(out)
+    if compressed.storage == "torchao":
+        raise ValueError("an int8 model quantized with the torchao backend cannot be saved; use backend torch.ao")
+    state = state_for_storage(optimized, compressed.storage)
+    compression = {"profile": profile, "storage": compressed.storage, "dtype": compressed.dtype,
+                   "config": _config_dict(config)}
+    optimized_dir = save(out / OPTIMIZED_DIR, optimized, state, compression, {"test": metrics})
+
+    batches = timing_batches(test_set, ctx.collate)
+    latency = measure_latency({"baseline": baseline, "optimized": optimized}, batches, runs=runs, warmup=warmup)
+    threads = torch.get_num_threads()
+
+    def stats(m: nn.Module, storage: str, directory: Path, test: dict[str, float], dtype: str, lat: dict[int, float]) -> ModelStats:
+        return ModelStats(metrics=test, params=param_count(m), bytes=weights_bytes(directory),
+                          encoder_weight_bytes=encoder_weight_bytes(m, storage), latency_ms_b1=round(lat[1], 4),
+                          latency_ms_b32=round(lat[32], 4), throughput_b32=round(1e3 / lat[32], 2),
+                          sparsity=round(sparsity_of(m), 6), dtype=dtype)
+
+    base = stats(baseline, "dense", Path(baseline_dir), dict(baseline_metrics), "float32", latency["baseline"])
+    opt = stats(optimized, compressed.storage, optimized_dir, metrics, compressed.dtype, latency["optimized"])
+    primary = ctx.primary_metric
+    report = CompressionReport(
+        profile=profile, primary_metric=primary, greater_is_better=ctx.greater_is_better,
+        baseline=base, optimized=opt,
+        speedup_b1=round(base.latency_ms_b1 / opt.latency_ms_b1, 3),
+        speedup_b32=round(base.latency_ms_b32 / opt.latency_ms_b32, 3),
+        size_ratio=round(base.bytes / opt.bytes, 3),
+        encoder_weight_ratio=round(base.encoder_weight_bytes / max(1, opt.encoder_weight_bytes), 3),
+        metric_delta=round(opt.metrics.get(primary, float("nan")) - base.metrics.get(primary, float("nan")), 6),
+        params_ratio=round(opt.params / base.params, 4), threads=threads, load_average=load_average(),
+        runs=runs, warmup=warmup, budget=ctx.budget, config=_config_dict(config),
+        info=json_clean(compressed.info), notes=list(compressed.notes),
+    )
+    report.notes += honest_notes(report)
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or os.environ.get("MALLOC_TOP_PAD_"):
+        report.info["malloc_env"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
+    json_write(out / REPORT_NAME, report.to_dict())
+    return report, optimized_dir
