@@ -1,0 +1,3 @@
+from labformer_client.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,301 @@
+"""`labformer`: the command line over `Client`.
+
+Exit codes (also in README.md): 0 ok, 1 unexpected error, 2 usage, 3 authentication/permission,
+4 not found, 5 invalid input (refused request, invalid dataset), 6 job failed or cancelled,
+7 timeout, 8 server or network error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from labformer_client.client import MiB, Client, __version__
+from labformer_client.errors import InvalidInput, LabformerError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_NOT_FOUND, EXIT_INVALID, EXIT_JOB_FAILED, EXIT_TIMEOUT, EXIT_SERVER = (
+    0, 1, 2, 3, 4, 5, 6, 7, 8)
+
+
+class _Progress:
+    """A tqdm bar on stderr when tqdm is installed and wanted; otherwise nothing."""
+
+    def __init__(self, enabled: bool, total: float, desc: str, unit: str = "B") -> None:
+        self.bar = None
+        if not enabled:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        scale = unit == "B"
+        self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
+                        file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def to(self, value: float, postfix: str | None = None) -> None:
+        if self.bar is not None:
+            self.bar.n = value
+            if postfix:
+                self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _json_arg(text: str) -> Any:
+    """JSON given inline or as @file."""
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as fh:
+            text = fh.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
+
+
+def _hp(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError("expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _out(args: argparse.Namespace, obj: Any, human: Callable[[Any], str]) -> None:
+    print(json.dumps(obj, indent=2, default=str) if args.json else human(obj))
+
+
+def _job_line(j: dict) -> str:
+    return (f"{j['id']:>7}  {j['status']:<10} {j.get('progress', 0):>5.0%}  {j['task_key']:<24} {j['profile_key']:<16}"
+            f" dataset {j['dataset']} ({j.get('dataset_name', '')})")
+
+
+def _dataset_line(d: dict) -> str:
+    lab = (d.get("lab") or {}).get("slug", "")
+    return (f"{d['id']:>7}  {d['status']:<10} {d['modality']:<10} {d['name']} v{d.get('version', 1)}"
+            f"  [{lab}]  {d.get('row_count') or '-'} rows")
+
+
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    return not args.quiet and (args.progress or sys.stderr.isatty())
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+def cmd_upload(client: Client, args: argparse.Namespace) -> int:
+    size = os.path.getsize(args.file)
+    bar = _Progress(_progress_enabled(args), size, f"upload {os.path.basename(args.file)}")
+    try:
+        dataset = client.upload_dataset(
+            args.file, name=args.name, lab=args.lab, modality=args.modality, mapping=args.mapping,
+            policy=args.policy, visibility=args.visibility, description=args.description,
+            chunk_size=int(args.chunk_size * MiB), resume=not args.no_resume, upload_id=args.upload_id,
+            progress=lambda sent, total: bar.to(sent),
+        )
+    finally:
+        bar.close()
+    if args.wait:
+        dataset = client.wait_dataset(dataset, timeout=args.timeout)
+    _out(args, dataset, _dataset_line)
+    if dataset["status"] == "invalid":
+        print(f"dataset {dataset['id']} is invalid: see its validation_report", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def cmd_submit(client: Client, args: argparse.Namespace) -> int:
+    hyper = dict(args.hyperparameters or {})
+    hyper.update(dict(args.hp or []))
+    job = client.submit_job(args.dataset, args.task, profile=args.profile, preset=args.preset, hyperparameters=hyper,
+                            device=args.device, gpu_count=args.gpus, priority=args.priority, name=args.name,
+                            visibility=args.visibility, lab=args.lab, time_limit_s=args.time_limit,
+                            idempotency_key=args.idempotency_key)
+    if args.wait:
+        return _wait(client, args, job)
+    _out(args, job, _job_line)
+    return EXIT_OK
+
+
+def _wait(client: Client, args: argparse.Namespace, job: Any) -> int:
+    bar = _Progress(_progress_enabled(args), 1.0, f"job {job['id'] if isinstance(job, dict) else job}", unit="")
+
+    def show(j: dict) -> None:
+        bar.to(round(j.get("progress") or 0.0, 3), f"{j['status']} epoch {j.get('epoch', 0)}")
+
+    try:
+        final = client.wait(job, timeout=args.timeout, poll=args.poll, progress=show)
+    finally:
+        bar.close()
+    _out(args, final, _job_line)
+    if final["status"] != "succeeded":
+        if final.get("error_message"):
+            print(f"job {final['id']} {final['status']}: {final['error_message']}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    return EXIT_OK
+
+
+def cmd_wait(client: Client, args: argparse.Namespace) -> int:
+    return _wait(client, args, args.job)
+
+
+def cmd_download(client: Client, args: argparse.Namespace) -> int:
+    path = client.download(args.job, kind=args.kind, dest=args.output)
+    _out(args, {"job": int(args.job), "kind": args.kind, "path": str(path)}, lambda o: o["path"])
+    return EXIT_OK
+
+
+def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
+    filters = {"status": args.status, "task": args.task, "dataset": args.dataset, "profile": args.profile,
+               "lab": args.lab, "owner": args.owner}
+    jobs = client.jobs(limit=args.limit, **filters)
+    _out(args, jobs, lambda js: "\n".join(_job_line(j) for j in js) or "(no jobs)")
+    return EXIT_OK
+
+
+def cmd_job(client: Client, args: argparse.Namespace) -> int:
+    job = client.job(args.job)
+    _out(args, job, _job_line)
+    return EXIT_OK
+
+
+def cmd_datasets(client: Client, args: argparse.Namespace) -> int:
+    filters = {"modality": args.modality, "status": args.status, "lab": args.lab, "search": args.search}
+    datasets = client.datasets(limit=args.limit, **filters)
+    _out(args, datasets, lambda ds: "\n".join(_dataset_line(d) for d in ds) or "(no datasets)")
+    return EXIT_OK
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
+    job = client.cancel(args.job)
+    _out(args, job, _job_line)
+    return EXIT_OK
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help="portal root URL (default: $LABFORMER_URL)")
+    common.add_argument("--token", default=argparse.SUPPRESS, help="API token (default: $LABFORMER_TOKEN)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print JSON on stdout, for scripts")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    common.add_argument("--progress", action="store_true", default=argparse.SUPPRESS,
+                        help="progress bars even when stderr is not a terminal")
+
+    parser = argparse.ArgumentParser(
+        prog="labformer", parents=[common],
+        description="Upload datasets, launch and follow training jobs on a Labformer portal.",
+        epilog="exit codes: 0 ok, 1 unexpected error, 2 usage, 3 auth/permission, 4 not found, "
+               "5 invalid input, 6 job failed or cancelled, 7 timeout, 8 server or network error",
+    )
+    parser.add_argument("--version", action="version", version=f"labformer-client {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("upload", parents=[common], help="upload a file as a dataset (chunked, resumable)")
+    p.add_argument("file")
+    p.add_argument("--name", required=True)
+    p.add_argument("--lab", required=True, help="slug of the lab to upload to")
+    p.add_argument("--modality", required=True, help="dna, protein, smiles, particles, lightcurve, tabular")
+    p.add_argument("--mapping", type=_json_arg, default=None,
+                   help='column mapping as JSON or @file, e.g. \'{"input_cols": ["sequence"], "target_cols": ["label"]}\'')
+    p.add_argument("--policy", default="strict", choices=["strict", "skip"])
+    p.add_argument("--visibility", default="lab", choices=["private", "lab", "public"])
+    p.add_argument("--description", default="")
+    p.add_argument("--chunk-size", type=float, default=8, metavar="MIB", help="chunk size in MiB (default 8)")
+    p.add_argument("--no-resume", action="store_true", help="fail on a dropped connection instead of resuming")
+    p.add_argument("--upload-id", help="continue an earlier upload session")
+    p.add_argument("--wait", action="store_true", help="wait for validation (exit 5 if the dataset is invalid)")
+    p.add_argument("--timeout", type=float, default=3600)
+    p.set_defaults(func=cmd_upload)
+
+    p = sub.add_parser("submit", parents=[common], help="launch a training job")
+    p.add_argument("--dataset", required=True, type=int)
+    p.add_argument("--task", required=True)
+    p.add_argument("--profile", default="baseline")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--hp", type=_hp, action="append", metavar="KEY=VALUE", help="a hyperparameter (repeatable)")
+    p.add_argument("--hyperparameters", type=_json_arg, metavar="JSON", help="hyperparameters as JSON or @file")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--gpus", type=int, default=None)
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--name", default="")
+    p.add_argument("--lab", default=None)
+    p.add_argument("--visibility", default="lab", choices=["private", "lab", "public"])
+    p.add_argument("--time-limit", type=int, default=None, metavar="SECONDS")
+    p.add_argument("--idempotency-key", default=None, help="make a retried submission create one job")
+    p.add_argument("--wait", action="store_true", help="wait for the job to finish (exit 6 if it fails)")
+    p.add_argument("--timeout", type=float, default=None)
+    p.add_argument("--poll", type=float, default=2.0)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("wait", parents=[common], help="wait for a job to finish (exit 6 if failed/cancelled)")
+    p.add_argument("job", type=int)
+    p.add_argument("--timeout", type=float, default=None, help="seconds (exit 7 when over)")
+    p.add_argument("--poll", type=float, default=2.0)
+    p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser("download", parents=[common], help="download a job's artifact")
+    p.add_argument("job", type=int)
+    p.add_argument("--kind", default="model",
+                   choices=["model", "predictions", "attention", "embeddings", "report", "checkpoint", "log"])
+    p.add_argument("-o", "--output", default=".", help="folder (or file path) to write to")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("jobs", parents=[common], help="list jobs (newest first)")
+    for name in ("status", "task", "profile", "lab", "owner"):
+        p.add_argument(f"--{name}")
+    p.add_argument("--dataset", type=int)
+    p.add_argument("--limit", type=int, default=None)
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("job", parents=[common], help="show one job")
+    p.add_argument("job", type=int)
+    p.set_defaults(func=cmd_job)
+
+    p = sub.add_parser("datasets", parents=[common], help="list datasets (newest first)")
+    for name in ("modality", "status", "lab", "search"):
+        p.add_argument(f"--{name}")
+    p.add_argument("--limit", type=int, default=None)
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("cancel", parents=[common], help="cancel a job")
+    p.add_argument("job", type=int)
+    p.set_defaults(func=cmd_cancel)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for name, default in (("url", None), ("token", None), ("json", False), ("quiet", False), ("progress", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    try:
+        client = Client(args.url, args.token)
+        return args.func(client, args)
+    except LabformerError as exc:
+        if exc.code == "usage":
+            print(f"labformer: {exc.message}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.json:
+            print(json.dumps({"error": {"code": exc.code, "message": exc.message, "fields": exc.fields,
+                                        "status": exc.status}}))
+        print(f"labformer: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (OSError, InvalidInput) as exc:
+        print(f"labformer: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

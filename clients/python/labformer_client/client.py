@@ -1,0 +1,384 @@
+"""`Client`: a typed wrapper over the Labformer REST API v1.
+
+Every request carries the token; GETs and the POSTs that create something (sent with an
+``Idempotency-Key``) are retried on network errors, 429 and 502/503/504, so a retry never creates a
+second dataset or job. Uploads are chunked: each chunk is sent at the server's offset, and after a
+dropped connection the client asks the server where it is and goes on from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Union
+from urllib.parse import urlsplit
+
+import requests
+
+from labformer_client.errors import (
+    AuthError, InvalidInput, JobFailed, LabformerError, NotFound, ServerError, WaitTimeout,
+)
+
+MiB = 1024 * 1024
+FINAL_JOB_STATES = frozenset({"succeeded", "failed", "cancelled"})
+FINAL_DATASET_STATES = frozenset({"ready", "invalid"})
+JobRef = Union[int, str, dict]
+DatasetRef = Union[int, str, dict]
+__version__ = "0.1.0"
+
+
+def _id(ref: JobRef | DatasetRef) -> str:
+    """Accept an id or an object returned by the API."""
+    return str(ref["id"] if isinstance(ref, dict) else ref)
+
+
+class Client:
+    """A session with one portal. ``url`` is the portal's root (``http://host:8000``); ``token`` a
+    personal API token (``lf_<prefix>_<secret>``). Both default to ``LABFORMER_URL`` / ``LABFORMER_TOKEN``."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 60.0,
+                 retries: int = 4, backoff: float = 0.5, session: requests.Session | None = None) -> None:
+        url = url or os.environ.get("LABFORMER_URL")
+        token = token or os.environ.get("LABFORMER_TOKEN")
+        if not url:
+            raise LabformerError("no portal URL: pass url= or set LABFORMER_URL", code="usage")
+        if not token:
+            raise AuthError("no API token: pass token= or set LABFORMER_TOKEN", code="not_authenticated")
+        root = url.rstrip("/")
+        root = re.sub(r"/api(/v1)?$", "", root)
+        self.root = root
+        self.api = f"{root}/api/v1"
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.session = session or requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {token}",
+                                     "User-Agent": f"labformer-client/{__version__}", "Accept": "application/json"})
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            # Links the server builds (pagination) name the host it saw; keep ours, take its path.
+            parts = urlsplit(path)
+            return f"{urlsplit(self.root).scheme}://{urlsplit(self.root).netloc}{parts.path}" + (
+                f"?{parts.query}" if parts.query else "")
+        return f"{self.api}{path}"
+
+    def _sleep(self, attempt: int, response: requests.Response | None = None) -> None:
+        wait = self.backoff * (2 ** attempt)
+        if response is not None and response.headers.get("Retry-After", "").isdigit():
+            wait = max(wait, float(response.headers["Retry-After"]))
+        time.sleep(min(wait, 30.0))
+
+    @staticmethod
+    def _error(response: requests.Response) -> LabformerError:
+        """The API's JSON error as the matching exception (a non-JSON body is quoted briefly)."""
+        try:
+            body = response.json().get("error") or {}
+        except (ValueError, AttributeError):
+            body = {}
+        code = str(body.get("code") or f"http_{response.status_code}")
+        message = str(body.get("message") or response.text[:300] or response.reason)
+        fields = body.get("fields") if isinstance(body.get("fields"), dict) else {}
+        status = response.status_code
+        cls: type[LabformerError]
+        if status in (401, 403):
+            cls = AuthError
+        elif status == 404:
+            cls = NotFound
+        elif status >= 500 or status == 429:
+            cls = ServerError
+        else:
+            cls = InvalidInput
+        return cls(message, code=code, fields=fields, status=status)
+
+    def request(self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any) -> requests.Response:
+        """Send one request; raise the matching `LabformerError` for an error status.
+
+        ``retry`` defaults to True for GET/HEAD and for requests carrying an ``Idempotency-Key``.
+        """
+        headers = kwargs.get("headers") or {}
+        if retry is None:
+            retry = method in ("GET", "HEAD") or "Idempotency-Key" in headers
+        attempts = self.retries + 1 if retry else 1
+        kwargs.setdefault("timeout", self.timeout)
+        url = self._url(path)
+        for attempt in range(attempts):
+            last = attempt + 1 >= attempts
+            try:
+                response = self.session.request(method, url, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if last:
+                    raise ServerError(f"{method} {url}: {exc}", code="network") from exc
+                self._sleep(attempt)
+                continue
+            if response.status_code < 400:
+                return response
+            error = self._error(response)
+            transient = response.status_code in (429, 502, 503, 504) or (
+                response.status_code == 409 and error.code == "in_progress")
+            if transient and not last:
+                self._sleep(attempt, response)
+                continue
+            raise error
+        raise AssertionError("unreachable")
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
+
+    def _post(self, path: str, body: dict | None = None, *, idempotency_key: str | None = None,
+              create: bool = False) -> Any:
+        headers = {}
+        if create:  # a retry of this POST replays the first answer instead of creating twice
+            headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        return self.request("POST", path, json=body if body is not None else {}, headers=headers).json()
+
+    def _paginate(self, path: str, params: dict[str, Any], limit: int | None) -> Iterator[dict]:
+        """Follow cursor pagination (`next` links) until the end or ``limit`` objects."""
+        url: str | None = path
+        query: dict[str, Any] | None = {k: v for k, v in params.items() if v is not None}
+        count = 0
+        while url:
+            page = self.request("GET", url, params=query).json()
+            query = None  # the `next` link carries the filters and the cursor
+            for item in page["results"]:
+                yield item
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+            url = page.get("next")
+
+    # --- catalog ---------------------------------------------------------------------------------
+
+    def tasks(self) -> list[dict]:
+        return self._get("/tasks/")
+
+    def profiles(self) -> list[dict]:
+        return self._get("/profiles/")
+
+    def presets(self) -> list[dict]:
+        return self._get("/presets/")
+
+    # --- datasets --------------------------------------------------------------------------------
+
+    def datasets(self, *, limit: int | None = None, page_size: int | None = None, **filters: Any) -> list[dict]:
+        """Datasets you can see, newest first; filters: modality, lab, visibility, status, name, search, ordering."""
+        return list(self._paginate("/datasets/", {**filters, "page_size": page_size}, limit))
+
+    def dataset(self, dataset: DatasetRef) -> dict:
+        return self._get(f"/datasets/{_id(dataset)}/")
+
+    def upload_status(self, upload_id: str) -> dict:
+        """The upload session as the server sees it (``offset`` = bytes stored)."""
+        return self._get(f"/uploads/{upload_id}/")
+
+    def upload_dataset(
+        self, path: str | os.PathLike, *, name: str, lab: str, modality: str, mapping: dict | None = None,
+        policy: str = "strict", visibility: str = "lab", description: str = "", chunk_size: int = 8 * MiB,
+        resume: bool = True, upload_id: str | None = None, max_failures: int = 8,
+        progress: Callable[[int, int], None] | None = None, idempotency_key: str | None = None,
+    ) -> dict:
+        """Upload a file in chunks and return the dataset (status ``validating``; see `wait_dataset`).
+
+        The sha256 is computed while the chunks go out, and the server checks it at the end.
+        With ``resume`` (the default) a dropped connection, a 5xx or an offset mismatch makes the
+        client ask the server for its offset and continue from there, up to ``max_failures`` times
+        in a row. ``upload_id`` continues an upload session started earlier (e.g. by a process that
+        died). ``progress(sent, total)`` is called after each chunk.
+        """
+        file = Path(path)
+        size = file.stat().st_size
+        if size == 0:
+            raise InvalidInput(f"{file}: the file is empty", code="invalid", fields={"file": ["empty"]})
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        if upload_id is None:
+            session = self._post("/uploads/", {
+                "name": name, "filename": file.name, "lab": lab, "modality": modality, "size_bytes": size,
+                "visibility": visibility, "policy": policy, "description": description, "mapping": mapping or {},
+            }, create=True, idempotency_key=idempotency_key)
+            upload_id = str(session["id"])
+        else:
+            session = self.upload_status(upload_id)
+        offset = int(session["offset"])
+        chunk_url = f"/uploads/{upload_id}/chunk/"
+        ascii_name = file.name.encode("ascii", "replace").decode().replace('"', "_") or "upload"
+        headers = {"Content-Type": "application/octet-stream",
+                   "Content-Disposition": f'attachment; filename="{ascii_name}"'}
+        digest = hashlib.sha256()
+        hashed = 0  # bytes [0, hashed) are in the digest; each byte is hashed once, in order
+        failures = 0
+        if progress:
+            progress(offset, size)
+        with file.open("rb") as fh:
+            while offset < size:
+                if hashed < offset:  # a resumed session: hash what an earlier run sent
+                    fh.seek(hashed)
+                    while hashed < offset:
+                        block = fh.read(min(MiB, offset - hashed))
+                        digest.update(block)
+                        hashed += len(block)
+                fh.seek(offset)
+                chunk = fh.read(min(chunk_size, size - offset))
+                if offset + len(chunk) > hashed:
+                    digest.update(memoryview(chunk)[hashed - offset:])
+                    hashed = offset + len(chunk)
+                problem: LabformerError
+                try:
+                    response = self.session.put(self._url(chunk_url), params={"offset": offset}, data=chunk,
+                                                headers=headers, timeout=self.timeout)
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    problem = ServerError(f"chunk at {offset}: {exc}", code="network")
+                else:
+                    if response.ok:
+                        offset = int(response.json()["offset"])
+                        failures = 0
+                        if progress:
+                            progress(offset, size)
+                        continue
+                    problem = self._error(response)
+                    status = response.status_code
+                    resumable = (status >= 500 or status == 429
+                                 or (status == 409 and problem.code == "offset_mismatch")
+                                 # the server got a short body (the connection broke mid-chunk)
+                                 or (status == 400 and "content" in problem.fields and "resend" in problem.message))
+                    if not resumable:
+                        raise problem
+                failures += 1
+                if not resume or failures > max_failures:
+                    raise problem
+                self._sleep(min(failures - 1, 4))
+                # Ask where the server is: it may have stored the chunk even though the answer was lost.
+                offset = int(self.upload_status(upload_id)["offset"])
+                if progress:
+                    progress(offset, size)
+        return self._post(f"/uploads/{upload_id}/finish/", {"sha256": digest.hexdigest()},
+                          create=True, idempotency_key=f"finish-{upload_id}")
+
+    def wait_dataset(self, dataset: DatasetRef, timeout: float | None = 600, poll: float = 1.0,
+                     raise_on_invalid: bool = False) -> dict:
+        """Poll until the dataset is ``ready`` or ``invalid`` and return it; `WaitTimeout` after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            current = self.dataset(dataset)
+            if current["status"] in FINAL_DATASET_STATES:
+                if raise_on_invalid and current["status"] == "invalid":
+                    raise InvalidInput(f"dataset {current['id']} is invalid", code="dataset_invalid",
+                                       fields={"validation_report": [str(current.get("validation_report"))[:2000]]})
+                return current
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"dataset {current['id']} still {current['status']} after {timeout}s",
+                                  code="timeout")
+            time.sleep(poll)
+
+    def delete_dataset(self, dataset: DatasetRef) -> None:
+        self.request("DELETE", f"/datasets/{_id(dataset)}/")
+
+    # --- jobs ------------------------------------------------------------------------------------
+
+    def submit_job(
+        self, dataset: DatasetRef, task: str, *, profile: str = "baseline", preset: str = "tiny",
+        hyperparameters: dict | None = None, device: str = "cpu", gpu_count: int | None = None, priority: int = 0,
+        visibility: str = "lab", name: str = "", lab: str | None = None, time_limit_s: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict:
+        """Launch a training job and return it (``queued``). Pass your own ``idempotency_key`` to make a
+        retried script submit the job once."""
+        body = {"dataset": int(_id(dataset)), "task": task, "profile": profile, "preset": preset,
+                "hyperparameters": hyperparameters or {}, "device": device, "gpu_count": gpu_count,
+                "priority": priority, "visibility": visibility, "name": name, "lab": lab,
+                "time_limit_s": time_limit_s}
+        return self._post("/jobs/", body, create=True, idempotency_key=idempotency_key)
+
+    def job(self, job: JobRef) -> dict:
+        return self._get(f"/jobs/{_id(job)}/")
+
+    def jobs(self, *, limit: int | None = None, page_size: int | None = None, **filters: Any) -> list[dict]:
+        """Jobs you can see, newest first, every page followed; filters: status, dataset, task, profile,
+        device, lab, owner, visibility, created_after, created_before, ordering."""
+        return list(self.iter_jobs(limit=limit, page_size=page_size, **filters))
+
+    def iter_jobs(self, *, limit: int | None = None, page_size: int | None = None, **filters: Any) -> Iterator[dict]:
+        return self._paginate("/jobs/", {**filters, "page_size": page_size}, limit)
+
+    def wait(self, job: JobRef, timeout: float | None = None, poll: float = 2.0,
+             progress: Callable[[dict], None] | None = None, raise_on_failure: bool = False) -> dict:
+        """Poll until the job is succeeded, failed or cancelled and return it.
+
+        Raises `WaitTimeout` after ``timeout`` seconds (the job keeps running), and `JobFailed` for a
+        failed or cancelled job when ``raise_on_failure``. ``progress(job)`` is called on every poll.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            current = self.job(job)
+            if progress:
+                progress(current)
+            if current["status"] in FINAL_JOB_STATES:
+                if raise_on_failure and current["status"] != "succeeded":
+                    raise JobFailed(f"job {current['id']} {current['status']}: {current.get('error_message') or ''}",
+                                    code=f"job_{current['status']}", job=current)
+                return current
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"job {current['id']} still {current['status']} after {timeout}s "
+                                  f"({current.get('progress', 0):.0%} done)", code="timeout")
+            time.sleep(poll)
+
+    def cancel(self, job: JobRef) -> dict:
+        return self._post(f"/jobs/{_id(job)}/cancel/")
+
+    def retry(self, job: JobRef, *, idempotency_key: str | None = None) -> dict:
+        """A new job with the same configuration."""
+        return self._post(f"/jobs/{_id(job)}/retry/", create=True, idempotency_key=idempotency_key)
+
+    def clone(self, job: JobRef, *, idempotency_key: str | None = None, **changes: Any) -> dict:
+        """A new job with the same configuration and ``changes`` (task_key, profile_key, preset, hyperparameters...)."""
+        return self._post(f"/jobs/{_id(job)}/clone/", changes, create=True, idempotency_key=idempotency_key)
+
+    def metrics(self, job: JobRef) -> dict:
+        return self._get(f"/jobs/{_id(job)}/metrics/")
+
+    def series(self, job: JobRef, name: str, *, split: str | None = None, max_points: int | None = None) -> dict:
+        return self._get(f"/jobs/{_id(job)}/series/", name=name, split=split, max_points=max_points)
+
+    def report(self, job: JobRef) -> dict:
+        return self._get(f"/jobs/{_id(job)}/report/")
+
+    def artifacts(self, job: JobRef) -> list[dict]:
+        return self._get(f"/jobs/{_id(job)}/artifacts/")
+
+    def download(self, job: JobRef, kind: str = "model", dest: str | os.PathLike = ".") -> Path:
+        """Download the job's newest artifact of ``kind`` (model, predictions, attention, embeddings,
+        report, checkpoint, log) into ``dest`` (a folder, or a file path) and check its sha256."""
+        candidates = [a for a in self.artifacts(job) if a["kind"] == kind]
+        if not candidates:
+            raise NotFound(f"job {_id(job)} has no {kind!r} artifact", code="not_found", status=404)
+        artifact = max(candidates, key=lambda a: a["id"])
+        response = self.request("GET", f"/jobs/{_id(job)}/artifacts/{artifact['id']}/download/", stream=True)
+        target = Path(dest)
+        if target.is_dir() or str(dest).endswith(("/", os.sep)):
+            match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', response.headers.get("Content-Disposition", ""))
+            filename = Path(match.group(1)).name if match else f"job{_id(job)}-{kind}"
+            target.mkdir(parents=True, exist_ok=True)
+            target = target / filename
+        partial = target.with_name(target.name + ".part")
+        digest = hashlib.sha256()
+        try:
+            with response, partial.open("wb") as out:
+                for block in response.iter_content(MiB):
+                    digest.update(block)
+                    out.write(block)
+        except requests.RequestException as exc:
+            partial.unlink(missing_ok=True)
+            raise ServerError(f"download of artifact {artifact['id']} broke off: {exc}", code="network") from exc
+        if artifact.get("sha256") and digest.hexdigest() != artifact["sha256"]:
+            partial.unlink(missing_ok=True)
+            raise ServerError(f"artifact {artifact['id']}: sha256 {digest.hexdigest()} != {artifact['sha256']}",
+                              code="checksum_mismatch")
+        partial.replace(target)
+        return target
