@@ -75,13 +75,23 @@ class WorkerProcess:
         return "".join(self.lines)
 
 
+def _clear_our_keys(client: redis.Redis) -> None:
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    keys = list(client.scan_iter(match=f"{prefix}*")) if prefix else None
+    if prefix and keys:
+        client.delete(*keys)
+    elif not prefix:
+        client.flushdb()
+
+
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
-    """The tests' Redis database, emptied before and after (no message leaks between tests)."""
+    """This run's broker keys, removed before and after (no message leaks between tests; another
+    test run on the same Redis database keeps its own prefix and is left alone)."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
+    _clear_our_keys(client)
     yield client
-    client.flushdb()
+    _clear_our_keys(client)
 
 
 @pytest.fixture

@@ -150,9 +150,13 @@ def test_requeue_lost_job_respects_fresh_heartbeat_and_attempts(django_capture_o
     assert failed.status == S.FAILED and "attempts" in failed.error_message
 
 
+def _key(queue: str) -> str:
+    return settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "") + queue
+
+
 def _queued_messages(client: redis.Redis, queue: str) -> list[dict]:
     """Messages waiting in ``queue`` (kombu keeps one Redis list per priority step: ``queue``, ``queue\\x06\\x163``...)."""
-    keys = [queue.encode()] + sorted(k for k in client.keys(f"{queue}\x06\x16*"))
+    keys = [_key(queue).encode()] + sorted(k for k in client.keys(f"{_key(queue)}\x06\x16*"))
     return [json.loads(raw) for key in keys for raw in client.lrange(key, 0, -1)]
 
 
@@ -162,7 +166,7 @@ def broker() -> redis.Redis:
 
     def _clear() -> None:
         for queue in (QUEUE_CPU, QUEUE_GPU):
-            for key in [queue, *client.keys(f"{queue}\x06\x16*")]:
+            for key in [_key(queue), *client.keys(f"{_key(queue)}\x06\x16*")]:
                 client.delete(key)
 
     _clear()
