@@ -11,6 +11,7 @@ entry to `TASKS` here and, if its modality is new, one module under `mlcore/moda
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,40 @@ _modality_register(Modality(
     input_format="table",
     default_max_len=512,
 ))
+
+
+# --------------------------------------------------------------------------------------------------
+# Input conventions the featurizers (mlcore.modalities, which import torch) and validation (which
+# must not) both apply: defined once here, so validation accepts exactly what training accepts.
+
+# The SMILES tokenizer, Schwaller et al.'s pattern: bracket atoms, two-letter organic atoms,
+# single-letter atoms (aliphatic and aromatic), bonds, branches, ring closures (%nn two-digit), dot,
+# charges, chirality, wildcard. A canonical SMILES it cannot tokenize fails at training time.
+SMILES_TOKEN_PATTERN = (
+    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
+)
+# Tabular: strings meaning "missing" (compared stripped and lower-cased), and the default numeric
+# sentinel (a declared sentinel value is missing too).
+MISSING_STRINGS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
+DEFAULT_SENTINELS = (-999.0,)
+
+
+def number_or_missing(value: Any) -> float | None:
+    """A value as a float, NaN when it denotes a missing value, None when it is not numeric."""
+    if value is None:
+        return math.nan
+    if not isinstance(value, str):  # strings first: they are what CSV files hold
+        # numbers.Real covers numpy's integer and floating scalars too; a bool is no measurement.
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return float(value)
+        value = str(value)
+    text = value.strip()
+    if text.lower() in MISSING_STRINGS:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ and sanitized by RDKit and must tokenize with the featurizer's regex, light curv
 observations and non-negative errors, particles positive pT and energy, tabular missing values use
 the featurizer's missing strings and sentinels. This module does not import the featurizers
 because they import torch (2 s and ~200 MB per process), which the web process and every validation
-worker process would otherwise pay; where a constant lives only in a torch module it is repeated
-here and a test checks the copies stay equal.
+worker process would otherwise pay; the constants both need (the SMILES token pattern, the missing
+strings and sentinels) live in `mlcore.catalog`, which imports no torch.
 
 Speed: SMILES dominate (RDKit parse + canonicalization, ~85 us per drug-like molecule per core).
 Chunks are validated by a pool of worker processes while the main process reads, orders results and
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from mlcore import catalog
+from mlcore.catalog import DEFAULT_SENTINELS, MISSING_STRINGS, number_or_missing
 from mlcore.readers import (
     SDF_MOL_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, ColumnMapping, Reader, ReadError,
     group_long, reader_open, value_text,
@@ -53,17 +54,9 @@ from mlcore.readers import (
 
 POLICIES = ("strict", "skip")
 
-# -- constants shared with the featurizers (kept equal by tests/mlcore/test_validation.py) ----------
-# The SMILES tokenizer of mlcore.modalities.smiles (Schwaller et al.): a canonical SMILES with a
-# character this pattern cannot tokenize would fail at training time, so validation rejects it now.
-SMILES_TOKEN_PATTERN = (
-    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
-)
-# mlcore.modalities.tabular: strings that mean "missing", and the default numeric sentinel.
-MISSING_STRINGS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
-DEFAULT_SENTINELS = (-999.0,)
-
-_SMILES_TOKEN = re.compile(SMILES_TOKEN_PATTERN)
+# The featurizers' tokenizer: a canonical SMILES with a character it cannot tokenize would fail at
+# training time, so validation rejects it now.
+_SMILES_TOKEN = re.compile(catalog.SMILES_TOKEN_PATTERN)
 DNA_CORE = "ACGTNU"  # U: RNA, read as T by the DNA featurizer
 DNA_IUPAC = "".join(c for c in catalog.MODALITIES["dna"].alphabet if c not in DNA_CORE)  # RYSWKMBDHV
 PROTEIN_ALPHABET = catalog.MODALITIES["protein"].alphabet
@@ -591,21 +584,6 @@ def _check_smiles(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[list[Any]
     return canon, lengths
 
 
-def _float(value: Any) -> float | None:
-    """A number, NaN for a missing value, None when the value is not a number."""
-    if value is None:
-        return math.nan
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    if text.lower() in MISSING_STRINGS:
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def _check_targets(plan: _Plan, chunk: Chunk, col: _Collector, lengths: list[int]) -> dict[str, list[Any]]:
     """Targets per the task's kind; returns the parsed target columns (floats or label strings)."""
     kind = plan.target_kind
@@ -619,7 +597,7 @@ def _check_targets(plan: _Plan, chunk: Chunk, col: _Collector, lengths: list[int
         for name in plan.target_cols:
             parsed: list[float] = []
             for i, raw in enumerate(chunk.columns[name]):
-                number = _float(raw)
+                number = number_or_missing(raw)
                 if i in unread:
                     number = math.nan
                 elif number is None:
@@ -699,7 +677,7 @@ def _check_elements(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[dict[st
                 arr = np.asarray(values, dtype=np.float64)
             except (TypeError, ValueError):
                 # Slow path, only for a bad object: parse value by value to name the offending row.
-                parsed = [_float(v) for v in values]
+                parsed = [number_or_missing(v) for v in values]
                 bad_k = next((k for k, v in enumerate(parsed) if v is None), None)
                 if bad_k is not None and not failed:
                     col.problem(i, "not_numeric", c, f"{c} {value_text(values[bad_k])!r} is not a number",
@@ -770,7 +748,7 @@ def _check_table(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[dict[str, 
         if c in plan.numeric_cols:
             parsed: list[Any] = []
             for i, raw in enumerate(values):
-                number = _float(raw)
+                number = number_or_missing(raw)
                 if number is None:
                     col.problem(i, "not_numeric", c, f"{value_text(raw)!r} in numeric column {c!r}", raw)
                     parsed.append(None)
@@ -805,8 +783,9 @@ def _infer_numeric(plan: _Plan, chunk: Chunk) -> frozenset[str]:
     """
     numeric = set()
     for c in plan.feature_cols:
-        present = [v for v in chunk.columns[c] if _float(v) is None or not math.isnan(_float(v))]  # type: ignore[arg-type]
-        if present and sum(_float(v) is not None for v in present) >= 0.95 * len(present):
+        parsed = [number_or_missing(v) for v in chunk.columns[c]]
+        present = [x for x in parsed if x is None or not math.isnan(x)]
+        if present and sum(x is not None for x in present) >= 0.95 * len(present):
             numeric.add(c)
     return frozenset(numeric)
 

@@ -18,14 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mlcore.catalog import SMILES_TOKEN_PATTERN
 from mlcore.modalities.base import Example, Featurizer, RecordError, featurizer_register, pad_1d
 from mlcore.modalities.sequence import SequenceStem
 
-# Schwaller et al.'s pattern: bracket atoms, two-letter organic atoms, single-letter atoms (aliphatic
-# and aromatic), bonds, branches, ring closures (%nn two-digit), dot, charges, chirality, wildcard.
-SMILES_REGEX = re.compile(
-    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
-)
+# Schwaller et al.'s pattern (in the catalog, which validation reads without importing torch).
+SMILES_REGEX = re.compile(SMILES_TOKEN_PATTERN)
 _ATOM_TOKEN = re.compile(r"^(\[[^\]]+]|Br|Cl|B|C|N|O|S|P|F|I|b|c|n|o|s|p|\*)$")
 # Tokens every vocabulary carries, so randomized SMILES (other ring-closure digits, other bond and
 # branch placements) rarely meet an unknown token at training time.

@@ -18,31 +18,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mlcore.catalog import DEFAULT_SENTINELS, number_or_missing
 from mlcore.modalities.base import Example, Featurizer, RecordError, featurizer_register
 
-MISSING_STRINGS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
-DEFAULT_SENTINELS = (-999.0,)
+_as_number = number_or_missing  # the name bench/quality.py imports
 # Categorical ids per feature: 0 missing, 1 unseen at training time, 2.. the fitted categories.
 _CAT_MISSING, _CAT_UNKNOWN, _CAT_OFFSET = 0, 1, 2
 
 
-def _as_number(value: Any) -> float | None:
-    """The value as a float, NaN when it denotes a missing value, None when it is not numeric."""
-    if value is None:
-        return math.nan
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    if text.lower() in MISSING_STRINGS:
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def _is_missing(value: Any, sentinels: Sequence[float]) -> bool:
-    number = _as_number(value)
+    number = number_or_missing(value)
     return number is not None and (math.isnan(number) or number in sentinels)
 
 
@@ -99,7 +84,7 @@ class TabularFeaturizer(Featurizer):
         for col in self.columns:
             values = [r.get(col) for r in records]
             present = [v for v in values if not _is_missing(v, self.sentinels)]
-            numbers = [_as_number(v) for v in present]
+            numbers = [number_or_missing(v) for v in present]
             if all(n is not None for n in numbers):
                 arr = np.asarray(numbers, dtype=np.float64)
                 self.numeric.append(col)
@@ -137,7 +122,7 @@ class TabularFeaturizer(Featurizer):
             if _is_missing(value, self.sentinels):
                 num_missing[i] = True
                 continue
-            number = _as_number(value)
+            number = number_or_missing(value)
             if number is None or math.isinf(number):
                 raise RecordError(f"non-numeric value {value!r} in numeric column {col!r}")
             num[i] = (number - self.mean[i]) / self.std[i]
