@@ -133,15 +133,6 @@ def test_records_parse_with_the_modality(key: str, written: dict[str, Path]) -> 
         encoder.check(record.target, len(record.input) if kind == "token_labels" else None)
 
 
-def _validation_available() -> bool:
-    try:
-        from mlcore.validation import validate_file  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _validation_available(), reason="mlcore.validation has not landed yet")
 @pytest.mark.parametrize("key", KEYS)
 def test_validates_without_problems(key: str, written: dict[str, Path]) -> None:
     from mlcore.readers import ColumnMapping
