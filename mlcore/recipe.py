@@ -74,6 +74,7 @@ class RecipeResult:
     model: TaskModel
     compression: Any = None  # mlcore.compress.CompressionReport when a profile was applied
     optimized_dir: Path | None = None  # DIR/model-optimized when a profile was applied
+    prepared: Prepared | None = None  # the setup stage's data, for `recipe_profile` on this run
 
 
 @dataclass
@@ -327,20 +328,34 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
                                 examples=inputs_only, ids=[r.id for r in prep.test_records],
                                 lines=[r.line for r in prep.test_records], true_labels=true_labels,
                                 predictions=predictions, sample_indices=sample_idx)
-    report, optimized_dir = None, None
+    run = RecipeResult(metrics=metrics, model_dir=model_dir, explain=explain, train_result=result, model=model,
+                       prepared=prep)
     if config.profile:
-        report, optimized_dir = _apply_profile(config, prep, model, tconfig, metrics, model_dir, out, callbacks)
+        run.compression, run.optimized_dir = recipe_profile(config, run, callbacks=callbacks)
         metrics["profile"] = config.profile
     json_write(out / "metrics.json", metrics)
-    return RecipeResult(metrics=metrics, model_dir=model_dir, explain=explain, train_result=result, model=model,
-                        compression=report, optimized_dir=optimized_dir)
+    return run
 
 
-def _apply_profile(config: RecipeConfig, prep: Prepared, model: TaskModel, tconfig: TrainConfig,
-                   metrics: dict[str, Any], model_dir: Path, out: Path,
-                   callbacks: Sequence[Callback]) -> tuple[Any, Path]:
-    """Optimize the trained model with `config.profile`; writes out/report.json and out/model-optimized/."""
+def recipe_profile(config: RecipeConfig, run: RecipeResult, *, profile: str | None = None,
+                   budget: float | None = None, options: dict[str, Any] | None = None, out: Path | None = None,
+                   callbacks: Sequence[Callback] = (), latency_runs: int = 20) -> tuple[Any, Path]:
+    """Apply an optimization profile to a finished run; writes OUT/report.json and OUT/model-optimized/.
+
+    `profile`, `budget` and `options` default to the config's; `out` to `config.out`. Returns the
+    `mlcore.compress.CompressionReport` and the optimized model directory. Lets a caller try several
+    profiles on one trained baseline (bench/compression.py does).
+    """
     from mlcore.compress import CompressContext, profile_run  # torch-heavy methods load only when asked
+
+    prep, model, metrics, model_dir = run.prepared, run.model, run.metrics, run.model_dir
+    if prep is None:
+        raise ValueError("this RecipeResult carries no prepared data (a cancelled run?)")
+    profile = profile or config.profile
+    budget = config.budget if budget is None else budget
+    options = config.profile_options if options is None else options
+    out = Path(out or config.out)
+    tconfig = train_config(prep.hyper, config.device)
 
     kind, featurizer = prep.targets.kind, prep.featurizer
     kind_meta = catalog.TARGET_KINDS[kind]
@@ -358,7 +373,7 @@ def _apply_profile(config: RecipeConfig, prep: Prepared, model: TaskModel, tconf
     ctx = CompressContext(
         train_set=prep.train, val_set=prep.val, collate=collate, length=featurizer.length, evaluate=evaluate,
         primary_metric=kind_meta.primary_metric, greater_is_better=kind_meta.greater_is_better,
-        train_config=tconfig, kind=kind, budget=config.budget,
+        train_config=tconfig, kind=kind, budget=budget,
         baseline_val=metrics["val"].get(kind_meta.primary_metric) if metrics.get("val") else None,
         build_model=build_model, preset=config.preset, callbacks=callbacks,
     )
@@ -368,9 +383,9 @@ def _apply_profile(config: RecipeConfig, prep: Prepared, model: TaskModel, tconf
                           columns=prep.columns, hyperparameters=prep.hyper, preset=config.preset,
                           metrics=opt_metrics, state=state, compression=compression)
 
-    return profile_run(profile=config.profile, model=model, ctx=ctx, test_set=prep.test,
+    return profile_run(profile=profile, model=model, ctx=ctx, test_set=prep.test,
                        test_labels=list(prep.test.labels), baseline_dir=model_dir,
-                       baseline_metrics=metrics["test"], out=out, save=save, options=config.profile_options)
+                       baseline_metrics=metrics["test"], out=out, save=save, options=options, runs=latency_runs)
 
 
 def _true_labels(targets: TargetEncoder, records: list[Record], encoded: Sequence[Any]) -> list[Any]:
