@@ -147,7 +147,9 @@ def cmd_wait(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_download(client: Client, args: argparse.Namespace) -> int:
-    path = client.download(args.job, kind=args.kind, dest=args.output)
+    # -o names a folder (made if missing) unless it is an existing file's path.
+    dest = args.output if os.path.isfile(args.output) else os.path.join(args.output, "")
+    path = client.download(args.job, kind=args.kind, dest=dest)
     _out(args, {"job": int(args.job), "kind": args.kind, "path": str(path)}, lambda o: o["path"])
     return EXIT_OK
 
@@ -247,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", type=int)
     p.add_argument("--kind", default="model",
                    choices=["model", "predictions", "attention", "embeddings", "report", "checkpoint", "log"])
-    p.add_argument("-o", "--output", default=".", help="folder (or file path) to write to")
+    p.add_argument("-o", "--output", default=".", metavar="DIR", help="folder to write to (made if missing)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("jobs", parents=[common], help="list jobs (newest first)")

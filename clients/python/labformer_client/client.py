@@ -60,6 +60,16 @@ class Client:
         self.session.headers.update({"Authorization": f"Bearer {token}",
                                      "User-Agent": f"labformer-client/{__version__}", "Accept": "application/json"})
 
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # --- plumbing --------------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
