@@ -146,6 +146,9 @@ SMILES_TOKEN_PATTERN = (
 # sentinel (a declared sentinel value is missing too).
 MISSING_STRINGS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
 DEFAULT_SENTINELS = (-999.0,)
+# A split column's values (compared stripped and lower-cased) -> the part the record goes to.
+SPLIT_VALUES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                "dev": "val", "test": "test", "testing": "test"}
 
 
 def number_or_missing(value: Any) -> float | None:

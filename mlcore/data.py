@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from mlcore.catalog import MODALITIES
+from mlcore.catalog import MODALITIES, SPLIT_VALUES
 from mlcore.readers import (
     SDF_MOL_COLUMN, SDF_NAME_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, Reader, ReadError,
     group_long, reader_open,
@@ -431,11 +431,9 @@ def split_indices(
     else:  # column
         if split_values is None:
             raise ValueError("a column split needs a split column")
-        names = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                 "dev": "val", "test": "test", "testing": "test"}
         parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
         for i, value in enumerate(split_values):
-            part = names.get(str(value).strip().lower())
+            part = SPLIT_VALUES.get(str(value).strip().lower())
             if part is None:
                 raise ValueError(f"record {i}: split value {value!r} is not train / val / test")
             parts[part].append(i)

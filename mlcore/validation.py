@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from mlcore import catalog
-from mlcore.catalog import DEFAULT_SENTINELS, MISSING_STRINGS, number_or_missing
+from mlcore.catalog import DEFAULT_SENTINELS, MISSING_STRINGS, SPLIT_VALUES, number_or_missing
 from mlcore.readers import (
     SDF_MOL_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, ColumnMapping, Reader, ReadError,
     group_long, reader_open, value_text,
@@ -64,7 +64,6 @@ PROTEIN_ALPHABET = catalog.MODALITIES["protein"].alphabet
 # hard limit at upload, because the job's own max_len is not known yet. Records above the modality's
 # default max_len are counted in the stats so the researcher knows to raise it.
 HARD_MAX_LEN = int(catalog.HYPERPARAMETERS["max_len"].max or 16384)
-SPLIT_VALUES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
 
 _N_BUCKETS = 16  # duplicate-detection spill files; memory at the end is 1/16 of the hashes
 _RESERVOIR = 100_000  # target values kept for quantiles and histograms (exact below this count)
