@@ -79,7 +79,7 @@ class UploadSessionCreateSerializer(serializers.Serializer):
 
 class UploadSessionSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uid", read_only=True)
-    dataset = serializers.PrimaryKeyRelatedField(read_only=True)
+    dataset = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="set once finished")
 
     class Meta:
         model = UploadSession

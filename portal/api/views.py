@@ -165,11 +165,13 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str | None = None) -> FileResponse:
         dataset = self.get_object()
+        # Always octet-stream, as documented: the bytes are the file as uploaded, whatever its name says.
         return FileResponse(dataset.original_file.open("rb"), as_attachment=True,
-                            filename=dataset.original_filename or "dataset")
+                            filename=dataset.original_filename or "dataset", content_type="application/octet-stream")
 
+    # A plain list (the 200 newest), neither paginated nor filtered like the dataset list.
     @extend_schema(responses=s.JobSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def jobs(self, request: Request, pk: str | None = None) -> Response:
         dataset = self.get_object()
         jobs = job_list_for_user(user=request.user).filter(dataset=dataset)[:200]
@@ -377,7 +379,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response({"profile": job.profile_key, "report": result.compression_report if result else {}})
 
     @extend_schema(responses=s.ArtifactSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def artifacts(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
         return Response(s.ArtifactSerializer(result_selectors.artifact_list_for_job(job=job), many=True).data)
@@ -388,7 +390,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = self.get_object()
         artifact = result_selectors.artifact_get_for_job(job=job, artifact_id=int(artifact_id))
         filename = artifact.file.name.rsplit("/", 1)[-1]
-        return FileResponse(artifact.file.open("rb"), as_attachment=True, filename=f"job{job.pk}-{filename}")
+        return FileResponse(artifact.file.open("rb"), as_attachment=True, filename=f"job{job.pk}-{filename}",
+                            content_type="application/octet-stream")
 
 
 # --- tokens ----------------------------------------------------------------------------------
