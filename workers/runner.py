@@ -44,12 +44,6 @@ class JobCancelled(Exception):
     """The job was cancelled while it ran."""
 
 
-class ProfileUnavailable(RuntimeError):
-    """The job asks for an optimization profile this worker's mlcore cannot apply."""
-
-
-# Profiles the runner can carry out today; the catalog lists the others (see the compression issue).
-SUPPORTED_PROFILES = ("baseline",)
 
 
 class DatabaseReporter(Callback):
@@ -197,6 +191,10 @@ def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> Recip
         preset=cfg.get("preset", "tiny"),
         hyperparameters=dict(cfg.get("hyperparameters", {})),
         device="cuda" if job.device == Job.Device.GPU else "cpu",
+        # The baseline is always trained; any other profile is applied to it afterwards and reported
+        # side by side on the same test split (mlcore.compress).
+        profile=None if job.profile_key == "baseline" else job.profile_key,
+        budget=cfg.get("budget"),
         **mapping,
     )
 
@@ -213,11 +211,6 @@ def _predictions_csv(explain_dir: Path, target: Path) -> Path:
 
 def job_run(*, job: Job) -> str:
     """Run one attempt of a job that this worker has just moved to running. Returns the final status."""
-    if job.profile_key not in SUPPORTED_PROFILES:
-        raise ProfileUnavailable(
-            f"optimization profile {job.profile_key!r} cannot be applied by this worker yet "
-            f"(available: {', '.join(SUPPORTED_PROFILES)})"
-        )
     work_root = Path(settings.LABFORMER_WORK_DIR)
     work_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"job-{job.pk}-a{job.attempts}-", dir=work_root))
@@ -246,7 +239,7 @@ def job_run(*, job: Job) -> str:
             resume_from=resume_from,
         )
         reporter.stop()
-        if result.train_result.stopped_reason == "cancelled":
+        if "cancelled" in (result.train_result.stopped_reason, result.metrics.get("stopped_reason")):
             raise JobCancelled()
         metrics = result.metrics
         metrics["worker_seconds"] = round(time.perf_counter() - started, 3)
@@ -267,8 +260,24 @@ def job_run(*, job: Job) -> str:
             store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy",
                   metadata=json.loads((explain / "embeddings.json").read_text()))
             store(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=_predictions_csv(explain, work / "predictions.csv"))
-        result_services.result_record(job_id=job.pk, baseline_metrics=metrics["test"], optimized_metrics={},
-                                      compression_report={})
+        optimized_metrics, report = {}, {}
+        if result.compression is not None and result.optimized_dir is not None:
+            report = result.compression.to_dict()
+            optimized_metrics = report.get("optimized", {}).get("metrics", {})
+            (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+            store(job_id=job.pk, kind=Artifact.Kind.REPORT, path=out / "report.json",
+                  metadata={"profile": job.profile_key})
+            store(job_id=job.pk, kind=Artifact.Kind.MODEL,
+                  path=_zip_dir(result.optimized_dir, work / "model-optimized.zip"),
+                  metadata={"format": "mlcore model directory (zip)", "variant": "optimized",
+                            "profile": job.profile_key})
+            result_services.metric_points_record(
+                job_id=job.pk,
+                points=[Point("test_optimized", k, 0, 0, float(v), job.attempts)
+                        for k, v in optimized_metrics.items() if isinstance(v, (int, float))],
+            )
+        result_services.result_record(job_id=job.pk, baseline_metrics=metrics["test"],
+                                      optimized_metrics=optimized_metrics, compression_report=report)
         status = Job.Status.SUCCEEDED
     except JobCancelled:
         status = Job.Status.CANCELLED

@@ -202,6 +202,7 @@ def job_submit(
     idempotency_key: str | None = None,
     max_attempts: int = 3,
     time_limit_s: int | None = None,
+    budget: float | None = None,
 ) -> Job:
     """Create a queued job and, once the transaction commits, enqueue it.
 
@@ -229,6 +230,8 @@ def job_submit(
         raise ServiceError(f"unknown visibility {visibility!r}", field="visibility")
     if not 1 <= max_attempts <= 10:
         raise ServiceError("max_attempts must be between 1 and 10", field="max_attempts")
+    if budget is not None and not 0.0 <= float(budget) <= 1.0:
+        raise ServiceError("the accuracy budget is an absolute metric drop between 0 and 1", field="budget")
     if time_limit_s is None:
         time_limit_s = settings.LABFORMER_JOB_TIME_LIMIT
     if not 1 <= time_limit_s <= 30 * 24 * 3600:
@@ -240,6 +243,8 @@ def job_submit(
     )
     config["device"] = {"kind": device, "gpu_count": gpu_count}
     config["overrides"] = dict(hyperparameters or {})  # what the user asked for, for clone and retry
+    # pruned / slim / compact stop before the validation metric falls more than this below the baseline
+    config["budget"] = None if budget is None else float(budget)
     try:
         with transaction.atomic():
             job = Job.objects.create(
@@ -367,7 +372,7 @@ def job_clone(
     """
     changes = dict(changes or {})
     allowed = {"task_key", "profile_key", "preset", "hyperparameters", "device", "gpu_count", "priority",
-               "visibility", "name", "time_limit_s", "max_attempts"}
+               "visibility", "name", "time_limit_s", "max_attempts", "budget"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise ServiceError(f"cannot change {', '.join(unknown)}; changeable: {', '.join(sorted(allowed))}",
@@ -378,6 +383,7 @@ def job_clone(
         "task_key": job.task_key, "profile_key": job.profile_key, "preset": job.config.get("preset", "tiny"),
         "device": job.device, "gpu_count": job.gpu_count, "priority": job.priority, "visibility": job.visibility,
         "name": job.name, "time_limit_s": job.time_limit_s, "max_attempts": job.max_attempts,
+        "budget": job.config.get("budget"),
     }
     params.update(changes)
     return job_submit(user=user, dataset=job.dataset, hyperparameters=hyper, idempotency_key=idempotency_key,

@@ -165,3 +165,20 @@ def test_redis_down_at_submission_job_stays_queued_then_is_dispatched(start_work
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
+
+
+def test_worker_applies_an_optimization_profile_and_stores_the_report(start_worker, dna_dataset) -> None:  # noqa: ANN001
+    worker = start_worker()
+    dataset = dna_dataset()
+    job = job_services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", preset="tiny",
+                                  profile_key="int8", hyperparameters={"epochs": 2, "patience": 0})
+    wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 240, "the int8 job", worker)
+    job.refresh_from_db()
+    assert job.status == S.SUCCEEDED, job.error_message + job.error_traceback
+    result = Result.objects.get(job=job)
+    report = result.compression_report
+    assert report["profile"] == "int8"
+    assert report["optimized"]["params"] > 0 and report["baseline"]["latency_ms_b32"] > 0
+    assert "roc_auc" in result.optimized_metrics and "roc_auc" in result.baseline_metrics
+    variants = sorted(a.metadata.get("variant", "baseline") for a in Artifact.objects.filter(job=job, kind="model"))
+    assert variants == ["baseline", "optimized"]
