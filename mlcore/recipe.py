@@ -32,7 +32,7 @@ from mlcore.modalities import Featurizer, RecordError
 from mlcore.modeldir import json_write, model_load, model_save
 from mlcore.tasks import (ExampleSet, TaskModel, class_weights_balanced, collate_fn, evaluate_fn,
                           featurizer_for_task, model_build)
-from mlcore.trainer import Callback, TrainConfig, TrainResult, predict, resolve_device, train
+from mlcore.trainer import STOP_CANCELLED, Callback, TrainConfig, TrainResult, predict, resolve_device, train
 
 ENCODER_BUILDERS = {"tiny": encoder_tiny, "small": encoder_small, "base": encoder_base}
 
@@ -331,8 +331,14 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     run = RecipeResult(metrics=metrics, model_dir=model_dir, explain=explain, train_result=result, model=model,
                        prepared=prep)
     if config.profile:
-        run.compression, run.optimized_dir = recipe_profile(config, run, callbacks=callbacks)
+        from mlcore.compress.base import CompressionCancelled
+
         metrics["profile"] = config.profile
+        try:
+            run.compression, run.optimized_dir = recipe_profile(config, run, callbacks=callbacks)
+        except CompressionCancelled:
+            # The trained model is kept (it is complete); the profile's outputs are not written.
+            metrics["stopped_reason"] = STOP_CANCELLED
     json_write(out / "metrics.json", metrics)
     return run
 

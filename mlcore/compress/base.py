@@ -61,10 +61,10 @@ class CompressContext:
     preset: str = "tiny"
     callbacks: Sequence[Callback] = ()  # the job's callbacks: only their should_stop() is honoured here
 
-    def fine_tune(self, model: nn.Module, *, epochs: int, lr_scale: float = 1.0,
-                  precision: str | None = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
-        """Train `model` further for `epochs` with the job's settings (no early stopping), best-val restore."""
-        config = replace(self.train_config, epochs=epochs, lr=self.train_config.lr * lr_scale, patience=None,
+    def fine_tune(self, model: nn.Module, *, epochs: int, lr_scale: float = 1.0, precision: str | None = None,
+                  patience: int | None = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
+        """Train `model` for `epochs` with the job's settings (early stopping only with `patience`), best-val restore."""
+        config = replace(self.train_config, epochs=epochs, lr=self.train_config.lr * lr_scale, patience=patience,
                          precision=precision or self.train_config.precision,
                          # a short fine-tune needs little warmup, but a jump to full lr disturbs trained weights
                          warmup_frac=min(self.train_config.warmup_frac, 0.1))
@@ -95,6 +95,10 @@ class CompressContext:
         if not self.val_set:
             return True  # nothing to check against: the report notes it
         return self.metric_drop(value) <= self.budget + 1e-12
+
+
+class CompressionCancelled(Exception):
+    """A job callback asked to stop while a profile was being applied."""
 
 
 class _CancelOnly(Callback):

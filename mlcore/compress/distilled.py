@@ -91,7 +91,7 @@ def apply(model: nn.Module, config: DistilledConfig, ctx: CompressContext) -> Co
     student = ctx.build_model(preset, **overrides)
     wrapper = DistillationModel(student, model, ctx.kind, config.temperature, config.alpha)
     epochs = config.epochs or ctx.train_config.epochs
-    result = ctx.fine_tune(wrapper, epochs=epochs)
+    result = ctx.fine_tune(wrapper, epochs=epochs, patience=ctx.train_config.patience)
     student = result.model.student.cpu().eval()
     shape = f"preset {preset}" + (f" with {overrides}" if overrides else "")
     notes = [f"student ({shape}) trained {epochs} epochs on the teacher's soft targets "

@@ -43,7 +43,8 @@ def apply(model: nn.Module, config: MixedPrecisionConfig, ctx: CompressContext) 
             precision = "bf16" if _bf16_supported(device) else ("fp16" if device.type == "cuda" else "fp32")
         fresh = ctx.build_model(None)
         t0 = time.perf_counter()
-        result = ctx.fine_tune(fresh, epochs=ctx.train_config.epochs, precision=precision)
+        result = ctx.fine_tune(fresh, epochs=ctx.train_config.epochs, precision=precision,
+                               patience=ctx.train_config.patience)  # the job's own schedule, only the precision differs
         info["train_seconds"] = round(time.perf_counter() - t0, 3)
         info["train_precision"] = precision
         info["best_epoch"] = result.best_epoch

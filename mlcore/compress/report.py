@@ -12,6 +12,9 @@ same test split, in the same process, on the same machine:
   batches of 32, the median of `runs` (>= 20) timed forward passes after `warmup` untimed ones, the
   two models timed alternately (interleaved) so that a busy machine slows both alike. The same test
   records are used for both models. `throughput_b32` is records per second at batch 32.
+- `speedup_b1` / `speedup_b32`: the median over rounds of baseline time / optimized time within the
+  same round. On a machine shared with other work the load drifts between rounds; a ratio of two
+  timings taken back to back cancels most of that drift, a ratio of two medians does not.
 - `sparsity`: share of exactly-zero encoder Linear weights; `dtype`: what the model computes in.
 - `threads` (torch intra-op threads) and the load average at measurement time are recorded, because
   on a shared machine they decide how far the timings can be trusted.
@@ -129,8 +132,11 @@ def timing_batches(examples: Sequence[Any], collate: Callable[[list], dict[str, 
 
 @torch.inference_mode()
 def measure_latency(models: dict[str, nn.Module], batches: dict[int, list[dict[str, Tensor]]], *,
-                    runs: int = LATENCY_RUNS, warmup: int = LATENCY_WARMUP) -> dict[str, dict[int, float]]:
+                    runs: int = LATENCY_RUNS, warmup: int = LATENCY_WARMUP,
+                    raw: dict[str, dict[int, list[float]]] | None = None) -> dict[str, dict[int, float]]:
     """Median milliseconds per record of each model at each batch size, timed interleaved.
+
+    `raw`, when given, receives every timed run (seconds per batch, in round order) for paired ratios.
 
     Each round times every model once per batch size, alternating which model goes first, so slow
     phases of a shared machine hit all models alike. The warm-up rounds matter: fresh allocations
@@ -152,8 +158,15 @@ def measure_latency(models: dict[str, nn.Module], batches: dict[int, list[dict[s
                 elapsed = time.perf_counter() - t0
                 if r >= warmup:
                     times[name][bs].append(elapsed)
+    if raw is not None:
+        raw.update(times)
     sizes = {bs: next(iter(v.values())).shape[0] for bs, inputs in batches.items() for v in inputs[:1]}
     return {name: {bs: statistics.median(t) * 1e3 / sizes[bs] for bs, t in per.items()} for name, per in times.items()}
+
+
+def paired_speedup(baseline: list[float], optimized: list[float]) -> float:
+    """Median over rounds of baseline / optimized time, each pair timed back to back."""
+    return statistics.median(b / o for b, o in zip(baseline, optimized))
 
 
 def load_average() -> float | None:

@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlcore.compress.base import CompressContext, clone, method_get
+from mlcore.compress.base import CompressContext, CompressionCancelled, clone, method_get
 from mlcore.compress.report import (CompressionReport, ModelStats, encoder_weight_bytes, honest_notes,
-                                    load_average, measure_latency, param_count, sparsity_of, timing_batches)
+                                    load_average, measure_latency, paired_speedup, param_count, sparsity_of,
+                                    timing_batches)
 from mlcore.compress.storage import state_for_storage, weights_bytes
 from mlcore.modeldir import json_clean, json_write
 from mlcore.trainer import predict
@@ -43,10 +44,13 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
 
     `baseline_dir` is the saved baseline model directory (its file size is the baseline's bytes) and
     `baseline_metrics` its test metrics. Returns the report and the optimized model directory.
+    Raises `CompressionCancelled` (writing nothing) when a `ctx.callbacks` entry asks to stop.
     """
     method = method_get(profile)
     config = method.config(**(options or {}))
     compressed = method.apply(clone(model), config, ctx)
+    if any(cb.should_stop() for cb in ctx.callbacks):
+        raise CompressionCancelled(f"cancelled while applying profile {profile!r}")
     optimized = compressed.model.cpu().eval()
     baseline = clone(model).eval()
 
@@ -63,7 +67,9 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
     optimized_dir = save(out / OPTIMIZED_DIR, optimized, state, compression, {"test": metrics})
 
     batches = timing_batches(test_set, ctx.collate)
-    latency = measure_latency({"baseline": baseline, "optimized": optimized}, batches, runs=runs, warmup=warmup)
+    raw: dict[str, dict[int, list[float]]] = {}
+    latency = measure_latency({"baseline": baseline, "optimized": optimized}, batches, runs=runs, warmup=warmup,
+                              raw=raw)
     threads = torch.get_num_threads()
 
     def stats(m: nn.Module, storage: str, directory: Path, test: dict[str, float], dtype: str, lat: dict[int, float]) -> ModelStats:
@@ -78,8 +84,8 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
     report = CompressionReport(
         profile=profile, primary_metric=primary, greater_is_better=ctx.greater_is_better,
         baseline=base, optimized=opt,
-        speedup_b1=round(base.latency_ms_b1 / opt.latency_ms_b1, 3),
-        speedup_b32=round(base.latency_ms_b32 / opt.latency_ms_b32, 3),
+        speedup_b1=round(paired_speedup(raw["baseline"][1], raw["optimized"][1]), 3),
+        speedup_b32=round(paired_speedup(raw["baseline"][32], raw["optimized"][32]), 3),
         size_ratio=round(base.bytes / opt.bytes, 3),
         encoder_weight_ratio=round(base.encoder_weight_bytes / max(1, opt.encoder_weight_bytes), 3),
         metric_delta=round(opt.metrics.get(primary, float("nan")) - base.metrics.get(primary, float("nan")), 6),
