@@ -36,6 +36,18 @@ def _config_dict(config: Any) -> dict[str, Any]:
     return json_clean(asdict(config)) if is_dataclass(config) else {}
 
 
+def _find(info: Any, key: str) -> Any:
+    """The first value of `key` in a nested dict (compact nests its stages' info)."""
+    if isinstance(info, dict):
+        if key in info:
+            return info[key]
+        for value in info.values():
+            found = _find(value, key)
+            if found is not None:
+                return found
+    return None
+
+
 def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_set: Sequence,
                 test_labels: Sequence[Any], baseline_dir: Path, baseline_metrics: dict[str, float],
                 out: Path, save: Saver, options: dict[str, Any] | None = None,
@@ -64,6 +76,9 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
     state = state_for_storage(optimized, compressed.storage)
     compression = {"profile": profile, "storage": compressed.storage, "dtype": compressed.dtype,
                    "config": _config_dict(config)}
+    engine = _find(compressed.info, "engine")
+    if engine:
+        compression["engine"] = engine  # int8: reloading packs the weights for the same kernel library
     optimized_dir = save(out / OPTIMIZED_DIR, optimized, state, compression, {"test": metrics})
 
     batches = timing_batches(test_set, ctx.collate)

@@ -146,17 +146,24 @@ def _int8_load(model: nn.Module, tensors: dict[str, Tensor], compression: dict[s
     expected_missing = {f"{n}.{p}" for n in names for p in ("weight", "bias")}
     if set(missing) - expected_missing:
         raise ValueError(f"int8 weights file lacks tensors: {sorted(set(missing) - expected_missing)[:5]}")
-    model = quantize_model(model, scope=compression.get("scope", "encoder+head"))
+    from mlcore.compress.int8 import default_engine, quantized_engine
+
+    # Pack for the engine the model was measured with (when this PyTorch has it): packing is engine-specific.
+    engine = compression.get("engine") or default_engine()
+    if engine not in torch.backends.quantized.supported_engines:
+        engine = default_engine()
+    model = quantize_model(model, engine=engine)
     qlinears = _quantized_linears(model)
     if set(qlinears) != set(names):
         raise ValueError(f"quantized layers differ from the saved ones: {sorted(set(qlinears) ^ set(names))[:5]}")
-    for name, m in qlinears.items():
-        q, scale, zero = tensors[f"{name}.qweight"], tensors[f"{name}.qscale"], tensors[f"{name}.qzero"]
-        if scale.numel() == 1:
-            w = torch._make_per_tensor_quantized_tensor(q, float(scale), int(zero))
-        else:
-            w = torch._make_per_channel_quantized_tensor(q, scale.double(), zero.long(), 0)
-        m.set_weight_bias(w, tensors.get(f"{name}.bias"))
+    with quantized_engine(engine):
+        for name, m in qlinears.items():
+            q, scale, zero = tensors[f"{name}.qweight"], tensors[f"{name}.qscale"], tensors[f"{name}.qzero"]
+            if scale.numel() == 1:
+                w = torch._make_per_tensor_quantized_tensor(q, float(scale), int(zero))
+            else:
+                w = torch._make_per_channel_quantized_tensor(q, scale.double(), zero.long(), 0)
+            m.set_weight_bias(w, tensors.get(f"{name}.bias"))
     return model
 
 
