@@ -152,6 +152,9 @@ class JobCreateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     lab = serializers.SlugField(required=False, allow_null=True, default=None)
     time_limit_s = serializers.IntegerField(required=False, min_value=1, allow_null=True, default=None)
+    budget = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, allow_null=True, default=None,
+                                    help_text="pruned/slim/compact: stop before the validation primary metric "
+                                              "falls more than this (absolute) below the baseline")
 
 
 class JobCloneSerializer(serializers.Serializer):
@@ -165,6 +168,7 @@ class JobCloneSerializer(serializers.Serializer):
     visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     time_limit_s = serializers.IntegerField(required=False, min_value=1)
+    budget = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, allow_null=True)
 
 
 class ArtifactSerializer(serializers.ModelSerializer):

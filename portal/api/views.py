@@ -338,7 +338,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             user=request.user, dataset=dataset, task_key=d["task"], profile_key=d["profile"], preset=d["preset"],
             hyperparameters=d["hyperparameters"], device=d["device"], gpu_count=d["gpu_count"],
             priority=d["priority"], visibility=d["visibility"], name=d["name"], lab=_lab_for(request.user, d["lab"]),
-            time_limit_s=d["time_limit_s"],
+            time_limit_s=d["time_limit_s"], budget=d["budget"],
         )
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
