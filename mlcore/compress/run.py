@@ -79,6 +79,7 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
     engine = _find(compressed.info, "engine")
     if engine:
         compression["engine"] = engine  # int8: reloading packs the weights for the same kernel library
+        compression["stem_conv"] = bool(_find(compressed.info, "stem_conv"))  # int8: the stem conv's shape
     optimized_dir = save(out / OPTIMIZED_DIR, optimized, state, compression, {"test": metrics})
 
     batches = timing_batches(test_set, ctx.collate)

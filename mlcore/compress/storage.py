@@ -7,7 +7,7 @@ weights to `load_weights` here. Storage kinds:
 - `dense`: plain float32 safetensors. A slimmed model needs nothing more: its per-layer head counts
   and FFN widths are in the encoder config, so `model_build` rebuilds the smaller shapes.
 - `bf16`: every floating tensor stored as bfloat16 (half the bytes); reloaded into a `Bf16Model`.
-- `int8`: each quantized Linear as `<name>.qweight` (int8, row-major), `<name>.qscale` (float32,
+- `int8`: each quantized Linear (a stem convolution rewritten as `int8.WindowLinear` included) as `<name>.qweight` (int8, row-major), `<name>.qscale` (float32,
   one per output row), `<name>.qzero` (int8) and `<name>.bias`; everything else float32. Reloading
   rebuilds the float model, quantizes it the same way, then sets the stored integer weights, so the
   reloaded model computes exactly what was saved (no re-quantization error).
@@ -138,6 +138,11 @@ def _int8_state(model: nn.Module) -> dict[str, Tensor]:
 def _int8_load(model: nn.Module, tensors: dict[str, Tensor], compression: dict[str, Any]) -> nn.Module:
     from mlcore.compress.int8 import quantize_model
 
+    from mlcore.compress.int8 import windows_as_linear
+
+    stem_conv = bool(compression.get("stem_conv"))
+    if stem_conv:  # the saved stem convolution is a WindowLinear: rebuild that shape before loading
+        windows_as_linear(model.stem)
     names = sorted({k[: -len(".qweight")] for k in tensors if k.endswith(".qweight")})
     floats = {k: v for k, v in tensors.items() if not k.startswith(tuple(f"{n}." for n in names))}
     missing, unexpected = model.load_state_dict(floats, strict=False)
@@ -152,7 +157,7 @@ def _int8_load(model: nn.Module, tensors: dict[str, Tensor], compression: dict[s
     engine = compression.get("engine") or default_engine()
     if engine not in torch.backends.quantized.supported_engines:
         engine = default_engine()
-    model = quantize_model(model, engine=engine)
+    model = quantize_model(model, engine=engine, stem_conv=stem_conv)
     qlinears = _quantized_linears(model)
     if set(qlinears) != set(names):
         raise ValueError(f"quantized layers differ from the saved ones: {sorted(set(qlinears) ^ set(names))[:5]}")

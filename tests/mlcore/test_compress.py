@@ -19,6 +19,7 @@ from torch import nn
 
 from mlcore.compress import METHODS
 from mlcore.compress.base import encoder_linears
+from mlcore.compress.int8 import WindowLinear
 from mlcore.compress.pruned import linear_sparsity
 from mlcore.modeldir import model_load
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_profile, recipe_run
@@ -102,6 +103,7 @@ def test_int8_quarters_encoder_weights_and_keeps_logits(trained, tmp_path: Path)
     int8_bytes = sum(packed[f"{n}.{p}"].numel() * packed[f"{n}.{p}"].element_size()
                      for n in names for p in ("qweight", "qscale", "qzero"))
     assert all(packed[f"{n}.qweight"].dtype == torch.int8 for n in names)
+    assert packed["stem.conv.linear.qweight"].dtype == torch.int8  # the stem's convolution, as a window Linear
     assert fp32_bytes / int8_bytes >= 3.5
     assert report.encoder_weight_ratio == pytest.approx(fp32_bytes / int8_bytes, rel=1e-3)
 
@@ -112,6 +114,16 @@ def test_int8_quarters_encoder_weights_and_keeps_logits(trained, tmp_path: Path)
     corr = np.corrcoef(fp32.ravel(), int8.ravel())[0, 1]
     assert corr > 0.99, corr
     assert not np.array_equal(fp32, int8)  # it really computes in int8
+
+
+def test_window_linear_computes_the_convolution() -> None:
+    torch.manual_seed(0)
+    for kernel in (1, 3, 9):
+        conv = nn.Conv1d(8, 6, kernel, padding=kernel // 2)
+        h = torch.randn(2, 8, 13)  # (B, C, T)
+        assert WindowLinear.supports(conv)
+        torch.testing.assert_close(WindowLinear(conv)(h), conv(h), rtol=1e-5, atol=1e-5)
+    assert not WindowLinear.supports(nn.Conv1d(8, 6, 3, padding=0))  # not 'same': the rewrite would be wrong
 
 
 def test_slim_removes_the_requested_share_and_still_fine_tunes(trained, tmp_path: Path) -> None:
