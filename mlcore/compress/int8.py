@@ -7,19 +7,19 @@ their observed range, so no calibration data is needed.
 The sequence stems' 1-D convolution (DNA, protein, SMILES) is a Linear map over each position's
 window, so it is rewritten as exactly that (`WindowLinear`: pad, unfold the window, one Linear of
 kernel * channels inputs; the same numbers up to float rounding) and quantized with the encoder:
-measured on the bench's protein model it took the int8 speedup at batch 32 from 1.80x to 1.93x and
-compact's from 2.51x to 2.75x. The rest of the stems stays float32 (embeddings, positions,
-LayerNorm, and the particle / light-curve MLPs, whose cost is small).
+measured on the bench's protein model (same inputs, interleaved, twice) it took the int8 speedup at
+batch 32 from 1.80x to 1.92-1.94x and compact's from 2.51x to 2.74-2.75x. The rest of the stems stays
+float32 (embeddings, positions, LayerNorm, and the particle / light-curve MLPs, whose cost is small).
 
 Why `torch.ao.quantization.quantize_dynamic` and not torchao, although `torch.ao.quantization` is
-deprecated in favour of torchao: measured on this project's encoder (torch 2.13 CPU, 2-core EPYC,
-`bench/compression.py`), torch.ao's fbgemm dynamic Linear ran the model faster at batch 32 than
-torchao 0.18's `Int8DynamicActivationInt8WeightConfig` in eager mode (torchao reaches its speed only
-under `torch.compile`, which costs seconds of compilation per model and per input shape, and gives
-nothing else on this CPU; see bench/README.md "Compression" for the figures). torchao stays available
-behind the same interface (`Int8Config(backend="torchao")`) for measurement and for the day torch.ao
-is removed; a torchao-quantized model is not saved by this module (its tensor subclasses have no
-stable plain-tensor layout), so the profile refuses `backend="torchao"` where a model must be saved.
+deprecated in favour of torchao: measured on this project's `small` model (bench/compression.py,
+torch 2.13 CPU, 2-core EPYC, 1 thread, batch 32, interleaved with float32), torch.ao's dynamic int8
+ran 1.68-1.81x faster than float32, torchao 0.18's `Int8DynamicActivationInt8WeightConfig` 0.93-0.99x
+in eager mode, and 1.44x under `torch.compile` after 90 s of compilation (per model and input shape;
+compile gives float32 nothing here). torchao stays available behind the same interface
+(`Int8Config(backend="torchao")`) for measurement and for the day torch.ao is removed; a
+torchao-quantized model is not saved by this module (its tensor subclasses have no stable
+plain-tensor layout), so the profile refuses to save one.
 
 Kernel library (`engine`): PyTorch's default (x86, fbgemm kernels). oneDNN ran one isolated Linear
 of this model 2.8x faster than fbgemm (0.61 vs 1.70 ms, AVX512-VNNI), but inside the whole model the
@@ -28,7 +28,7 @@ two were equal at batch 32 (1.85x vs 1.84x over float32, interleaved) and oneDNN
 per-tensor weight scales ran at the same speed inside the model; per-channel is kept for accuracy.
 
 The quantized model saves as int8 rows + float32 scales (see mlcore.compress.storage) and reloads
-bit-exact. Dynamic quantization is a CPU path: on a GPU the profile's model runs on the CPU.
+bit-exact (activation scales are taken per batch, so the same batches give the same outputs). Dynamic quantization is a CPU path: on a GPU the profile's model runs on the CPU.
 """
 
 from __future__ import annotations
