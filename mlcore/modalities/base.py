@@ -13,6 +13,7 @@ Each modality module registers its featurizer class right under its definition.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -27,7 +28,7 @@ class RecordError(ValueError):
     """One record is invalid; the message is the reason, without file or line (the reader adds them)."""
 
 
-class Featurizer:
+class Featurizer(ABC):
     """Base class: a modality's tokenizer / feature extractor. Subclasses override the hooks."""
 
     modality: ClassVar[str] = ""
@@ -56,25 +57,30 @@ class Featurizer:
         return dict(state)
 
     # -- records ----------------------------------------------------------------------------------
+    @abstractmethod
     def encode(self, record: Any, *, rng: np.random.Generator | None = None) -> Example:
         """One raw record -> example arrays. `rng` given means: apply training augmentation."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def length(self, example: Example) -> int:
         """Number of tokens the example becomes (the trainer buckets batches by it)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def token_labels(self, example: Example) -> list[str]:
         """A human-readable label per token, for attention maps."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def collate(self, examples: Sequence[Example]) -> dict[str, Tensor]:
         """Pad `examples` into a batch of input tensors (labels are added by the task layer)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def stem(self, d_model: int, n_heads: int) -> nn.Module:
         """A fresh stem module for this featurizer's vocabulary / feature layout."""
-        raise NotImplementedError
+        ...
 
     @property
     def supports_augmentation(self) -> bool:
