@@ -1,7 +1,7 @@
 """Dispatch latency and job throughput through real Celery workers, Redis and PostgreSQL.
 
 - dispatch: submit → `running` latency with an idle worker (median and p95 over 50 jobs), measured
-  as the job row's `started_at` (set by the worker's conditional UPDATE) minus the moment the
+  as the job row's `started_at` (set by the worker's conditional UPDATE) minus the moment
   `job_submit` was called;
 - throughput: jobs per minute for 200 tiny jobs (a 40-record DNA set, 1 epoch) with 2 worker processes.
 
