@@ -67,6 +67,17 @@ def _start_workers(n: int) -> list[subprocess.Popen]:
     return procs
 
 
+def _wait_workers(n: int, timeout: float = 120) -> None:
+    """Poll until `n` workers answer a broadcast ping (both consume before the clock starts)."""
+    from portal.config.celery import app
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(app.control.ping(timeout=1.0)) >= n:
+            return
+    raise SystemExit(f"fewer than {n} workers answered within {timeout}s")
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -138,7 +149,7 @@ def main() -> None:
 
     workers = _start_workers(2)
     try:
-        time.sleep(3)  # both workers up
+        _wait_workers(2)
         t0 = time.time()
         ids = [submit()[0].pk for _ in range(N_THROUGHPUT)]
         wait_done(ids, 1800)

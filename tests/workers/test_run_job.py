@@ -8,6 +8,7 @@ import time
 import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
+from django.utils import timezone
 
 from portal.config.celery import QUEUE_CPU, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, app
 from portal.jobs import services as job_services
@@ -60,7 +61,9 @@ def test_worker_killed_mid_training_job_is_requeued_and_resumes(start_worker, dn
     checkpoint_step = Artifact.objects.get(job=job, kind="checkpoint").metadata["step"]
     assert _status(job) == S.RUNNING  # nobody told the database: the heartbeat will expire
     second = start_worker(LABFORMER_HEARTBEAT_TIMEOUT="2")
-    time.sleep(2.5)
+    # The dead worker's last heartbeat must be older than the 2 s timeout before the sweep runs.
+    wait_for(lambda: (timezone.now() - Job.objects.get(pk=job.pk).heartbeat_at).total_seconds() > 2.2,
+             30, "the heartbeat to expire", second)
     app.send_task(TASK_REQUEUE_LOST_JOBS, queue=QUEUE_CPU)
     wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 240, "the resumed job to finish", second)
     job.refresh_from_db()
