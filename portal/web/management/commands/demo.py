@@ -24,6 +24,35 @@ from portal.accounts.models import Lab, Membership
 from portal.accounts.services import lab_create, membership_set
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state, ppid, ... ; starttime is [19])."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, start time) of the processes whose parent is `pid`; empty where /proc is not available."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat(entry.name)
+        if fields and int(fields[1]) == pid:
+            found.append((int(entry.name), fields[19]))
+    return found
+
+
+def _kill_quietly(child: tuple[int, str]) -> None:
+    """SIGKILL a remembered child if it is still the same process (same start time: no reused pid)."""
+    pid, started = child
+    fields = _stat(pid)
+    if fields and fields[19] == started:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class Command(BaseCommand):
     help = "Run the embedded demo: web server + one worker, with a demo user and lab."
 
@@ -52,7 +81,7 @@ class Command(BaseCommand):
             ),
             subprocess.Popen(
                 [str(bindir / "gunicorn"), "portal.config.wsgi", "--bind", bind, "--workers", "2",
-                 "--threads", "4", "--access-logfile", "-"],
+                 "--threads", "4", "--graceful-timeout", "5", "--access-logfile", "-"],
                 cwd=base, env=env,
             ),
         ]
@@ -68,6 +97,9 @@ class Command(BaseCommand):
             while not stop["now"] and all(p.poll() is None for p in procs):
                 time.sleep(0.5)
         finally:
+            # Remember each server's own children (gunicorn workers, the worker's pool) now: if a
+            # server has to be killed, its children would otherwise outlive it as orphans.
+            children = {p.pid: _children(p.pid) for p in procs}
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
@@ -77,6 +109,9 @@ class Command(BaseCommand):
                     p.wait(timeout=max(0.1, deadline - time.time()))
                 except subprocess.TimeoutExpired:
                     p.kill()
+                    p.wait()
+                for child in children[p.pid]:
+                    _kill_quietly(child)
         failed = [p.args[0] for p in procs if p.returncode not in (0, -signal.SIGTERM, None) and not stop["now"]]
         if failed:
             raise SystemExit(f"demo stopped because a process exited: {', '.join(map(str, failed))}")
