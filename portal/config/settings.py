@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_plotly_dash.apps.DjangoPlotlyDashConfig",
     "portal.accounts",
     "portal.datasets",
     "portal.jobs",
@@ -51,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Collects the header/footer content of django-plotly-dash's direct-embedding template tags.
+    "django_plotly_dash.middleware.BaseMiddleware",
 ]
 
 ROOT_URLCONF = "portal.config.urls"
@@ -148,6 +151,15 @@ STORAGES = {
         )
     },
 }
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # Dash's renderer and component bundles (dcc, html, dash_table, plotly.js) served as our own
+    # static files: no CDN.
+    "django_plotly_dash.finders.DashAssetFinder",
+    "django_plotly_dash.finders.DashComponentFinder",
+    "django_plotly_dash.finders.DashAppDirectoryFinder",
+]
 # Tests and `runserver` without collectstatic still find static files through the finders.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_MANIFEST_STRICT = False
@@ -262,6 +274,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- dashboards (django-plotly-dash) -------------------------------------------------------
+PLOTLY_DASH = {
+    # Every Dash asset comes from our static files, never a CDN (labs run behind firewalls).
+    "serve_locally": True,
+    # Every Dash endpoint needs a signed-in user; each callback still loads its job or dataset
+    # through the selectors for that user (portal/dashboards/common.py).
+    "view_decorator": "django_plotly_dash.access.login_required",
+    # The ids a page hands its dashboards (initial_arguments) live in the user's session, not the
+    # cache: the default cache is per process, and an iframe's requests may reach another worker.
+    "cache_arguments": False,
 }
 
 # --- jobs -----------------------------------------------------------------------------------

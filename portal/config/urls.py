@@ -1,4 +1,4 @@
-"""Top-level URL map: admin, auth, the web pages and the REST API."""
+"""Top-level URL map: admin, auth, the web pages, the REST API and the Dash dashboards' endpoints."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include("portal.api.urls")),
+    path("django_plotly_dash/", include("django_plotly_dash.urls")),
     path("", include("portal.web.urls")),
 ]
