@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL and Redis answer on 127.0.0.1 before the tests run.
-# Starts them when installed but stopped; installs them with apt when root and missing;
-# otherwise says exactly what is missing and exits non-zero.
+# Makes sure PostgreSQL and Redis answer on 127.0.0.1 and Debian's Chromium is installed (the browser
+# tests drive /usr/bin/chromium) before the tests run. Starts the services when installed but stopped;
+# installs what is missing with apt when root; otherwise says exactly what is missing and exits non-zero.
 set -u
 PGHOST=${PGHOST:-127.0.0.1}; PGPORT=${PGPORT:-5432}
 REDIS_HOST=${REDIS_HOST:-127.0.0.1}; REDIS_PORT=${REDIS_PORT:-6379}
@@ -48,4 +48,16 @@ if ! redis_up; then
     || redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
   wait_for redis_up || { echo "Redis did not come up on $REDIS_HOST:$REDIS_PORT" >&2; exit 1; }
 fi
-echo "services: PostgreSQL $PGHOST:$PGPORT and Redis $REDIS_HOST:$REDIS_PORT are up"
+CHROMIUM=/usr/bin/chromium
+if [ ! -x "$CHROMIUM" ]; then
+  if as_root && command -v apt-get >/dev/null; then
+    echo "Chromium is missing: installing it with apt (the browser tests drive $CHROMIUM)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+    [ -x "$CHROMIUM" ] || { echo "apt-get install chromium did not provide $CHROMIUM" >&2; exit 1; }
+  else
+    echo "Chromium is not installed at $CHROMIUM (the browser tests need it); as root run: apt-get install -y chromium" >&2
+    exit 1
+  fi
+fi
+
+echo "services: PostgreSQL $PGHOST:$PGPORT and Redis $REDIS_HOST:$REDIS_PORT are up; browser $CHROMIUM"
