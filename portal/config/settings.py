@@ -155,10 +155,10 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     # Dash's renderer and component bundles (dcc, html, dash_table, plotly.js) served as our own
-    # static files: no CDN.
-    "django_plotly_dash.finders.DashAssetFinder",
-    "django_plotly_dash.finders.DashComponentFinder",
-    "django_plotly_dash.finders.DashAppDirectoryFinder",
+    # static files: no CDN (django-plotly-dash's finders, made to work under WhiteNoise).
+    "portal.dashboards.finders.DashAssetFinder",
+    "portal.dashboards.finders.DashComponentFinder",
+    "portal.dashboards.finders.DashAppDirectoryFinder",
 ]
 # Tests and `runserver` without collectstatic still find static files through the finders.
 WHITENOISE_USE_FINDERS = True
@@ -280,9 +280,10 @@ LOGGING = {
 PLOTLY_DASH = {
     # Every Dash asset comes from our static files, never a CDN (labs run behind firewalls).
     "serve_locally": True,
-    # Every Dash endpoint needs a signed-in user; each callback still loads its job or dataset
-    # through the selectors for that user (portal/dashboards/common.py).
-    "view_decorator": "django_plotly_dash.access.login_required",
+    # Every Dash endpoint needs a signed-in user, and an unknown dashboard or embedding is a 404
+    # (portal/dashboards/access.py); each callback still loads its job or dataset through the
+    # selectors for that user (portal/dashboards/common.py).
+    "view_decorator": "portal.dashboards.access.dashboard_view",
     # The ids a page hands its dashboards (initial_arguments) live in the user's session, not the
     # cache: the default cache is per process, and an iframe's requests may reach another worker.
     "cache_arguments": False,

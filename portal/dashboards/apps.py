@@ -6,7 +6,7 @@ import pkgutil
 from django.apps import AppConfig
 
 # Modules of the package that are not dashboards.
-NOT_DASHBOARDS = {"apps", "common", "migrations", "templatetags"}
+NOT_DASHBOARDS = {"access", "apps", "common", "finders", "migrations", "templatetags"}
 
 
 def dashboard_module_names() -> list[str]:

@@ -31,6 +31,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
+from mlcore.catalog import TARGET_KINDS, TASKS
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_get_for_user
 from portal.jobs.models import Job
@@ -123,6 +124,72 @@ def initial_arguments(**data: Any) -> str:
         return value
 
     return json.dumps({STORE_ID: {"data": {key: plain(value) for key, value in data.items()}}})
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+# Axis titles: the metric's name and its unit or range.
+METRIC_LABELS = {
+    "loss": "Loss",
+    "epoch_loss": "Mean training loss per epoch",
+    "roc_auc": "ROC AUC (0–1)",
+    "pr_auc": "PR AUC (0–1)",
+    "accuracy": "Accuracy (0–1)",
+    "balanced_accuracy": "Balanced accuracy (0–1)",
+    "macro_f1": "Macro F1 (0–1)",
+    "mcc": "Matthews correlation (−1–1)",
+    "rmse": "RMSE (target units)",
+    "mae": "MAE (target units)",
+    "r2": "R² (≤ 1)",
+    "spearman": "Spearman ρ (−1–1)",
+    "pearson": "Pearson r (−1–1)",
+    "token_accuracy": "Per-token accuracy (0–1)",
+    "token_macro_f1": "Per-token macro F1 (0–1)",
+    "lr": "Learning rate",
+}
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def greater_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (errors and losses are smaller-is-better)."""
+    return metric not in ("rmse", "mae", "loss", "epoch_loss")
+
+
+def job_result(job: Job) -> Any:
+    """The job's Result row, or None while it has none."""
+    from portal.results.models import Result
+
+    try:
+        return job.result
+    except Result.DoesNotExist:
+        return None
+
+
+def primary_metric_for_job(job: Job) -> str:
+    """The metric the job is judged by: the one its compression report names, else the task's own
+    (a classification task whose dataset has more than two classes runs as multi-class)."""
+    result = job_result(job)
+    if result is not None and isinstance(result.compression_report, dict):
+        named = result.compression_report.get("primary_metric")
+        if isinstance(named, str) and named:
+            return named
+    task = TASKS.get(job.task_key)
+    if task is None:
+        return "loss"
+    if task.is_classification:
+        target = ((job.dataset.validation_report or {}).get("stats") or {}).get("target") or {}
+        n_classes = target.get("n_classes")
+        if isinstance(n_classes, int) and n_classes > 2:
+            return TARGET_KINDS["multiclass"].primary_metric
+    return task.primary_metric
+
+
+def job_label(job: Job) -> str:
+    """How a job is named in legends: its name, or its number, task and profile."""
+    return job.name or f"#{job.pk} {job.task_key} · {job.profile_key}"
 
 
 # --- figures ---------------------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""The dashboards are served whole by us: the page of every registered app loads its scripts from our
+own static files (no CDN), and every dashboard module has registered its app."""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+from django_plotly_dash import DjangoDash
+from django_plotly_dash.dash_wrapper import all_apps
+
+from portal.dashboards.apps import dashboard_module_names
+from tests.portal.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _apps_of(module_name: str) -> list[str]:
+    module = importlib.import_module(module_name)
+    return [value._uid for value in vars(module).values() if isinstance(value, DjangoDash)]
+
+
+def test_every_dashboard_module_registers_its_app():
+    names = dashboard_module_names()
+    assert "portal.dashboards.training_curves" in names
+    assert "portal.dashboards.common" not in names
+    for name in names:
+        apps = _apps_of(name)
+        assert apps, f"{name} defines no DjangoDash app"
+        assert all(app in all_apps() for app in apps)
+
+
+@pytest.mark.parametrize("app_name", [app for name in dashboard_module_names() for app in _apps_of(name)])
+def test_dashboard_page_loads_only_local_assets(client, app_name):
+    client.force_login(UserFactory())
+    page = client.get(f"/django_plotly_dash/app/{app_name}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    sources = re.findall(r'<script[^>]+src="([^"]+)"', html) + re.findall(r'<link[^>]+href="([^"]+)"', html)
+    assert sources, html[:500]
+    assert not [s for s in sources if s.startswith(("http:", "https:", "//"))]
+    for source in sources:
+        response = client.get(source, follow=True)
+        assert response.status_code == 200, source
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert len(body) > 100, source
