@@ -9,13 +9,27 @@ Samples run one at a time through the explicit attention path, so every map is t
 unpadded L x L. Written to a directory:
 - `attention.npz`: `attn_<k>` (layers, heads, L, L) float16 and `rollout_<k>` (L,) float32 per sample k;
 - `samples.json`: per sample its test index, id, file line, token labels, true and predicted label
-  (plus `atom_index` and the canonical `smiles` for molecules);
+  (plus `atom_index` and the canonical `smiles` for molecules, `p4` (pt, eta, phi, energy) per
+  particle for jets);
 - `embeddings.npy`: (N_test, D) float32 and `embeddings.json`: ids, lines, labels, predictions.
+
+What the dashboards need beyond that is computed here too, at the end of the job, so the web process
+never runs a model (the worker calls these after the recipe):
+- `projection_write`: `projection.npz`, the test embeddings in 2-D (PCA on every record; t-SNE on at
+  most `tsne_max` records, a seeded subsample when there are more) and k-means clusters with k chosen
+  by the silhouette score (every tried k and its score kept).
+- `evaluation_write`: `evaluation.npz`, per test record what the evaluation views are computed from:
+  true class and class probabilities, true and predicted values, or per-token true and predicted
+  classes (flattened, with offsets), for the baseline or the optimized model.
+- `smiles_atom_map` / `smiles_input_atom_index`: the exact token -> RDKit atom index of a SMILES
+  string (checked atom by atom against RDKit's own parse) and the index of the same atom in the
+  SMILES as the user wrote it (RDKit's canonical order often differs).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +142,13 @@ def explain_write(
         }
         example = examples[i]
         if "atom_index" in example:  # molecules: token -> RDKit atom index of the canonical SMILES
-            entry["atom_index"] = [-1, *np.asarray(example["atom_index"]).tolist()]
+            # Checked against RDKit's own parse of the very string the tokens come from.
+            exact = smiles_atom_map(str(example.get("smiles")), list(example["text"]))
+            entry["atom_index"] = [-1, *exact.tolist()]
             entry["smiles"] = example.get("smiles")
+        if "p4" in example:  # particles: (pt, eta, phi, energy) per particle, for the eta-phi drawing
+            entry["p4"] = np.asarray(example["p4"], dtype=np.float64).round(6).tolist()
+            entry["p4_fields"] = ["pt", "eta", "phi", "energy"]
         samples.append(entry)
     np.savez_compressed(directory / "attention.npz", **arrays)
     (directory / "samples.json").write_text(json.dumps(_plain(samples), indent=1))
@@ -139,6 +158,248 @@ def explain_write(
         "ids": list(ids), "lines": list(lines), "labels": list(true_labels), "predictions": list(predictions),
     })))
     return ExplainOutputs(directory=directory, sample_indices=list(sample_indices), n_embeddings=len(examples))
+
+
+# ---------------------------------------------------------------------------------------------
+# molecules: tokens -> atoms
+
+_ATOM_TOKEN = re.compile(r"^(\[[^\]]+]|Br|Cl|B|C|N|O|S|P|F|I|b|c|n|o|s|p|\*)$")
+
+
+def _mol_keep_hs(smiles: str) -> Any:
+    """RDKit's parse of `smiles` keeping every written atom (explicit [H] too), atoms in written order."""
+    from rdkit import Chem, rdBase
+
+    params = Chem.SmilesParserParams()
+    params.removeHs = False  # removing hydrogens would renumber the atoms after them
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(smiles, params)
+    if mol is None:
+        raise ValueError(f"RDKit cannot parse SMILES {smiles!r}")
+    return mol
+
+
+def _token_symbol(token: str) -> str:
+    """The element symbol an atom token denotes ("[13CH3+]" -> "C", "c" -> "C", "Cl" -> "Cl")."""
+    if token.startswith("["):
+        match = re.match(r"\[\d*([A-Z][a-z]?|[a-z][a-z]?|\*)", token)
+        if not match:
+            raise ValueError(f"cannot read the element of atom token {token!r}")
+        symbol = match.group(1)
+    else:
+        symbol = token
+    return "*" if symbol == "*" else symbol[0].upper() + symbol[1:]
+
+
+def smiles_atom_map(smiles: str, tokens: Sequence[str]) -> np.ndarray:
+    """Per token of `smiles`: the index of the atom it denotes in RDKit's parse of `smiles`, else -1.
+
+    RDKit numbers atoms in the order the string writes them and every atom is exactly one token, so
+    the k-th atom token is atom k; this is checked, element by element, against
+    `Chem.MolFromSmiles(smiles)` parsed without removing hydrogens (the molecule a dashboard draws),
+    and a ValueError names the first disagreement. Bonds, branches, ring closures and dots are -1.
+    """
+    if "".join(tokens) != smiles:
+        raise ValueError(f"the tokens do not spell the SMILES {smiles!r}")
+    mol = _mol_keep_hs(smiles)
+    out = np.full(len(tokens), -1, dtype=np.int64)
+    k = 0
+    for i, token in enumerate(tokens):
+        if not _ATOM_TOKEN.match(token):
+            continue
+        if k >= mol.GetNumAtoms():
+            raise ValueError(f"{smiles!r}: token {i} ({token!r}) is an atom beyond RDKit's {mol.GetNumAtoms()}")
+        symbol = mol.GetAtomWithIdx(k).GetSymbol()
+        if symbol != _token_symbol(token) and not (symbol == "*" and token == "*"):
+            raise ValueError(f"{smiles!r}: token {i} ({token!r}) is not atom {k} ({symbol}) of RDKit's parse")
+        out[i] = k
+        k += 1
+    if k != mol.GetNumAtoms():
+        raise ValueError(f"{smiles!r}: {k} atom tokens for {mol.GetNumAtoms()} RDKit atoms")
+    return out
+
+
+def smiles_input_atom_index(input_smiles: str, canonical: str) -> list[int]:
+    """For each atom of `canonical` (RDKit's canonical SMILES of `input_smiles`), its index in RDKit's
+    parse of `input_smiles` as the user wrote it (explicit hydrogens kept, as in `smiles_atom_map`).
+
+    RDKit's canonical writer records which input atom it wrote k-th (`_smilesAtomOutputOrder`);
+    a ValueError if the input does not canonicalize to `canonical` (another molecule).
+    """
+    from rdkit import Chem
+
+    from mlcore.modalities.smiles import smiles_parse
+
+    # The featurizer's own parse (sanitized after a parse without sanitization: written atoms, [H]
+    # included, keep their written order), so the canonical string is the one the tokens came from.
+    mol = smiles_parse(input_smiles.strip())
+    written = Chem.MolToSmiles(mol)
+    if written != canonical:
+        raise ValueError(f"{input_smiles!r} canonicalizes to {written!r}, not {canonical!r}")
+    order = [int(v) for v in re.findall(r"\d+", mol.GetProp("_smilesAtomOutputOrder"))]
+    if sorted(order) != list(range(_mol_keep_hs(input_smiles.strip()).GetNumAtoms())):
+        raise ValueError(f"{input_smiles!r}: its atoms do not match those of {canonical!r} one to one")
+    return order
+
+
+def samples_add_inputs(samples: list[dict[str, Any]], inputs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Molecules: add each sample's SMILES as written (`input_smiles`) and, per token, the atom's
+    index in it (`input_atom_index`, -1 for non-atoms and [CLS]). `inputs[i]` is test record i's input."""
+    for entry in samples:
+        if "atom_index" not in entry or not entry.get("smiles"):
+            continue
+        raw = str(inputs[entry["index"]]).strip()
+        to_input = smiles_input_atom_index(raw, entry["smiles"])
+        entry["input_smiles"] = raw
+        entry["input_atom_index"] = [to_input[a] if a >= 0 else -1 for a in entry["atom_index"]]
+    return samples
+
+
+# ---------------------------------------------------------------------------------------------
+# embeddings in 2-D, clusters
+
+
+def projection_arrays(embeddings: np.ndarray, *, seed: int = 0, tsne_max: int = 2000,
+                      k_max: int = 10, silhouette_max: int = 2000) -> dict[str, np.ndarray]:
+    """PCA and t-SNE of (N, D) embeddings plus k-means clusters with k chosen by silhouette.
+
+    Arrays: `pca` (N, 2), `pca_variance` (2,) explained variance ratio, `tsne` (M, 2) for the test
+    indices `tsne_index` (M,) (all records when N <= `tsne_max`, else a seeded subsample of
+    `tsne_max`; M = 0 below 5 records), `cluster` (N,) k-means labels, `k` (), `silhouette_k` and
+    `silhouette` (every k tried, 2..min(k_max, N - 1), and its score on at most `silhouette_max`
+    records). With fewer than 3 records (or identical ones) every record is cluster 0 and k = 1.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from sklearn.metrics import silhouette_score
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be (N, D), got shape {x.shape}")
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    pca = np.zeros((n, 2))
+    variance = np.zeros(2)
+    if n >= 2:
+        components = min(2, x.shape[1], n)
+        with np.errstate(invalid="ignore", divide="ignore"):  # identical records: no variance at all
+            fitted = PCA(n_components=components, random_state=seed).fit(x)
+            pca[:, :components] = fitted.transform(x)
+            variance[:components] = np.nan_to_num(fitted.explained_variance_ratio_)
+    tsne_index = np.arange(n) if n <= tsne_max else np.sort(rng.choice(n, tsne_max, replace=False))
+    tsne = np.zeros((0, 2))
+    if len(tsne_index) >= 5:
+        sub = x[tsne_index]
+        perplexity = float(min(30.0, (len(sub) - 1) / 3))
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                    max_iter=1000 if len(sub) <= 1000 else 500).fit_transform(sub)
+    else:
+        tsne_index = np.zeros(0, dtype=np.int64)
+    ks, scores = [], []
+    labels = np.zeros(n, dtype=np.int64)
+    best_k = 1
+    distinct = len(np.unique(x.round(6), axis=0)) if n else 0
+    if n >= 3 and distinct >= 3:
+        sample = None if n <= silhouette_max else rng.choice(n, silhouette_max, replace=False)
+        best = -2.0
+        for k in range(2, min(k_max, n - 1, distinct - 1) + 1):
+            fitted = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
+            lab = fitted.labels_
+            if sample is not None and len(np.unique(lab[sample])) < 2:
+                continue
+            score = float(silhouette_score(x if sample is None else x[sample], lab if sample is None else lab[sample]))
+            ks.append(k)
+            scores.append(score)
+            if score > best:
+                best, best_k, labels = score, k, lab.astype(np.int64)
+    return {
+        "pca": pca.astype(np.float32), "pca_variance": variance.astype(np.float32),
+        "tsne": tsne.astype(np.float32), "tsne_index": np.asarray(tsne_index, dtype=np.int64),
+        "cluster": labels, "k": np.asarray(best_k, dtype=np.int64),
+        "silhouette_k": np.asarray(ks, dtype=np.int64), "silhouette": np.asarray(scores, dtype=np.float64),
+    }
+
+
+def projection_write(path: str | Path, embeddings: np.ndarray, **options: Any) -> dict[str, Any]:
+    """Write `projection_arrays` to `path` (.npz); returns the summary stored as artifact metadata."""
+    arrays = projection_arrays(embeddings, **options)
+    path = Path(path)
+    np.savez_compressed(path, **arrays)
+    return {
+        "n": int(len(arrays["pca"])), "k": int(arrays["k"]),
+        "silhouette": {str(k): round(float(s), 6) for k, s in zip(arrays["silhouette_k"], arrays["silhouette"])},
+        "tsne_n": int(len(arrays["tsne_index"])),
+        "tsne_subsampled": bool(len(arrays["tsne_index"]) and len(arrays["tsne_index"]) < len(arrays["pca"])),
+        "pca_variance": [round(float(v), 6) for v in arrays["pca_variance"]],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# per-record predictions for the evaluation views
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape[1] == 1:  # one logit: the positive class's log-odds
+        p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        return np.stack([1 - p, p], axis=1)
+    e = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def evaluation_arrays(targets: Any, logits: Sequence[np.ndarray], labels: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Per-record evaluation data from a model's test logits and the encoded labels.
+
+    - binary / multiclass: `y_true` (N,) class index, `proba` (N, C) float32, `y_pred` (N,) argmax;
+    - regression / multi_regression: `y_true`, `y_pred` (N, K) in target units (NaN = missing target);
+    - token_labels: `y_true`, `y_pred` (total tokens,) class index, `offsets` (N + 1,) record i's tokens
+      are [offsets[i], offsets[i+1]); unlabelled positions (-100) dropped.
+    """
+    kind = targets.kind
+    y_true, y_score = targets.metric_inputs(logits, labels)
+    if kind in ("binary", "multiclass"):
+        proba = _softmax(np.asarray(y_score)) if len(y_score) else np.zeros((0, max(2, len(targets.classes))))
+        return {"y_true": np.asarray(y_true, dtype=np.int64), "proba": proba.astype(np.float32),
+                "y_pred": proba.argmax(axis=1).astype(np.int64)}
+    if kind in ("regression", "multi_regression"):
+        t = np.asarray(y_true, dtype=np.float64)
+        p = np.asarray(y_score, dtype=np.float64)
+        return {"y_true": t.reshape(len(t), -1), "y_pred": p.reshape(len(p), -1)}
+    if kind == "token_labels":
+        trues, preds, offsets = [], [], [0]
+        for lab, lo in zip(y_true, y_score):
+            lab = np.asarray(lab, dtype=np.int64).reshape(-1)
+            pred = np.asarray(lo).reshape(len(lab), -1).argmax(axis=-1) if len(lab) else np.zeros(0, dtype=np.int64)
+            keep = lab != -100
+            trues.append(lab[keep])
+            preds.append(pred[keep])
+            offsets.append(offsets[-1] + int(keep.sum()))
+        return {"y_true": np.concatenate(trues) if trues else np.zeros(0, dtype=np.int64),
+                "y_pred": (np.concatenate(preds) if preds else np.zeros(0)).astype(np.int64),
+                "offsets": np.asarray(offsets, dtype=np.int64)}
+    raise ValueError(f"no evaluation arrays for target kind {kind!r}")
+
+
+def evaluation_write(path: str | Path, *, model: Any, test_set: Any, targets: Any, featurizer: Featurizer,
+                     collate: Any, batch_size: int = 64, device: torch.device | str = "cpu",
+                     variant: str = "baseline") -> dict[str, Any]:
+    """Predict the test set with `model` and write `evaluation_arrays` to `path` (.npz).
+
+    Returns the metadata a dashboard needs to read it: kind, class names or target columns, variant.
+    """
+    from mlcore.trainer import predict
+
+    logits = predict(model=model, dataset=test_set, collate=collate, length=featurizer.length,
+                     batch_size=batch_size, device=device)
+    arrays = evaluation_arrays(targets, logits, list(test_set.labels))
+    np.savez_compressed(Path(path), **arrays)
+    meta: dict[str, Any] = {"kind": targets.kind, "variant": variant, "n": len(logits)}
+    if targets.kind in ("binary", "multiclass", "token_labels"):
+        meta["classes"] = list(targets.classes)
+    else:
+        meta["target_cols"] = list(targets.target_cols)
+    return meta
 
 
 def _plain(value: Any) -> Any:

@@ -25,11 +25,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from mlcore.recipe import RecipeConfig, recipe_run
+from mlcore.recipe import RecipeConfig, RecipeResult, recipe_run
 from mlcore.trainer import Callback, TrainState
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
@@ -44,6 +45,10 @@ class JobCancelled(Exception):
     """The job was cancelled while it ran."""
 
 
+# Test records whose full attention maps (layers, heads, L, L) are stored for the attention explorer.
+EXPLAIN_SAMPLES = 24
+# t-SNE runs on at most this many test records (a seeded subsample beyond; PCA and k-means see all).
+TSNE_MAX = 2000
 
 
 class DatabaseReporter(Callback):
@@ -195,6 +200,7 @@ def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> Recip
         # side by side on the same test split (mlcore.compress).
         profile=None if job.profile_key == "baseline" else job.profile_key,
         budget=cfg.get("budget"),
+        explain_samples=EXPLAIN_SAMPLES,
         **mapping,
     )
 
@@ -207,6 +213,55 @@ def _predictions_csv(explain_dir: Path, target: Path) -> Path:
         for row in zip(meta["ids"], meta["lines"], meta["labels"], meta["predictions"]):
             writer.writerow([json.dumps(v) if isinstance(v, (list, dict)) else v for v in row])
     return target
+
+
+def _store_explanations(job: Job, result: RecipeResult, work: Path) -> None:
+    """Attention maps, embeddings, predictions, and what the dashboards derive from them.
+
+    Artifacts (kind, file name): ATTENTION attention.npz (metadata: the samples, molecules with the
+    SMILES as written and its atom indices), EMBEDDINGS embeddings.npy (metadata: ids, lines, labels,
+    predictions) and projection.npz (PCA, t-SNE, k-means; metadata: k, silhouette per k, t-SNE
+    subsample size), PREDICTIONS predictions.csv and evaluation.npz (per-record class probabilities,
+    values or per-token classes of the baseline model; see `mlcore.explain.evaluation_arrays`).
+    """
+    from mlcore.explain import projection_write, samples_add_inputs
+
+    store = result_services.artifact_create
+    explain = result.explain.directory
+    prep = result.prepared
+    samples = json.loads((explain / "samples.json").read_text())
+    if prep is not None:
+        samples = samples_add_inputs(samples, [r.input for r in prep.test_records])
+    store(job_id=job.pk, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz", metadata={"samples": samples})
+    store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy",
+          metadata=json.loads((explain / "embeddings.json").read_text()))
+    seed = int(prep.hyper.get("seed", 0)) if prep is not None else 0
+    projection = projection_write(explain / "projection.npz", np.load(explain / "embeddings.npy"), seed=seed,
+                                  tsne_max=TSNE_MAX)
+    store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "projection.npz",
+          metadata={"projection": projection})
+    store(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=_predictions_csv(explain, work / "predictions.csv"))
+    if prep is not None:
+        _store_evaluation(job, result, work, variant="baseline")
+
+
+def _store_evaluation(job: Job, result: RecipeResult, work: Path, *, variant: str) -> None:
+    """Predict the test split with the baseline (in memory) or the optimized model (reloaded from its
+    directory, as it will be served) and store PREDICTIONS evaluation[-optimized].npz."""
+    from mlcore.explain import evaluation_write
+    from mlcore.modeldir import model_load
+    from mlcore.tasks import collate_fn
+
+    prep = result.prepared
+    model = result.model if variant == "baseline" else model_load(result.optimized_dir).model
+    name = "evaluation.npz" if variant == "baseline" else "evaluation-optimized.npz"
+    path = work / name
+    meta = evaluation_write(path, model=model, test_set=prep.test, targets=prep.targets, featurizer=prep.featurizer,
+                            collate=collate_fn(prep.featurizer, prep.targets.kind),
+                            batch_size=int(prep.hyper.get("batch_size", 64)), device="cpu", variant=variant)
+    if variant == "optimized":
+        meta["profile"] = job.profile_key
+    result_services.artifact_create(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=path, metadata=meta)
 
 
 def job_run(*, job: Job) -> str:
@@ -254,12 +309,7 @@ def job_run(*, job: Job) -> str:
         store(job_id=job.pk, kind=Artifact.Kind.MODEL, path=_zip_dir(result.model_dir, work / "model.zip"),
               metadata={"format": "mlcore model directory (zip)"})
         if result.explain is not None:
-            explain = result.explain.directory
-            store(job_id=job.pk, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz",
-                  metadata={"samples": json.loads((explain / "samples.json").read_text())})
-            store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy",
-                  metadata=json.loads((explain / "embeddings.json").read_text()))
-            store(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=_predictions_csv(explain, work / "predictions.csv"))
+            _store_explanations(job, result, work)
         optimized_metrics, report = {}, {}
         if result.compression is not None and result.optimized_dir is not None:
             report = result.compression.to_dict()
@@ -271,6 +321,8 @@ def job_run(*, job: Job) -> str:
                   path=_zip_dir(result.optimized_dir, work / "model-optimized.zip"),
                   metadata={"format": "mlcore model directory (zip)", "variant": "optimized",
                             "profile": job.profile_key})
+            if result.prepared is not None:
+                _store_evaluation(job, result, work, variant="optimized")
             result_services.metric_points_record(
                 job_id=job.pk,
                 points=[Point("test_optimized", k, 0, 0, float(v), job.attempts)

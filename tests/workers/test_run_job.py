@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
@@ -46,9 +47,20 @@ def test_worker_runs_a_submitted_job_to_succeeded(start_worker, dna_dataset) -> 
     assert steps == sorted(set(steps)) and steps[0] == 1
     assert MetricPoint.objects.filter(job=job, split="val").exists()
     # Artifacts are real files in storage with the hash recorded.
-    predictions = Artifact.objects.get(job=job, kind="predictions")
+    predictions = Artifact.objects.get(job=job, kind="predictions", file__endswith=".csv")
     with predictions.file.open("rb") as fh:
         assert fh.readline().startswith(b"id,line,label,prediction")
+    # What the dashboards read: projections and clusters, per-record evaluation data.
+    n_test = len(Artifact.objects.get(job=job, kind="embeddings", file__endswith=".npy").metadata["ids"])
+    projection = Artifact.objects.get(job=job, kind="embeddings", file__endswith="projection.npz")
+    assert projection.metadata["projection"]["n"] == n_test and projection.metadata["projection"]["k"] >= 1
+    with projection.file.open("rb") as fh, np.load(fh) as npz:
+        assert npz["pca"].shape == (n_test, 2) and npz["cluster"].shape == (n_test,)
+    evaluation = Artifact.objects.get(job=job, kind="predictions", file__endswith="evaluation.npz")
+    assert evaluation.metadata["classes"] == ["0", "1"] and evaluation.metadata["variant"] == "baseline"
+    with evaluation.file.open("rb") as fh, np.load(fh) as npz:
+        accuracy = float((npz["y_true"] == npz["y_pred"]).mean())
+    assert abs(accuracy - result.baseline_metrics["accuracy"]) < 1e-9
 
 
 def test_worker_killed_mid_training_job_is_requeued_and_resumes(start_worker, dna_dataset) -> None:  # noqa: ANN001
@@ -185,3 +197,9 @@ def test_worker_applies_an_optimization_profile_and_stores_the_report(start_work
     assert "roc_auc" in result.optimized_metrics and "roc_auc" in result.baseline_metrics
     variants = sorted(a.metadata.get("variant", "baseline") for a in Artifact.objects.filter(job=job, kind="model"))
     assert variants == ["baseline", "optimized"]
+    # The optimized model's per-record predictions, for the evaluation views' overlay.
+    optimized = Artifact.objects.get(job=job, kind="predictions", file__endswith="evaluation-optimized.npz")
+    assert optimized.metadata["variant"] == "optimized" and optimized.metadata["profile"] == "int8"
+    with optimized.file.open("rb") as fh, np.load(fh) as npz:
+        accuracy = float((npz["y_true"] == npz["y_pred"]).mean())
+    assert abs(accuracy - result.optimized_metrics["accuracy"]) < 1e-9
