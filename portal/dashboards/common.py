@@ -79,7 +79,8 @@ def job_for_user(*, user: User, job_id: Any) -> Job | None:
 
 
 def jobs_for_user(*, user: User, job_ids: Any, limit: int = 20) -> list[Job]:
-    """The visible jobs among ``job_ids``, in the given order; hidden or unknown ids are dropped."""
+    """The visible jobs among ``job_ids`` (at most ``limit``), in the given order, each with its
+    result loaded; hidden or unknown ids are dropped."""
     if not isinstance(job_ids, (list, tuple)) or user is None:
         return []
     pks: list[int] = []
@@ -88,7 +89,7 @@ def jobs_for_user(*, user: User, job_ids: Any, limit: int = 20) -> list[Job]:
         if pk is not None and pk not in pks:
             pks.append(pk)
     pks = pks[:limit]
-    found = {job.pk: job for job in job_list_for_user(user=user).filter(pk__in=pks)}
+    found = {job.pk: job for job in job_list_for_user(user=user).filter(pk__in=pks).select_related("result")}
     return [found[pk] for pk in pks if pk in found]
 
 
@@ -382,7 +383,16 @@ def figure_rows(figure: go.Figure | Mapping) -> tuple[list[str], list[list[Any]]
         if trace_type == "parcoords":
             dims = trace.get("dimensions") or []
             labels = [dim.get("label") or f"dim{i}" for i, dim in enumerate(dims)]
-            values = [_decode(dim.get("values")) or [] for dim in dims]
+            values = []
+            for dim in dims:
+                column = _decode(dim.get("values")) or []
+                ticktext = _decode(dim.get("ticktext"))
+                tickvals = _decode(dim.get("tickvals"))
+                if isinstance(ticktext, list) and isinstance(tickvals, list):
+                    # A categorical axis: write the category, not its position.
+                    names = dict(zip(tickvals, ticktext))
+                    column = [names.get(v, v) for v in column]
+                values.append(column)
             for label in labels:
                 add_column(label)
             line_color = _decode((trace.get("line") or {}).get("color"))

@@ -64,6 +64,23 @@ def response_props(response: Any) -> dict[str, dict[str, Any]]:
     return json.loads(response.content)["response"]
 
 
+def payload_text(response: Any) -> str:
+    """A response's JSON as text without Plotly's layout templates (their colour scales are full of
+    numbers), for checking that a value does or does not appear anywhere else in the response."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "template"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    try:
+        return json.dumps(strip(json.loads(response.content)))
+    except ValueError:
+        return response.content.decode(errors="replace")
+
+
 def store_of_layout(layout_json: Any, store_id: str = "store") -> Any:
     """The data of the layout's store (after initial_arguments were applied)."""
     found: list[Any] = []

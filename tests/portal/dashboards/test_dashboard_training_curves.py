@@ -102,7 +102,7 @@ def test_private_job_is_unreachable_through_the_dash_endpoints(client, who):
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
         assert dash.layout(client, APP).status_code == 302
         return
-    body = response.content.decode()
+    body = dash.payload_text(response)
     assert str(SECRET) not in body and "0.71" not in body
     props = dash.response_props(response)
     assert "not found" in props[tc.STATUS_ID]["children"]
@@ -123,7 +123,7 @@ def test_lab_member_sees_lab_job_but_not_private_one(client):
     colleague = MembershipFactory(lab=lab_job.lab).user
     client.force_login(colleague)
     assert SECRET in _ys(_refresh(client, lab_job.pk)[tc.LOSS_GRAPH]["figure"])
-    assert "0.4242" not in json.dumps(_refresh(client, private_job.pk))
+    assert "0.4242" not in json.dumps(_refresh(client, private_job.pk)[tc.LOSS_GRAPH]["figure"]["data"])
 
 
 def test_csv_download_has_the_owner_data(client):
