@@ -1,40 +1,382 @@
-"""Job pages: launch, job detail, catalog, compare. Reads go through selectors, writes through
-services; the views only parse the request and pick a template."""
+"""Job pages: launch, job detail (with its live status, actions and downloads), catalog, compare.
+
+Reads go through selectors (``job_get_for_user`` first, so another lab's private job is a 404 on
+every page and action), writes through ``portal.jobs.services``; the views parse the request, map
+service errors onto form fields and pick a template.
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+import json
+from typing import Any
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from mlcore import catalog
+from portal.common.errors import ServiceError
+from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.jobs.selectors import job_get_for_user, job_list_for_user
+from portal.results.models import Artifact, Result
+from portal.results.selectors import artifact_get_for_job, artifact_list_for_job
+from portal.web.forms_jobs import (
+    CatalogFilterForm,
+    JobLaunchForm,
+    hp_field_name,
+    hp_initial,
+    writable_labs_for_user,
+)
+from portal.web.labs import current_lab
+
+LOG_TAIL_LINES = 200
+LOG_TAIL_BYTES = 64 * 1024
+CATALOG_PAGE_SIZE = 25
+COMPARE_MAX_JOBS = 10
+# The artifacts a researcher downloads (checkpoints are the worker's resume points, not results).
+DOWNLOADABLE_KINDS = [k for k in Artifact.Kind.values if k != Artifact.Kind.CHECKPOINT]
+# job_submit's error fields -> the launch form's fields (anything else is shown above the form).
+SERVICE_FIELDS = {"dataset": "dataset", "task": "task", "profile": "profile", "preset": "preset", "device": "device",
+                  "gpu_count": "gpu_count", "visibility": "visibility", "lab": "lab", "budget": "budget",
+                  "name": "name"}
 
 
 def _job_or_404(request: HttpRequest, job_id: int) -> Job:
     try:
         return job_get_for_user(user=request.user, job_id=job_id)
     except Job.DoesNotExist:
-        raise Http404("no such job") from None
+        raise Http404(f"no job {job_id} that you can see") from None
+
+
+def _result(job: Job) -> Result | None:
+    try:
+        return job.result
+    except Result.DoesNotExist:
+        return None
+
+
+# --- launch -----------------------------------------------------------------------------------
+
+def _clone_initial(job: Job, *, writable_lab_ids: set[int]) -> dict[str, Any]:
+    """The launch form's values for Clone-and-edit: everything the job was submitted with."""
+    config = job.config or {}
+    initial: dict[str, Any] = {
+        "dataset": job.dataset_id, "task": job.task_key, "profile": job.profile_key,
+        "preset": config.get("preset", "tiny"), "device": job.device, "visibility": job.visibility,
+        "name": job.name, "budget": config.get("budget"),
+        "gpu_count": job.gpu_count if job.device == Job.Device.GPU else None,
+    }
+    if job.lab_id in writable_lab_ids:
+        initial["lab"] = job.lab_id
+    for name, value in (config.get("overrides") or {}).items():
+        if name in catalog.HYPERPARAMETERS:
+            initial[hp_field_name(name)] = hp_initial(value)
+    return initial
 
 
 @login_required
 def job_launch(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/jobs/launch.html", {})
+    source_id = request.POST.get("clone_of") if request.method == "POST" else request.GET.get("clone")
+    source = None
+    if source_id:
+        if not source_id.isdigit():
+            raise Http404(f"clone={source_id!r} is not a job id")
+        source = _job_or_404(request, int(source_id))
+    extra_dataset = source.dataset_id if source else None
+    labs = list(writable_labs_for_user(user=request.user))
+    status = 200
+    if request.method == "POST":
+        form = JobLaunchForm(request.POST, user=request.user, extra_dataset_id=extra_dataset)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                job = job_services.job_submit(
+                    user=request.user, dataset=d["dataset"], task_key=d["task"], profile_key=d["profile"],
+                    preset=d["preset"], hyperparameters=d["hyperparameters"], device=d["device"],
+                    gpu_count=d["gpu_count"] if d["device"] == Job.Device.GPU else None,
+                    visibility=d["visibility"], name=d["name"], lab=d["lab"], budget=d["budget"],
+                )
+            except ServiceError as exc:
+                form.add_error(SERVICE_FIELDS.get(exc.field or ""), exc.message)
+            else:
+                messages.success(request, f"Job #{job.pk} is queued.")
+                return redirect("web:job_detail", job_id=job.pk)
+        status = 400
+    else:
+        lab = current_lab(request)
+        initial: dict[str, Any] = {"lab": lab.pk if lab and lab.pk in {x.pk for x in labs} else None}
+        if source is not None:
+            initial.update(_clone_initial(source, writable_lab_ids={x.pk for x in labs}))
+        elif request.GET.get("dataset", "").isdigit():
+            initial["dataset"] = int(request.GET["dataset"])
+        form = JobLaunchForm(user=request.user, extra_dataset_id=extra_dataset, initial=initial)
+        if "dataset" in initial and not form.fields["dataset"].queryset.filter(pk=initial["dataset"]).exists():
+            messages.warning(request, f"Dataset {initial['dataset']} is not ready or not visible to you: choose another.")
+            del form.initial["dataset"]
+    chosen = form["dataset"].value()
+    chosen_dataset = (form.fields["dataset"].queryset.filter(pk=chosen).first()
+                      if chosen not in (None, "") and str(chosen).isdigit() else None)
+    context = {
+        "form": form, "source": source, "labs": labs, "chosen_dataset": chosen_dataset,
+        "has_datasets": form.fields["dataset"].queryset.exists(),
+        "preset_defaults": {p: catalog.hyperparameter_defaults(p) for p in catalog.PRESETS},
+        "tasks_info": {t.key: {"modality": t.modality, "description": t.description,
+                               "primary_metric": t.primary_metric} for t in catalog.TASKS.values()},
+    }
+    return render(request, "web/jobs/launch.html", context, status=status)
+
+
+# --- the job page -------------------------------------------------------------------------------
+
+def _metric_rows(job: Job, result: Result | None) -> list[dict[str, Any]]:
+    """Baseline vs optimized, the task's primary metric first, then its catalog metrics, then the rest."""
+    if result is None:
+        return []
+    baseline, optimized = result.baseline_metrics or {}, result.optimized_metrics or {}
+    task = catalog.TASKS.get(job.task_key)
+    order = [task.primary_metric, *task.metrics] if task else []
+    names = list(dict.fromkeys([*order, *sorted(baseline), *sorted(optimized)]))
+    rows = []
+    for name in names:
+        b, o = baseline.get(name), optimized.get(name)
+        if not isinstance(b, (int, float)) and not isinstance(o, (int, float)):
+            continue
+        delta = o - b if isinstance(b, (int, float)) and isinstance(o, (int, float)) else None
+        rows.append({"name": name, "baseline": b, "optimized": o, "delta": delta,
+                     "primary": bool(task and name == task.primary_metric)})
+    return rows
+
+
+def _report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The compression report as rows: what the profile gained (size, speed) and lost (metric)."""
+    if not report:
+        return []
+    b, o = report.get("baseline") or {}, report.get("optimized") or {}
+    rows = [
+        ("Size on disk", b.get("bytes"), o.get("bytes"), report.get("size_ratio"), "bytes", "× smaller"),
+        ("Encoder weights", b.get("encoder_weight_bytes"), o.get("encoder_weight_bytes"),
+         report.get("encoder_weight_ratio"), "bytes", "× smaller"),
+        ("Parameters", b.get("params"), o.get("params"), report.get("params_ratio"), "count", "× of baseline"),
+        ("Latency, batch 1 (ms)", b.get("latency_ms_b1"), o.get("latency_ms_b1"), report.get("speedup_b1"), "ms",
+         "× faster"),
+        ("Latency, batch 32 (ms)", b.get("latency_ms_b32"), o.get("latency_ms_b32"), report.get("speedup_b32"), "ms",
+         "× faster"),
+        ("Throughput, batch 32 (records/s)", b.get("throughput_b32"), o.get("throughput_b32"), None, "rate", ""),
+        ("Sparsity", b.get("sparsity"), o.get("sparsity"), None, "fraction", ""),
+        ("Weights dtype", b.get("dtype"), o.get("dtype"), None, "text", ""),
+    ]
+    return [{"label": label, "baseline": bv, "optimized": ov, "ratio": ratio, "unit": unit, "ratio_label": rl}
+            for label, bv, ov, ratio, unit, rl in rows if bv is not None or ov is not None]
+
+
+def _log_tail(artifact: Artifact | None) -> str:
+    """The last lines of a stored log (read from its end: a long run's log can be large)."""
+    if artifact is None:
+        return ""
+    with artifact.file.open("rb") as fh:
+        if artifact.size_bytes > LOG_TAIL_BYTES:
+            fh.seek(artifact.size_bytes - LOG_TAIL_BYTES)
+        text = fh.read().decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if artifact.size_bytes > LOG_TAIL_BYTES:
+        lines = lines[1:]  # the first line was cut in the middle
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _status_payload(job: Job) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": job.pk, "status": job.status, "status_label": job.get_status_display(), "finished": job.is_finished,
+        "progress": job.progress, "percent": round(job.progress * 100), "epoch": job.epoch, "step": job.step,
+        "attempts": job.attempts, "max_attempts": job.max_attempts, "worker": job.worker_hostname,
+        "cancel_requested": job.cancel_requested, "created_at": iso(job.created_at), "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at), "error_message": job.error_message,
+    }
 
 
 @login_required
+@require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    return render(request, "web/jobs/detail.html", {"job": _job_or_404(request, job_id)})
+    job = _job_or_404(request, job_id)
+    result = _result(job)
+    artifacts = list(artifact_list_for_job(job=job).filter(kind__in=DOWNLOADABLE_KINDS))
+    logs = [a for a in artifacts if a.kind == Artifact.Kind.LOG]
+    latest_log = max(logs, key=lambda a: (a.created_at, a.pk)) if logs else None
+    task = catalog.TASKS.get(job.task_key)
+    profile = catalog.PROFILES.get(job.profile_key)
+    context = {
+        "job": job, "result": result, "task": task, "profile": profile,
+        "metric_rows": _metric_rows(job, result),
+        "report": (result.compression_report if result else None) or {},
+        "report_rows": _report_rows((result.compression_report if result else None) or {}),
+        "artifacts": artifacts, "log_artifact": latest_log, "log_tail": _log_tail(latest_log),
+        "config_json": json.dumps(job.config, indent=2, sort_keys=True, default=str),
+        "status_url": reverse("web:job_status", args=[job.pk]),
+    }
+    return render(request, "web/jobs/detail.html", context)
 
 
 @login_required
-def catalog(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/catalog/list.html", {"jobs": job_list_for_user(user=request.user)[:50]})
+@require_GET
+def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
+    """What the job page polls while the job runs (static/js/job.js)."""
+    return JsonResponse(_status_payload(_job_or_404(request, job_id)))
 
 
 @login_required
+@require_POST
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job_or_404(request, job_id)
+    try:
+        job = job_services.job_cancel(job_id=job.pk, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, f"Job #{job.pk} was not cancelled: {exc.message}")
+    else:
+        if job.status == Job.Status.CANCELLED:
+            messages.success(request, f"Job #{job.pk} is cancelled.")
+        else:
+            messages.info(request, f"Job #{job.pk} is asked to stop; it ends at its next training step.")
+    return redirect("web:job_detail", job_id=job.pk)
+
+
+@login_required
+@require_POST
+def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A new job with exactly the same configuration."""
+    job = _job_or_404(request, job_id)
+    try:
+        new = job_services.job_clone(user=request.user, job=job)
+    except ServiceError as exc:
+        messages.error(request, f"Job #{job.pk} could not be retried: {exc.message}")
+        return redirect("web:job_detail", job_id=job.pk)
+    messages.success(request, f"Job #{new.pk} is queued with the same settings as job #{job.pk}.")
+    return redirect("web:job_detail", job_id=new.pk)
+
+
+@login_required
+@require_GET
+def job_artifact_download(request: HttpRequest, job_id: int, artifact_id: int) -> FileResponse:
+    job = _job_or_404(request, job_id)
+    try:
+        artifact = artifact_get_for_job(job=job, artifact_id=artifact_id)
+    except Artifact.DoesNotExist:
+        raise Http404(f"job {job.pk} has no artifact {artifact_id}") from None
+    if artifact.kind not in DOWNLOADABLE_KINDS:
+        raise Http404(f"artifact {artifact_id} is not downloadable")
+    filename = artifact.file.name.rsplit("/", 1)[-1]
+    return FileResponse(artifact.file.open("rb"), as_attachment=True, filename=f"job{job.pk}-{artifact.kind}-{filename}",
+                        content_type="application/octet-stream")
+
+
+# --- catalog and compare --------------------------------------------------------------------
+
+def _primary(job: Job) -> dict[str, Any]:
+    task = catalog.TASKS.get(job.task_key)
+    result = _result(job)
+    if task is None or result is None:
+        return {"name": task.primary_metric if task else "", "baseline": None, "optimized": None}
+    return {"name": task.primary_metric, "baseline": (result.baseline_metrics or {}).get(task.primary_metric),
+            "optimized": (result.optimized_metrics or {}).get(task.primary_metric),
+            "greater_is_better": task.greater_is_better}
+
+
+@login_required
+@require_GET
+def catalog_list(request: HttpRequest) -> HttpResponse:
+    visible = job_list_for_user(user=request.user)
+    form = CatalogFilterForm(request.GET, jobs=visible)
+    jobs = form.filter_queryset(visible.select_related("result"))
+    page = Paginator(jobs, CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [{"job": job, "primary": _primary(job), "task": _task_label(job)} for job in page.object_list]
+    context = {
+        "form": form, "page_obj": page, "rows": rows, "jobs": jobs, "filters": form.active(),
+        "total": page.paginator.count, "any_visible": visible.exists(),
+        # Column headers sort by their column, flipping the direction of the current sort.
+        "next_order": "asc" if request.GET.get("order", "desc") == "desc" else "desc",
+    }
+    return render(request, "web/catalog/list.html", context)
+
+
+def _task_label(job: Job) -> str:
+    task = catalog.TASKS.get(job.task_key)
+    return task.label if task else job.task_key
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys -> leaf values (lists stay whole)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            out.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def _compare_ids(request: HttpRequest) -> list[int]:
+    """Job ids from ``?jobs=1,2`` or ``?jobs=1&jobs=2``; a 404 names a value that is no id."""
+    ids: list[int] = []
+    for value in request.GET.getlist("jobs"):
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit():
+                raise Http404(f"jobs: {part!r} is not a job id")
+            if int(part) not in ids:
+                ids.append(int(part))
+    return ids
+
+
+@login_required
+@require_GET
 def compare(request: HttpRequest) -> HttpResponse:
-    ids = [int(part) for part in request.GET.get("jobs", "").split(",") if part.strip().isdigit()]
+    ids = _compare_ids(request)
+    if len(ids) > COMPARE_MAX_JOBS:
+        messages.warning(request, f"Compare shows at most {COMPARE_MAX_JOBS} jobs; the first {COMPARE_MAX_JOBS} are shown.")
+        ids = ids[:COMPARE_MAX_JOBS]
     jobs = [_job_or_404(request, job_id) for job_id in ids]
-    return render(request, "web/catalog/compare.html", {"jobs": jobs})
+    results = {job.pk: _result(job) for job in jobs}
+    # Config diff: a row per key of any job's config; `differs` when the jobs do not all agree.
+    flat = [_flatten({"task": job.task_key, "profile": job.profile_key, "status": job.status, **(job.config or {})})
+            for job in jobs]
+    keys = sorted(set().union(*flat)) if flat else []
+    missing = object()
+    config_rows = []
+    for key in keys:
+        values = [f.get(key, missing) for f in flat]
+        shown = ["—" if v is missing else json.dumps(v, default=str) if not isinstance(v, str) else v for v in values]
+        config_rows.append({"key": key, "values": shown, "differs": len({json.dumps(s) for s in shown}) > 1})
+    # Metrics: every metric any job has, baseline and optimized side by side.
+    metric_names: list[str] = []
+    for job in jobs:
+        task = catalog.TASKS.get(job.task_key)
+        if task:
+            metric_names += [task.primary_metric, *task.metrics]
+        result = results[job.pk]
+        if result:
+            metric_names += sorted(result.baseline_metrics or {})
+    metric_rows = []
+    for name in dict.fromkeys(metric_names):
+        cells = []
+        for job in jobs:
+            result = results[job.pk]
+            b = (result.baseline_metrics or {}).get(name) if result else None
+            o = (result.optimized_metrics or {}).get(name) if result else None
+            cells.append({"baseline": b if isinstance(b, (int, float)) else None,
+                          "optimized": o if isinstance(o, (int, float)) else None})
+        if any(c["baseline"] is not None or c["optimized"] is not None for c in cells):
+            metric_rows.append({"name": name, "cells": cells})
+    context = {
+        "jobs": jobs, "config_rows": config_rows, "metric_rows": metric_rows,
+        "differing": sum(1 for r in config_rows if r["differs"]),
+        "catalog_url": reverse("web:catalog"),
+    }
+    return render(request, "web/catalog/compare.html", context)
+

@@ -1,0 +1,323 @@
+"""Forms of the job pages: the launch form and the catalog's filters.
+
+Choices come from ``mlcore.catalog`` (tasks, profiles, presets, hyperparameters) and from selectors
+(the datasets, labs and jobs the user may see), so a new task or profile appears here untouched.
+The launch form checks what it can per field (so an error stands next to the field that caused it);
+``job_submit`` has the last word and its errors are mapped back onto the fields by the view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Case, F, FloatField, Q, QuerySet, When
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from mlcore import catalog
+from portal.accounts.models import Lab, Membership, Visibility
+from portal.accounts.selectors import lab_list_for_user
+from portal.datasets.models import Dataset
+from portal.datasets.selectors import dataset_list_for_user
+from portal.jobs.models import Job
+
+HP_PREFIX = "hp_"
+# The hyperparameters that say how the data is split; the launch page shows them in their own panel.
+SPLIT_HYPERPARAMETERS = ("val_frac", "test_frac", "seed")
+
+
+def hp_field_name(name: str) -> str:
+    return f"{HP_PREFIX}{name}"
+
+
+def hp_initial(value: Any) -> str:
+    """A hyperparameter value as the launch form shows it (booleans as the select's true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class _OptionDataSelect(forms.Select):
+    """A select whose options carry a ``data-modality`` attribute, so the page can narrow the task
+    list to the chosen dataset without a round trip."""
+
+    def __init__(self, *args: Any, modality_of: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.modality_of = modality_of
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):  # noqa: ANN001, ANN201
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        modality = self.modality_of(value)
+        if modality:
+            option["attrs"]["data-modality"] = modality
+        return option
+
+
+def _dataset_modality(value: Any) -> str | None:
+    instance = getattr(value, "instance", None)  # ModelChoiceIteratorValue
+    return instance.modality if instance is not None else None
+
+
+def _task_modality(value: Any) -> str | None:
+    task = catalog.TASKS.get(str(value))
+    return task.modality if task else None
+
+
+class DatasetChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Dataset) -> str:
+        modality = catalog.MODALITIES.get(obj.modality)
+        rows = f", {obj.row_count} rows" if obj.row_count is not None else ""
+        return f"{obj.name} v{obj.version} ({modality.label if modality else obj.modality}{rows}) · {obj.lab.name}"
+
+
+def writable_labs_for_user(*, user: AbstractBaseUser) -> QuerySet[Lab]:
+    """The user's labs in which they may launch jobs (owner or member, not viewer)."""
+    return lab_list_for_user(user=user).filter(
+        memberships__user=user, memberships__role__in=[Membership.Role.OWNER, Membership.Role.MEMBER]
+    ).distinct().order_by("name", "pk")
+
+
+class JobLaunchForm(forms.Form):
+    dataset = DatasetChoiceField(
+        queryset=Dataset.objects.none(), empty_label="Choose a dataset…",
+        widget=_OptionDataSelect(modality_of=_dataset_modality, attrs={"class": "form-select"}),
+        help_text="Only validated (ready) datasets you can see are listed.",
+    )
+    task = forms.ChoiceField(
+        choices=[("", "Choose a task…")] + [(t.key, t.label) for t in catalog.TASKS.values()],
+        widget=_OptionDataSelect(modality_of=_task_modality, attrs={"class": "form-select"}),
+    )
+    profile = forms.ChoiceField(
+        choices=[(p.key, p.label) for p in catalog.PROFILES.values()], initial="baseline",
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
+    )
+    preset = forms.ChoiceField(choices=[(k, k) for k in catalog.PRESETS], initial="tiny",
+                               widget=forms.RadioSelect(attrs={"class": "form-check-input"}))
+    device = forms.ChoiceField(choices=Job.Device.choices, initial=Job.Device.CPU,
+                               widget=forms.RadioSelect(attrs={"class": "form-check-input"}))
+    gpu_count = forms.IntegerField(
+        required=False, min_value=1, max_value=8, label="GPUs",
+        widget=forms.NumberInput(attrs={"class": "form-control", "placeholder": "1"}),
+        help_text="GPU jobs only: how many GPUs (1 to 8).",
+    )
+    lab = forms.ModelChoiceField(
+        queryset=Lab.objects.none(), empty_label=None, widget=forms.Select(attrs={"class": "form-select"}),
+        help_text="The lab the job belongs to (one where you may launch jobs).",
+    )
+    name = forms.CharField(
+        required=False, max_length=200, widget=forms.TextInput(attrs={"class": "form-control", "placeholder": "optional"}),
+    )
+    visibility = forms.ChoiceField(
+        choices=Visibility.choices, initial=Visibility.LAB, widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    budget = forms.FloatField(
+        required=False, min_value=0.0, max_value=1.0, label="Accuracy budget",
+        widget=forms.NumberInput(attrs={"class": "form-control", "step": "any", "placeholder": "none"}),
+        help_text="Pruned, slim and compact stop before the validation metric falls more than this "
+                  "(absolute, 0 to 1) below the baseline. Empty: the profile's default target.",
+    )
+
+    def __init__(self, data: Any = None, *, user: AbstractBaseUser, extra_dataset_id: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        datasets = Q(pk__in=dataset_list_for_user(user=user).filter(status=Dataset.Status.READY).values("pk"))
+        if extra_dataset_id is not None:  # the dataset of the job being cloned: the exact version it used
+            datasets |= Q(pk=extra_dataset_id)
+        self.fields["dataset"].queryset = (
+            Dataset.objects.filter(datasets).select_related("lab").order_by("name", "-version", "pk")
+        )
+        self.fields["lab"].queryset = writable_labs_for_user(user=user)
+        for name, hp in catalog.HYPERPARAMETERS.items():
+            self.fields[hp_field_name(name)] = _hyperparameter_field(hp)
+        modality = self._chosen_modality()
+        if modality:  # only the tasks that fit the chosen dataset
+            self.fields["task"].choices = [("", "Choose a task…")] + [
+                (t.key, t.label) for t in catalog.tasks_for_modality(modality)
+            ]
+
+    def _chosen_modality(self) -> str | None:
+        raw = self.data.get("dataset") if self.is_bound else self.initial.get("dataset")
+        raw = getattr(raw, "pk", raw)
+        if raw in (None, "") or not str(raw).isdigit():
+            return None
+        dataset = self.fields["dataset"].queryset.filter(pk=int(raw)).first()
+        return dataset.modality if dataset else None
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        """Also mark the widget invalid, so Bootstrap outlines the field whose error stands below it."""
+        super().add_error(field, error)
+        for name in self.errors:
+            if name in self.fields:
+                widget = self.fields[name].widget
+                css = widget.attrs.get("class", "")
+                if "is-invalid" not in css:
+                    widget.attrs["class"] = f"{css} is-invalid".strip()
+
+    # --- what the template iterates over ---------------------------------------------------
+
+    def profile_cards(self) -> list[tuple[Any, catalog.Profile]]:
+        """(radio, profile) pairs: each profile is a card saying what it trades."""
+        return [(radio, catalog.PROFILES[radio.data["value"]]) for radio in self["profile"]]
+
+    def preset_cards(self) -> list[tuple[Any, dict[str, Any], dict[str, Any]]]:
+        return [(radio, catalog.PRESETS[radio.data["value"]], catalog.PRESET_TRAINING[radio.data["value"]])
+                for radio in self["preset"]]
+
+    def split_fields(self) -> list[forms.BoundField]:
+        return [self[hp_field_name(n)] for n in SPLIT_HYPERPARAMETERS]
+
+    def advanced_fields(self) -> list[forms.BoundField]:
+        return [self[hp_field_name(n)] for n in catalog.HYPERPARAMETERS if n not in SPLIT_HYPERPARAMETERS]
+
+    def advanced_open(self) -> bool:
+        """Open the advanced panel when something in it was typed or is wrong."""
+        names = [f.html_name for f in self.advanced_fields()] + ["budget"]
+        if any(n in self.errors for n in names):
+            return True
+        values = self.data if self.is_bound else self.initial
+        return any(values.get(n) not in (None, "") for n in names)
+
+    # --- validation ------------------------------------------------------------------------
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        preset = cleaned.get("preset") or "tiny"
+        overrides: dict[str, Any] = {}
+        for name in catalog.HYPERPARAMETERS:
+            raw = (cleaned.get(hp_field_name(name)) or "").strip()
+            if raw == "":
+                continue  # empty: the preset's default
+            try:
+                overrides[name] = catalog.hyperparameters_validate({name: raw}, preset=preset)[name]
+            except ValueError as exc:
+                self.add_error(hp_field_name(name), str(exc))
+        cleaned["hyperparameters"] = overrides
+        if cleaned.get("device") == Job.Device.CPU and cleaned.get("gpu_count"):
+            self.add_error("gpu_count", "a CPU job cannot ask for GPUs: choose GPU or leave this empty")
+        return cleaned
+
+
+def _hyperparameter_field(hp: catalog.HyperParameter) -> forms.Field:
+    """An optional field for one hyperparameter: empty means the preset's default, shown as placeholder."""
+    label = hp.name.replace("_", " ")
+    if hp.type == "bool":
+        widget: forms.Widget = forms.Select(
+            choices=[("", f"default ({'yes' if hp.default else 'no'})"), ("true", "yes"), ("false", "no")],
+            attrs={"class": "form-select"},
+        )
+    elif hp.type == "str":
+        widget = forms.Select(choices=[("", f"default ({hp.default})")] + [(c, c) for c in hp.choices],
+                              attrs={"class": "form-select"})
+    else:
+        attrs: dict[str, Any] = {"class": "form-control", "step": "1" if hp.type == "int" else "any",
+                                 "placeholder": hp_initial(hp.default), "data-hp": hp.name}
+        if hp.min is not None:
+            attrs["min"] = f"{hp.min:g}"
+        if hp.max is not None:
+            attrs["max"] = f"{hp.max:g}"
+        # A text input for numbers: what was typed (even "abc") comes back to the server, which says
+        # what is wrong next to the field; the numeric keyboard still shows on touch devices.
+        widget = forms.TextInput(attrs={**attrs, "inputmode": "decimal"})
+    return forms.CharField(required=False, label=label, help_text=hp.help, widget=widget)
+
+
+# --------------------------------------------------------------------------------------------------
+# The catalog's filters
+
+
+STATUS_CHOICES = [("", "any status")] + list(Job.Status.choices)
+ALL_METRICS: tuple[str, ...] = tuple(dict.fromkeys(m for k in catalog.TARGET_KINDS.values() for m in k.metrics))
+DOMAINS: tuple[str, ...] = tuple(dict.fromkeys(t.domain for t in catalog.TASKS.values()))
+
+# Filter field -> the Job lookup it narrows by.
+FILTER_LOOKUPS: dict[str, str] = {
+    "task": "task_key", "dataset": "dataset_id", "profile": "profile_key", "owner": "owner__username",
+    "status": "status", "date_from": "created_at__date__gte", "date_to": "created_at__date__lte",
+}
+SORT_FIELDS: dict[str, str] = {
+    "created": "created_at", "finished": "finished_at", "status": "status", "task": "task_key",
+    "profile": "profile_key", "owner": "owner__username", "dataset": "dataset__name", "progress": "progress",
+}
+SORT_CHOICES = (
+    [("created", "date created"), ("finished", "date finished"), ("status", "status"), ("task", "task"),
+     ("profile", "profile"), ("owner", "owner"), ("dataset", "dataset"), ("progress", "progress"),
+     ("primary", "primary metric (best first when descending)")]
+    + [(f"baseline.{m}", f"{m} (baseline model)") for m in ALL_METRICS]
+    + [(f"optimized.{m}", f"{m} (optimized model)") for m in ALL_METRICS]
+)
+
+
+def _metric_value(variant: str, metric: str) -> Cast:
+    return Cast(KeyTextTransform(metric, f"result__{variant}_metrics"), FloatField())
+
+
+class CatalogFilterForm(forms.Form):
+    """GET filters of the catalog: every combination is a URL, so every view of it is a permalink."""
+
+    domain = forms.ChoiceField(required=False, choices=[("", "any domain")] + [(d, d) for d in DOMAINS])
+    task = forms.ChoiceField(required=False, choices=[("", "any task")] + [(t.key, t.label) for t in catalog.TASKS.values()])
+    dataset = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, choices=[])
+    profile = forms.ChoiceField(required=False, choices=[("", "any profile")] + [(p.key, p.label) for p in catalog.PROFILES.values()])
+    owner = forms.ChoiceField(required=False, choices=[])
+    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
+    date_from = forms.DateField(required=False, label="created from", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="created to", widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, initial="created")
+    order = forms.ChoiceField(required=False, choices=[("desc", "descending"), ("asc", "ascending")], initial="desc")
+
+    def __init__(self, data: Any, *, jobs: QuerySet[Job]) -> None:
+        super().__init__(data)
+        owners = jobs.order_by("owner__username").values_list("owner__username", flat=True).distinct()
+        self.fields["owner"].choices = [("", "anyone")] + [(u, u) for u in owners]
+        datasets = (jobs.order_by("dataset__name", "-dataset__version")
+                    .values_list("dataset_id", "dataset__name", "dataset__version").distinct())
+        self.fields["dataset"].choices = [("", "any dataset")] + [(pk, f"{n} v{v}") for pk, n, v in datasets]
+        for field in self.fields.values():
+            field.widget.attrs.setdefault("class", "form-select" if isinstance(field.widget, forms.Select) else "form-control")
+            field.widget.attrs["class"] += " form-control-sm" if "form-control" in field.widget.attrs["class"] else " form-select-sm"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", f"the end date {end} is before the start date {start}")
+        return cleaned
+
+    def active(self) -> dict[str, Any]:
+        """The filters in force (valid and not empty), for the page and the dashboard panels."""
+        data = self.cleaned_data if self.is_bound and hasattr(self, "cleaned_data") else {}
+        return {k: v for k, v in data.items() if v not in (None, "") and k not in ("sort", "order")}
+
+    def filter_queryset(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
+        """``jobs`` narrowed by the valid filters and ordered as asked (invalid ones are ignored and
+        shown as errors on the form)."""
+        data = self.cleaned_data if self.is_valid() else {
+            k: v for k, v in getattr(self, "cleaned_data", {}).items() if k not in self.errors
+        }
+        if data.get("domain"):
+            jobs = jobs.filter(task_key__in=[t.key for t in catalog.TASKS.values() if t.domain == data["domain"]])
+        lookups = {name: data[name] for name in FILTER_LOOKUPS if data.get(name) not in (None, "")}
+        jobs = jobs.filter(**{FILTER_LOOKUPS[name]: value for name, value in lookups.items()})
+        return self._ordered(jobs, data.get("sort") or "created", data.get("order") or "desc")
+
+    @staticmethod
+    def _ordered(jobs: QuerySet[Job], sort: str, order: str) -> QuerySet[Job]:
+        if sort in SORT_FIELDS:
+            key = F(SORT_FIELDS[sort])
+        elif sort == "primary":
+            # The task's primary metric of the baseline model, signed so that larger is better
+            # (RMSE is negated): descending lists the best results first across tasks.
+            whens = []
+            for task in catalog.TASKS.values():
+                value = _metric_value("baseline", task.primary_metric)
+                whens.append(When(task_key=task.key, then=value if task.greater_is_better else -value))
+            jobs = jobs.annotate(sort_value=Case(*whens, output_field=FloatField()))
+            key = F("sort_value")
+        else:
+            variant, metric = sort.split(".", 1)
+            jobs = jobs.annotate(sort_value=_metric_value(variant, metric))
+            key = F("sort_value")
+        ordering = key.desc(nulls_last=True) if order == "desc" else key.asc(nulls_last=True)
+        return jobs.order_by(ordering, "-id")
