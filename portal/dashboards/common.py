@@ -56,7 +56,7 @@ FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", A
 # --- access ---------------------------------------------------------------------------------------
 
 
-def _as_id(value: Any) -> int | None:
+def as_id(value: Any) -> int | None:
     """An object id from the (untrusted) store: a positive int, or None for anything else."""
     if isinstance(value, bool):
         return None
@@ -69,7 +69,7 @@ def _as_id(value: Any) -> int | None:
 
 def job_for_user(*, user: User, job_id: Any) -> Job | None:
     """The job if ``user`` may see it, else None (unknown, hidden or malformed id alike)."""
-    pk = _as_id(job_id)
+    pk = as_id(job_id)
     if pk is None or user is None:
         return None
     try:
@@ -85,7 +85,7 @@ def jobs_for_user(*, user: User, job_ids: Any, limit: int = 20) -> list[Job]:
         return []
     pks: list[int] = []
     for value in job_ids:
-        pk = _as_id(value)
+        pk = as_id(value)
         if pk is not None and pk not in pks:
             pks.append(pk)
     pks = pks[:limit]
@@ -95,7 +95,7 @@ def jobs_for_user(*, user: User, job_ids: Any, limit: int = 20) -> list[Job]:
 
 def dataset_for_user(*, user: User, dataset_id: Any) -> Dataset | None:
     """The dataset if ``user`` may see it, else None."""
-    pk = _as_id(dataset_id)
+    pk = as_id(dataset_id)
     if pk is None or user is None:
         return None
     try:
