@@ -14,13 +14,18 @@ from django.utils import timezone
 
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
+from celery.signals import celeryd_after_setup
 
 from portal.config.celery import (
-    TASK_DISPATCH_PENDING_JOBS, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, TASK_VALIDATE_DATASET, app,
+    QUEUE_PREDICT, TASK_DISPATCH_PENDING_JOBS, TASK_PREDICT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB,
+    TASK_SWEEP_PREDICTIONS, TASK_VALIDATE_DATASET, app,
 )
 from portal.jobs import selectors as job_selectors
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
+from portal.results import services as result_services
+from portal.results.models import Prediction
+from workers.predict import prediction_run
 from workers.runner import job_run_safely  # loads torch: the worker parent imports it once, children share it
 from workers.validation import dataset_validate_run
 
@@ -90,3 +95,39 @@ def dispatch_pending_jobs() -> list[int]:
 def validate_dataset(dataset_id: int) -> str | None:
     """Validate an uploaded dataset and store its canonical copy (ends ready or invalid, never validating)."""
     return dataset_validate_run(dataset_id=dataset_id)
+
+
+@celeryd_after_setup.connect
+def serve_predict_queue(sender: str, instance, **kwargs) -> None:  # noqa: ANN001
+    """Every worker also consumes `predict`, whatever its -Q: a prediction is never stranded because no
+    worker listens, and an idle training worker answers it. A worker busy with a job holds no other
+    message (prefetch 1, late ack), so a dedicated `-Q predict` worker is what keeps predictions fast
+    while every training worker is busy."""
+    instance.app.amqp.queues.select_add(QUEUE_PREDICT)
+
+
+class PredictionTask(Task):
+    """Fails the prediction when its process is killed at the hard time limit (see JobTask)."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
+        if isinstance(exc, TimeLimitExceeded) and args:
+            try:
+                result_services.prediction_fail(prediction_id=int(args[0]), message=(
+                    f"the prediction was killed at its hard time limit ({exc}); it did not stop at the soft limit"))
+            except (result_services.PredictionTransitionError, Prediction.DoesNotExist) as transition:
+                log.info("prediction %s: %s", args[0], transition)
+
+
+@app.task(name=TASK_PREDICT, bind=True, base=PredictionTask)
+def predict(self, prediction_id: int) -> str:  # noqa: ANN001 - bound task
+    """Predict new records with a finished job's model; a duplicate delivery does nothing."""
+    return prediction_run(prediction_id=prediction_id, worker_hostname=self.request.hostname or socket.gethostname())
+
+
+@app.task(name=TASK_SWEEP_PREDICTIONS)
+def sweep_predictions() -> dict[str, list[int]]:
+    """Requeue predictions whose worker was lost and send those whose message never reached a worker."""
+    return result_services.prediction_sweep(
+        heartbeat_timeout=timedelta(seconds=settings.LABFORMER_HEARTBEAT_TIMEOUT), min_age=timedelta(seconds=10),
+        resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER),
+    )

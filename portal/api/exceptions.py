@@ -15,7 +15,8 @@ from portal.common.errors import NotAllowed, ServiceError
 log = logging.getLogger(__name__)
 
 _STATUS_FOR_CODE = {"conflict": 409, "in_use": 409, "offset_mismatch": 409, "incomplete": 409,
-                    "checksum_mismatch": 422, "not_allowed": 403}
+                    "checksum_mismatch": 422, "not_allowed": 403, "job_not_finished": 409, "no_model": 409,
+                    "not_ready": 409, "no_file": 409, "prediction_failed": 500}
 
 
 def _body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -26,7 +27,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, NotAllowed):
         return Response(_body(exc.code, exc.message, {exc.field: [exc.message]} if exc.field else None), status=403)
     if isinstance(exc, ServiceError):
-        fields = {exc.field: [exc.message]} if exc.field else None
+        # Most name one field; some (records that cannot be predicted) name several.
+        fields = getattr(exc, "fields", None) or ({exc.field: [exc.message]} if exc.field else None)
         return Response(_body(exc.code, exc.message, fields), status=_STATUS_FOR_CODE.get(exc.code, 400))
     if isinstance(exc, (ObjectDoesNotExist, Http404)):
         return Response(_body("not_found", "not found"), status=404)

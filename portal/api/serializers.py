@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mlcore import catalog
 from portal.accounts.models import APIToken, Visibility
 from portal.datasets.models import Dataset, UploadSession
 from portal.jobs.models import Job
-from portal.results.models import Artifact
+from portal.results.models import Artifact, Prediction
+from portal.results.services import PREDICT_INLINE_MAX_BYTES, PREDICT_INLINE_MAX_RECORDS
 
 # One choice list per concept, the models' own, so the OpenAPI schema names each enum once.
 MODALITY_CHOICES = Dataset._meta.get_field("modality").choices
@@ -193,3 +195,91 @@ class APITokenCreatedSerializer(APITokenSerializer):
 
     class Meta(APITokenSerializer.Meta):
         fields = APITokenSerializer.Meta.fields + ["token"]
+
+
+# --- predictions -------------------------------------------------------------------------------
+
+PREDICT_MAX_WAIT_S = 60.0
+PREDICT_DEFAULT_WAIT_S = 20.0
+
+
+class PredictOptionsSerializer(serializers.Serializer):
+    """The query parameters of POST /jobs/{id}/predict/."""
+
+    model = serializers.ChoiceField(choices=Prediction.Variant.choices, default=Prediction.Variant.BASELINE,
+                                    help_text="baseline, or optimized: the model the job's profile produced")
+    wait = serializers.FloatField(min_value=0.0, max_value=PREDICT_MAX_WAIT_S, default=PREDICT_DEFAULT_WAIT_S,
+                                  help_text="seconds to wait for a small batch's answer before replying 202 "
+                                            "(0: always 202)")
+
+
+class PredictRecordsSerializer(serializers.Serializer):
+    records = serializers.ListField(
+        child=serializers.JSONField(), min_length=1, allow_empty=False,
+        help_text=f'records to predict: {{"id": "a7", "input": ...}} or a bare string for dna, protein and smiles. '
+                  f'input is the sequence or SMILES string, an object of feature columns (tabular), or an object of '
+                  f'per-element lists (particles: pt, eta, phi, energy; lightcurve: time, flux, flux_err, band). '
+                  f'Up to {PREDICT_INLINE_MAX_RECORDS} records and {PREDICT_INLINE_MAX_BYTES // 1024} KiB are answered '
+                  f'inline; larger batches run as a prediction request whose CSV is downloaded.')
+
+
+class PredictFileSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="a data file in the training data's format and columns (CSV, TSV, FASTA, "
+                                           "SDF, Parquet; targets optional); always answered 202, result as CSV")
+
+
+class PredictedRecordSerializer(serializers.Serializer):
+    index = serializers.IntegerField(required=False, help_text="0-based position in the request's records")
+    id = serializers.CharField()
+    prediction = serializers.JSONField(help_text="class name, number, per-token label string, or target -> value")
+    probabilities = serializers.DictField(child=serializers.FloatField(), allow_null=True,
+                                          help_text="class -> probability (classification), else null")
+
+
+class PredictionErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    records = serializers.ListField(child=serializers.DictField(),
+                                    help_text='bad records named: {"index" or "line": n, "id": ..., "message": ...}')
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="variant", read_only=True)
+    # Plain text in the schema: an enum here would collide with the job status enum's name (`status`),
+    # which only settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] can resolve.
+    status = serializers.CharField(read_only=True, help_text=f"one of: {', '.join(Prediction.Status.values)}")
+    url = serializers.SerializerMethodField()
+    result_url = serializers.SerializerMethodField(help_text="the CSV, once a file-output prediction succeeded")
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "job", "model", "status", "output", "n_records", "input_filename", "url", "result_url",
+                  "result_sha256", "result_size_bytes", "error", "attempts", "created_at", "started_at",
+                  "finished_at"]
+
+    def _absolute(self, path: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def get_url(self, prediction: Prediction) -> str:
+        return self._absolute(f"/api/v1/predictions/{prediction.pk}/")
+
+    def get_result_url(self, prediction: Prediction) -> str | None:
+        if not prediction.result_file:
+            return None
+        return self._absolute(f"/api/v1/predictions/{prediction.pk}/download/")
+
+    @extend_schema_field(PredictionErrorSerializer(allow_null=True))
+    def get_error(self, prediction: Prediction) -> dict | None:
+        if prediction.status != Prediction.Status.FAILED:
+            return None
+        return {"code": prediction.error_code, "message": prediction.error_message, "records": prediction.error_records}
+
+
+class PredictionDetailSerializer(PredictionSerializer):
+    predictions = PredictedRecordSerializer(many=True, allow_null=True, read_only=True,
+                                            help_text="inline output, once succeeded; null for file output")
+
+    class Meta(PredictionSerializer.Meta):
+        fields = PredictionSerializer.Meta.fields + ["predictions"]

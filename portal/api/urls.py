@@ -10,6 +10,7 @@ router = DefaultRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
 router.register("uploads", views.UploadSessionViewSet, basename="upload")
 router.register("jobs", views.JobViewSet, basename="job")
+router.register("predictions", views.PredictionViewSet, basename="prediction")
 router.register("tokens", views.APITokenViewSet, basename="token")
 
 urlpatterns = [

@@ -34,6 +34,8 @@ from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.jobs.selectors import job_get_for_user, job_list_for_user
 from portal.results import selectors as result_selectors
+from portal.results import services as result_services
+from portal.results.models import Prediction
 
 
 class NewestFirst(CursorPagination):
@@ -416,6 +418,93 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         filename = artifact.file.name.rsplit("/", 1)[-1]
         return FileResponse(artifact.file.open("rb"), as_attachment=True, filename=f"job{job.pk}-{filename}",
                             content_type="application/octet-stream")
+
+
+    @extend_schema(
+        tags=["predictions"],
+        request={"application/json": s.PredictRecordsSerializer, "multipart/form-data": s.PredictFileSerializer},
+        parameters=[s.PredictOptionsSerializer, IDEMPOTENCY_HEADER],
+        responses={200: s.PredictionDetailSerializer, 202: s.PredictionDetailSerializer},
+        description="Predict new records with the job's model (the job must have succeeded). A small JSON batch "
+                    f"(up to {result_services.PREDICT_INLINE_MAX_RECORDS} records and "
+                    f"{result_services.PREDICT_INLINE_MAX_BYTES // 1024} KiB) is answered 200 with one prediction per "
+                    "record when a worker answers within `wait` seconds, else 202 with the prediction's `url` to "
+                    "poll. A larger batch or a data file (multipart `file`) is answered 202 at once; its result is a "
+                    "CSV at `result_url`. Records with bad values are a 400 `invalid_records` naming each one.",
+    )
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser, MultiPartParser])
+    @idempotent
+    def predict(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        options = s.PredictOptionsSerializer(data=request.query_params)
+        options.is_valid(raise_exception=True)
+        is_file = (request.content_type or "").startswith("multipart/")
+        form = (s.PredictFileSerializer if is_file else s.PredictRecordsSerializer)(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data.get("file")
+        prediction = result_services.prediction_create(
+            user=request.user, job=job, variant=options.validated_data["model"],
+            records=form.validated_data.get("records"), file=upload, filename=upload.name if upload else None,
+            body_bytes=int(request.META.get("CONTENT_LENGTH") or 0),
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+        )
+        if prediction.output == Prediction.Output.INLINE and options.validated_data["wait"] > 0:
+            prediction = result_selectors.prediction_wait(prediction_id=prediction.pk,
+                                                          timeout=options.validated_data["wait"])
+        return _prediction_answer(request, prediction)
+
+
+def _prediction_answer(request: Request, prediction: Prediction) -> Response:
+    """200 with the predictions, 202 with the link to poll, or the prediction's error."""
+    if prediction.status == Prediction.Status.FAILED:
+        if prediction.error_code == "invalid_records":
+            raise result_services.invalid_records_error(message=prediction.error_message,
+                                                        problems=prediction.error_records)
+        raise ServiceError(prediction.error_message or "the prediction failed", code="prediction_failed")
+    data = s.PredictionDetailSerializer(prediction, context={"request": request}).data
+    if prediction.status == Prediction.Status.SUCCEEDED and prediction.output == Prediction.Output.INLINE:
+        return Response(data, status=status.HTTP_200_OK)
+    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+
+
+class PredictionFilter(filters.FilterSet):
+    class Meta:
+        model = Prediction
+        fields = ["job", "status", "output"]
+
+
+@extend_schema(tags=["predictions"])
+class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your predictions (POST /jobs/{id}/predict/ creates them): status, inline results, the CSV of large ones."""
+
+    filterset_class = PredictionFilter
+    filter_backends = [filters.DjangoFilterBackend]
+    pagination_class = NewestFirst
+
+    def get_queryset(self) -> QuerySet[Prediction]:
+        predictions = result_selectors.prediction_list_for_user(user=self.request.user)
+        if self.action == "list":
+            predictions = predictions.defer("records", "predictions")  # a page lists, it does not carry results
+        return predictions
+
+    def get_serializer_class(self):  # noqa: ANN201
+        return s.PredictionDetailSerializer if self.action == "retrieve" else s.PredictionSerializer
+
+    def get_object(self) -> Prediction:
+        return result_selectors.prediction_get_for_user(user=self.request.user, prediction_id=int(self.kwargs["pk"]))
+
+    @extend_schema(responses={(200, "text/csv"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> FileResponse:
+        prediction = self.get_object()
+        if prediction.status != Prediction.Status.SUCCEEDED:
+            raise ServiceError(f"prediction {prediction.pk} is {prediction.status}; its CSV exists once it succeeded",
+                               code="not_ready")
+        if not prediction.result_file:
+            raise ServiceError(f"prediction {prediction.pk} was answered inline: its predictions are in "
+                               f"GET /api/v1/predictions/{prediction.pk}/", code="no_file")
+        return FileResponse(prediction.result_file.open("rb"), as_attachment=True, content_type="text/csv",
+                            filename=f"prediction{prediction.pk}-job{prediction.job_id}.csv")
 
 
 # --- tokens ----------------------------------------------------------------------------------

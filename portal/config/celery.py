@@ -18,10 +18,16 @@ TASK_RUN_JOB = "workers.run_job"
 TASK_VALIDATE_DATASET = "workers.validate_dataset"
 TASK_REQUEUE_LOST_JOBS = "workers.requeue_lost_jobs"
 TASK_DISPATCH_PENDING_JOBS = "workers.dispatch_pending_jobs"
+TASK_PREDICT = "workers.predict"
+TASK_SWEEP_PREDICTIONS = "workers.sweep_predictions"
 
 # Queues: a job asking for a GPU goes to `gpu`, everything else to `cpu`.
 QUEUE_CPU = "cpu"
 QUEUE_GPU = "gpu"
+# Predictions for new records with a finished model: short tasks an API request may be waiting for,
+# so they never sit behind a training job on `cpu`. Every worker also serves this queue (added in
+# workers/tasks.py when the worker starts); a worker started with `-Q predict` serves nothing else.
+QUEUE_PREDICT = "predict"
 
 app = Celery("labformer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -49,4 +55,5 @@ app.conf.update(
 app.conf.beat_schedule = {
     "requeue-lost-jobs": {"task": TASK_REQUEUE_LOST_JOBS, "schedule": 60.0},
     "dispatch-pending-jobs": {"task": TASK_DISPATCH_PENDING_JOBS, "schedule": 30.0},
+    "sweep-predictions": {"task": TASK_SWEEP_PREDICTIONS, "schedule": 60.0},
 }

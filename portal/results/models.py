@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from portal.jobs.models import Job
@@ -72,3 +73,75 @@ class Result(models.Model):
     compression_report = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+def prediction_path(instance: "Prediction", filename: str) -> str:
+    return f"predictions/{instance.job_id}/{instance.uid}/{filename}"
+
+
+class Prediction(models.Model):
+    """Predictions for new records with a finished job's model, asked for through the API.
+
+    Small batches travel inline (``records`` in, ``predictions`` out, in this row) and the API request
+    waits for them; large ones are stored as ``input_file`` and answered with ``result_file`` (CSV).
+    A worker fills the row; the status changes only in ``portal.results.services``:
+
+        queued ──> running ──> succeeded | failed
+        running ──> queued   (worker lost: heartbeat expired and attempts remain)
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Variant(models.TextChoices):
+        BASELINE = "baseline", "Baseline model"
+        OPTIMIZED = "optimized", "Optimized model (the job's profile)"
+
+    class Output(models.TextChoices):
+        INLINE = "inline", "Inline (JSON in the response)"
+        FILE = "file", "File (CSV to download)"
+
+    uid = models.UUIDField(unique=True)  # names the stored files; the API uses the integer id
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="predictions")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="predictions")
+    model_artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="predictions")
+    variant = models.CharField(max_length=16, choices=Variant.choices, default=Variant.BASELINE)
+    output = models.CharField(max_length=8, choices=Output.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    n_records = models.PositiveIntegerField(null=True, blank=True)  # known up front for JSON, after reading for files
+    records = models.JSONField(null=True, blank=True)  # inline input; cleared once finished
+    input_file = models.FileField(upload_to=prediction_path, max_length=500, blank=True)
+    input_filename = models.CharField(max_length=255, blank=True)  # as sent (its suffix tells the format)
+    predictions = models.JSONField(null=True, blank=True)  # inline output, one object per record
+    result_file = models.FileField(upload_to=prediction_path, max_length=500, blank=True)
+    result_sha256 = models.CharField(max_length=64, blank=True)
+    result_size_bytes = models.BigIntegerField(default=0)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    error_records = models.JSONField(default=list, blank=True)  # [{"index"|"line": n, "id": ..., "message": ...}]
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    worker_hostname = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="prediction_owner_created"),
+            models.Index(fields=["status", "heartbeat_at"], name="prediction_status_heartbeat"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=["queued", "running", "succeeded", "failed"]),
+                                   name="prediction_status_valid"),
+            models.CheckConstraint(condition=models.Q(variant__in=["baseline", "optimized"]),
+                                   name="prediction_variant_valid"),
+            models.CheckConstraint(condition=models.Q(output__in=["inline", "file"]), name="prediction_output_valid"),
+        ]

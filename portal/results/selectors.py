@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from portal.jobs.models import Job
-from portal.results.models import Artifact, MetricPoint
+from portal.jobs.selectors import job_list_for_user
+from portal.results.models import Artifact, MetricPoint, Prediction
 
 
 def metric_names_for_job(*, job: Job) -> list[dict[str, str]]:
@@ -36,3 +40,33 @@ def artifact_list_for_job(*, job: Job) -> QuerySet[Artifact]:
 
 def artifact_get_for_job(*, job: Job, artifact_id: int) -> Artifact:
     return Artifact.objects.get(job=job, pk=artifact_id)
+
+
+def prediction_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Prediction]:
+    """The user's own predictions, of jobs they can still see (records sent are private to the sender)."""
+    if not user.is_authenticated:
+        return Prediction.objects.none()
+    return Prediction.objects.filter(owner=user, job__in=job_list_for_user(user=user).values("pk")).select_related(
+        "job")
+
+
+def prediction_get_for_user(*, user: AbstractBaseUser | AnonymousUser, prediction_id: int) -> Prediction:
+    """The prediction if ``user`` asked for it and still sees its job; ``Prediction.DoesNotExist`` otherwise."""
+    return prediction_list_for_user(user=user).get(pk=prediction_id)
+
+
+def prediction_wait(*, prediction_id: int, timeout: float) -> Prediction:
+    """Poll the row until the worker finished it or ``timeout`` seconds passed; returns it either way.
+
+    The web process has no Celery result backend to wait on (none is configured by default); the
+    row the worker fills is the result. Polls start at 20 ms, so a fast prediction is seen fast.
+    """
+    deadline = time.monotonic() + max(0.0, timeout)
+    pause = 0.02
+    while True:
+        prediction = Prediction.objects.get(pk=prediction_id)
+        left = deadline - time.monotonic()
+        if prediction.status in (Prediction.Status.SUCCEEDED, Prediction.Status.FAILED) or left <= 0:
+            return prediction
+        time.sleep(min(pause, left))
+        pause = min(pause * 1.5, 0.25)

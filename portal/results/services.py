@@ -1,20 +1,36 @@
-"""Writes of results: metric points (batched), artifacts (hashed, through storage) and the final Result."""
+"""Writes of results: metric points (batched), artifacts (hashed, through storage), the final Result,
+and predictions for new records with a finished model (their whole state machine)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import math
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
 
+from mlcore import catalog
+from mlcore.predict import InvalidRecords, records_parse
+from portal.common.errors import ServiceError
 from portal.common.storage import storage_save_hashed
-from portal.results.models import Artifact, MetricPoint, Result, artifact_path
+from portal.config.celery import QUEUE_PREDICT, TASK_PREDICT, app
+from portal.jobs.models import Job
+from portal.results.models import Artifact, MetricPoint, Prediction, Result, artifact_path, prediction_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,3 +121,243 @@ def result_record(
         },
     )
     return result
+
+
+# --- predictions for new records ------------------------------------------------------------------
+#
+#     queued ──> running ──> succeeded | failed
+#     running ──> queued    (worker lost: heartbeat expired and attempts remain)
+#
+# Each transition is one conditional UPDATE, as for jobs: a duplicate delivery or a worker that was
+# given up on can never overwrite the outcome of the delivery that won.
+
+# Up to this many records and bytes a request is answered inline (the API waits for the worker);
+# anything larger is stored as a file and predicted asynchronously into a CSV.
+PREDICT_INLINE_MAX_RECORDS = 1000
+PREDICT_INLINE_MAX_BYTES = 1 << 20
+# Soft time limit of one prediction task (the hard one adds HARD_LIMIT_GRACE_S).
+PREDICT_TIME_LIMIT_S = 3600
+PREDICT_HARD_LIMIT_GRACE_S = 60
+
+PS = Prediction.Status
+PREDICTION_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    PS.RUNNING: (PS.QUEUED,),
+    PS.SUCCEEDED: (PS.RUNNING,),
+    PS.FAILED: (PS.QUEUED, PS.RUNNING),
+    PS.QUEUED: (PS.RUNNING,),
+}
+
+
+class PredictionTransitionError(ServiceError):
+    """A transition the prediction state machine does not allow from the current status."""
+
+    code = "conflict"
+
+    def __init__(self, *, prediction_id: int, current: str, target: str) -> None:
+        super().__init__(f"prediction {prediction_id} is {current}; it cannot move to {target}")
+        self.current = current
+
+
+class InvalidRecordsError(ServiceError):
+    """Records that cannot be predicted; ``fields`` maps ``records[i]`` (or ``line N``) to the reason."""
+
+    code = "invalid_records"
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+def invalid_records_error(*, message: str, problems: list[dict[str, Any]]) -> InvalidRecordsError:
+    """The API error for records named by `mlcore.predict.InvalidRecords` (or stored in ``error_records``)."""
+    fields: dict[str, list[str]] = {}
+    for p in problems:
+        key = f"records[{p['index']}]" if "index" in p else " ".join(f"{k} {p[k]}" for k in ("line", "row") if k in p)
+        fields.setdefault(key or "records", []).append(p["message"] if p.get("id") is None
+                                                       else f"id {p['id']!r}: {p['message']}")
+    return InvalidRecordsError(message, fields=fields)
+
+
+def _prediction_transition(*, prediction_id: int, target: str, extra_filter: dict[str, Any] | None = None,
+                           **fields: Any) -> Prediction:
+    updated = Prediction.objects.filter(
+        pk=prediction_id, status__in=PREDICTION_TRANSITIONS[target], **(extra_filter or {})
+    ).update(status=target, **fields)
+    if updated != 1:
+        current = Prediction.objects.filter(pk=prediction_id).values_list("status", flat=True).first()
+        if current is None:
+            raise Prediction.DoesNotExist(f"prediction {prediction_id} does not exist")
+        raise PredictionTransitionError(prediction_id=prediction_id, current=current, target=target)
+    return Prediction.objects.get(pk=prediction_id)
+
+
+def model_artifact_for_prediction(*, job: Job, variant: str) -> Artifact:
+    """The job's newest stored model of ``variant``; ServiceError saying why there is none."""
+    if job.status != Job.Status.SUCCEEDED:
+        raise ServiceError(f"job {job.pk} is {job.status}; predictions need a job that succeeded",
+                           code="job_not_finished")
+    # A job holds one or two models; the variant is read in Python (JSON key lookups differ across databases).
+    models = Artifact.objects.filter(job=job, kind=Artifact.Kind.MODEL).order_by("-created_at", "-pk")
+    wanted = variant == Prediction.Variant.OPTIMIZED
+    artifact = next((a for a in models if (a.metadata.get("variant") == "optimized") == wanted), None)
+    if artifact is None:
+        if variant == Prediction.Variant.OPTIMIZED:
+            raise ServiceError(f"job {job.pk} has no optimized model (its profile is {job.profile_key}); "
+                               "use model=baseline", field="model")
+        raise ServiceError(f"job {job.pk} has no stored model", code="no_model")
+    return artifact
+
+
+def prediction_create(
+    *, user: AbstractBaseUser, job: Job, variant: str = "baseline", records: list[Any] | None = None,
+    file: Any = None, filename: str | None = None, body_bytes: int = 0, idempotency_key: str | None = None,
+) -> Prediction:
+    """Ask for predictions of ``records`` (JSON values) or of a data ``file`` with the job's model.
+
+    The caller has loaded ``job`` through ``job_get_for_user``. Record shapes are checked here
+    (`InvalidRecordsError` naming each bad one); their values are checked by the worker with the
+    model's featurizer. Small batches are kept inline; larger ones and files are stored in storage.
+    The worker task is enqueued when the transaction commits.
+    """
+    if (records is None) == (file is None):
+        raise ServiceError("send either records (JSON) or a file, not both", field="records")
+    if variant not in Prediction.Variant.values:
+        raise ServiceError(f"model must be one of {', '.join(Prediction.Variant.values)}", field="model")
+    artifact = model_artifact_for_prediction(job=job, variant=variant)
+    prediction = Prediction(uid=uuid.uuid4(), job=job, owner=user, model_artifact=artifact, variant=variant,
+                            idempotency_key=idempotency_key)
+    if records is not None:
+        try:
+            records_parse(records, modality=catalog.task_get(job.task_key).modality)
+        except InvalidRecords as exc:
+            raise invalid_records_error(message=str(exc), problems=exc.problems) from None
+        prediction.n_records = len(records)
+        if len(records) <= PREDICT_INLINE_MAX_RECORDS and body_bytes <= PREDICT_INLINE_MAX_BYTES:
+            prediction.output, prediction.records = Prediction.Output.INLINE, records
+        else:
+            # A large batch: stored as a JSON list (``input_filename`` stays empty), answered as a CSV.
+            prediction.output = Prediction.Output.FILE
+            file = ContentFile(json.dumps(records).encode())
+    else:
+        name = Path(filename or getattr(file, "name", "") or "input.csv").name
+        prediction.output, prediction.input_filename = Prediction.Output.FILE, name[-255:]
+    if file is not None:
+        stored, _, size = storage_save_hashed(
+            path=prediction_path(prediction, f"input-{prediction.input_filename or 'records.json'}"), file=file)
+        if size == 0:
+            default_storage.delete(stored)
+            raise ServiceError("the file is empty", field="file")
+        prediction.input_file.name = stored
+    try:
+        with transaction.atomic():
+            prediction.save()
+            transaction.on_commit(lambda: _prediction_enqueue(prediction=prediction))
+    except Exception:
+        if prediction.input_file:
+            default_storage.delete(prediction.input_file.name)  # nothing half-written
+        raise
+    return prediction
+
+
+def _prediction_enqueue(*, prediction: Prediction) -> bool:
+    """Hand the prediction id to the broker, on the `predict` queue (by task name). A broker that is
+    down loses nothing: the row stays queued and the sweep (`prediction_sweep`) sends it later."""
+    try:
+        app.send_task(TASK_PREDICT, args=[prediction.pk], queue=QUEUE_PREDICT,
+                      soft_time_limit=PREDICT_TIME_LIMIT_S, time_limit=PREDICT_TIME_LIMIT_S + PREDICT_HARD_LIMIT_GRACE_S)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: keep the row, the sweep retries
+        log.warning("prediction %s: broker unavailable (%s); the sweep will send it", prediction.pk, exc)
+        return False
+    Prediction.objects.filter(pk=prediction.pk, status=PS.QUEUED).update(dispatched_at=timezone.now())
+    return True
+
+
+def prediction_start(*, prediction_id: int, worker_hostname: str) -> Prediction:
+    """queued → running; exactly one delivery wins, the others get PredictionTransitionError."""
+    now = timezone.now()
+    return _prediction_transition(prediction_id=prediction_id, target=PS.RUNNING, attempts=F("attempts") + 1,
+                                  started_at=now, heartbeat_at=now, worker_hostname=worker_hostname[:255])
+
+
+def prediction_heartbeat(*, prediction_id: int, attempt: int) -> bool:
+    """The worker is alive; False when the prediction is no longer this attempt's to finish."""
+    return Prediction.objects.filter(pk=prediction_id, status=PS.RUNNING, attempts=attempt).update(
+        heartbeat_at=timezone.now()) == 1
+
+
+def _finished_inputs(prediction: Prediction) -> None:
+    """The inputs are not needed once a prediction finished: the inline copy is cleared by the caller's
+    update, the stored file deleted after commit."""
+    if prediction.input_file:
+        name = prediction.input_file.name
+        transaction.on_commit(lambda: default_storage.delete(name))
+
+
+def prediction_succeed(*, prediction_id: int, attempt: int, n_records: int,
+                       predictions: list[dict[str, Any]] | None = None, result_path: Path | None = None) -> Prediction:
+    """running → succeeded with the inline ``predictions`` or the CSV at ``result_path`` (stored first;
+    removed again if this attempt lost the prediction meanwhile, so no orphan result remains)."""
+    fields: dict[str, Any] = {"predictions": predictions, "n_records": n_records}
+    stored = None
+    if result_path is not None:
+        current = Prediction.objects.get(pk=prediction_id)
+        with open(result_path, "rb") as fh:
+            stored, sha256, size = storage_save_hashed(path=prediction_path(current, "predictions.csv"), file=File(fh))
+        fields.update(result_file=stored, result_sha256=sha256, result_size_bytes=size)
+    try:
+        with transaction.atomic():
+            prediction = _prediction_transition(prediction_id=prediction_id, target=PS.SUCCEEDED,
+                                                extra_filter={"attempts": attempt}, finished_at=timezone.now(),
+                                                records=None, **fields)
+            _finished_inputs(prediction)
+    except (PredictionTransitionError, Prediction.DoesNotExist):
+        if stored:
+            default_storage.delete(stored)
+        raise
+    return prediction
+
+
+def prediction_fail(*, prediction_id: int, message: str, code: str = "prediction_failed",
+                    problems: list[dict[str, Any]] | None = None, attempt: int | None = None) -> Prediction:
+    """→ failed, keeping the reason (and the bad records, named) for the API."""
+    with transaction.atomic():
+        prediction = _prediction_transition(
+            prediction_id=prediction_id, target=PS.FAILED,
+            extra_filter={"attempts": attempt} if attempt is not None else None, finished_at=timezone.now(),
+            records=None, error_code=code[:32], error_message=message, error_records=problems or [],
+        )
+        _finished_inputs(prediction)
+    return prediction
+
+
+def prediction_sweep(*, heartbeat_timeout: timedelta, min_age: timedelta, resend_after: timedelta) -> dict[str, list[int]]:
+    """Recover predictions a lost worker or a lost broker message left behind.
+
+    Running ones whose heartbeat expired go back to queued (attempts remain) or fail; queued ones never
+    sent (the broker was down) or sent longer than ``resend_after`` ago are sent (again): only one
+    delivery can start a prediction, so a duplicate message is harmless.
+    """
+    now = timezone.now()
+    stale = {"heartbeat_at__lt": now - heartbeat_timeout}
+    moved: dict[str, list[int]] = {"requeued": [], "failed": [], "sent": []}
+    for pk, hostname, attempts, max_attempts in Prediction.objects.filter(status=PS.RUNNING, **stale).values_list(
+            "pk", "worker_hostname", "attempts", "max_attempts")[:500]:
+        try:
+            if attempts < max_attempts:
+                requeued = _prediction_transition(prediction_id=pk, target=PS.QUEUED, extra_filter=stale,
+                                                  heartbeat_at=None, dispatched_at=None)
+                _prediction_enqueue(prediction=requeued)
+                moved["requeued"].append(pk)
+            else:
+                prediction_fail(prediction_id=pk, code="worker_lost", message=(
+                    f"the worker predicting stopped sending heartbeats (last from {hostname or 'unknown'}) "
+                    f"and all {max_attempts} attempts are used"))
+                moved["failed"].append(pk)
+        except (PredictionTransitionError, Prediction.DoesNotExist) as exc:
+            log.info("prediction %s changed meanwhile: %s", pk, exc)
+    pending = Prediction.objects.filter(status=PS.QUEUED).filter(
+        Q(dispatched_at__isnull=True, created_at__lt=now - min_age) | Q(dispatched_at__lt=now - resend_after))
+    for prediction in pending.exclude(pk__in=moved["requeued"]).order_by("created_at")[:500]:
+        if _prediction_enqueue(prediction=prediction):
+            moved["sent"].append(prediction.pk)
+    return moved

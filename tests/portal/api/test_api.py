@@ -18,18 +18,11 @@ from portal.datasets.models import Dataset, UploadSession
 from portal.jobs.models import Job
 from portal.results.models import MetricPoint
 from portal.results.services import artifact_create
+from tests.portal.api.conftest import token_client
 from tests.portal.factories import DatasetFactory, JobFactory, LabFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 CSV = b"sequence,label\nACGTACGTAA,1\nTTTTGGGGCC,0\nACGTTTGACG,1\nGGGGCCCCAA,0\n"
-
-
-def _client(user=None) -> APIClient:  # noqa: ANN001
-    client = APIClient()
-    if user is not None:
-        _, secret = api_token_create(user=user, name="test")
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 @pytest.fixture
@@ -79,7 +72,7 @@ def test_api_expired_and_malformed_tokens_are_refused(member: Membership) -> Non
 def test_api_catalog_lists_every_task_profile_and_preset(member: Membership) -> None:
     from mlcore import catalog
 
-    client = _client(member.user)
+    client = token_client(member.user)
     assert {t["key"] for t in client.get("/api/v1/tasks/").json()} == set(catalog.TASKS)
     assert {p["key"] for p in client.get("/api/v1/profiles/").json()} == set(catalog.PROFILES)
     assert {p["key"] for p in client.get("/api/v1/presets/").json()} == set(catalog.PRESETS)
@@ -88,7 +81,7 @@ def test_api_catalog_lists_every_task_profile_and_preset(member: Membership) -> 
 # --- datasets ---------------------------------------------------------------------------------
 
 def test_api_dataset_upload_is_idempotent_and_kept_byte_for_byte(member: Membership, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
-    client = _client(member.user)
+    client = token_client(member.user)
 
     def post():  # noqa: ANN202
         return client.post("/api/v1/datasets/", {
@@ -110,7 +103,7 @@ def test_api_dataset_upload_is_idempotent_and_kept_byte_for_byte(member: Members
 
 
 def test_api_dataset_upload_errors_name_the_field(member: Membership) -> None:
-    client = _client(member.user)
+    client = token_client(member.user)
     response = client.post("/api/v1/datasets/", {"file": ContentFile(CSV, name="x.csv"), "name": "x",
                                                  "lab": member.lab.slug, "modality": "audio"}, format="multipart")
     assert response.status_code == 400
@@ -130,7 +123,7 @@ def test_api_dataset_permission_matrix(who: str, visibility: str, expected: int)
     dataset = _ready(owner, visibility=visibility)
     users = {"owner": owner.user, "lab_member": MembershipFactory(lab=owner.lab).user,
              "other_lab": MembershipFactory().user}
-    client = _client(users[who])
+    client = token_client(users[who])
     response = client.get(f"/api/v1/datasets/{dataset.pk}/")
     assert response.status_code == expected
     if expected == 404:
@@ -143,7 +136,7 @@ def test_api_dataset_permission_matrix(who: str, visibility: str, expected: int)
 def test_api_dataset_list_filters_and_preview(member: Membership) -> None:
     a = _ready(member, name="alpha")
     _ready(member, name="beta", modality="smiles")
-    client = _client(member.user)
+    client = token_client(member.user)
     names = [d["name"] for d in client.get("/api/v1/datasets/", {"modality": "dna"}).json()["results"]]
     assert names == ["alpha"]
     assert [d["name"] for d in client.get("/api/v1/datasets/", {"search": "bet"}).json()["results"]] == ["beta"]
@@ -154,7 +147,7 @@ def test_api_dataset_list_filters_and_preview(member: Membership) -> None:
 def test_api_dataset_delete_refused_while_jobs_use_it(member: Membership) -> None:
     dataset = _ready(member)
     JobFactory(owner=member.user, lab=member.lab, dataset=dataset)
-    client = _client(member.user)
+    client = token_client(member.user)
     refused = client.delete(f"/api/v1/datasets/{dataset.pk}/")
     assert refused.status_code == 409 and "used by 1 job" in refused.json()["error"]["message"]
     free = _ready(member, name="free")
@@ -165,7 +158,7 @@ def test_api_dataset_delete_refused_while_jobs_use_it(member: Membership) -> Non
 # --- chunked uploads ---------------------------------------------------------------------------
 
 def test_api_chunked_upload_resumes_rejects_out_of_order_and_verifies_checksum(member: Membership, settings, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
-    client = _client(member.user)
+    client = token_client(member.user)
     payload = CSV * 50
     pieces = [payload[i:i + 100] for i in range(0, len(payload), 100)]
     session = client.post("/api/v1/uploads/", {"name": "big", "filename": "big.csv", "lab": member.lab.slug,
@@ -196,7 +189,7 @@ def test_api_chunked_upload_resumes_rejects_out_of_order_and_verifies_checksum(m
 
 
 def test_api_chunked_upload_with_wrong_checksum_keeps_nothing(member: Membership, settings) -> None:  # noqa: ANN001
-    client = _client(member.user)
+    client = token_client(member.user)
     session = client.post("/api/v1/uploads/", {"name": "bad", "filename": "bad.csv", "lab": member.lab.slug,
                                                "modality": "dna", "size_bytes": len(CSV)}, format="json").json()
     url = f"/api/v1/uploads/{session['id']}"
@@ -211,7 +204,7 @@ def test_api_chunked_upload_with_wrong_checksum_keeps_nothing(member: Membership
 
 def test_api_upload_over_the_limit_is_refused_before_any_byte(member: Membership, settings) -> None:  # noqa: ANN001
     settings.LABFORMER_MAX_UPLOAD_BYTES = 1000
-    response = _client(member.user).post("/api/v1/uploads/", {
+    response = token_client(member.user).post("/api/v1/uploads/", {
         "name": "huge", "filename": "huge.csv", "lab": member.lab.slug, "modality": "dna", "size_bytes": 10**9,
     }, format="json")
     assert response.status_code == 400 and "over the upload limit" in response.json()["error"]["message"]
@@ -221,7 +214,7 @@ def test_api_upload_over_the_limit_is_refused_before_any_byte(member: Membership
 
 def test_api_job_create_is_idempotent_and_validates_against_the_catalog(member: Membership, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
     dataset = _ready(member)
-    client = _client(member.user)
+    client = token_client(member.user)
     body = {"dataset": dataset.pk, "task": "dna-classification", "preset": "tiny",
             "hyperparameters": {"epochs": 2}}
     with django_capture_on_commit_callbacks(execute=False):
@@ -236,7 +229,7 @@ def test_api_job_create_is_idempotent_and_validates_against_the_catalog(member: 
 
 def test_api_job_cancel_retry_clone_and_filters(member: Membership, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
     dataset = _ready(member)
-    client = _client(member.user)
+    client = token_client(member.user)
     with django_capture_on_commit_callbacks(execute=False):
         job = client.post("/api/v1/jobs/", {"dataset": dataset.pk, "task": "dna-classification",
                                             "hyperparameters": {"epochs": 3}}, format="json").json()
@@ -256,12 +249,12 @@ def test_api_job_cancel_retry_clone_and_filters(member: Membership, django_captu
 def test_api_job_of_another_lab_is_404_and_viewer_cannot_launch() -> None:
     owner = MembershipFactory(role=Membership.Role.OWNER)
     job = JobFactory(owner=owner.user, lab=owner.lab, visibility=Visibility.LAB)
-    outsider = _client(MembershipFactory().user)
+    outsider = token_client(MembershipFactory().user)
     assert outsider.get(f"/api/v1/jobs/{job.pk}/").status_code == 404
     assert outsider.post(f"/api/v1/jobs/{job.pk}/cancel/").status_code == 404
     viewer = MembershipFactory(lab=owner.lab, role=Membership.Role.VIEWER)
     dataset = _ready(owner)
-    refused = _client(viewer.user).post("/api/v1/jobs/", {"dataset": dataset.pk, "task": "dna-classification"}, format="json")
+    refused = token_client(viewer.user).post("/api/v1/jobs/", {"dataset": dataset.pk, "task": "dna-classification"}, format="json")
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_allowed"
 
 
@@ -269,7 +262,7 @@ def test_api_job_results_series_and_artifacts(member: Membership, tmp_path: Path
     job = JobFactory(owner=member.user, lab=member.lab)
     MetricPoint.objects.bulk_create([MetricPoint(job=job, split="train", name="loss", step=i, epoch=1, value=1 / i)
                                      for i in range(1, 101)])
-    client = _client(member.user)
+    client = token_client(member.user)
     series = client.get(f"/api/v1/jobs/{job.pk}/series/", {"name": "loss", "max_points": 10}).json()
     steps = [p["step"] for p in series["splits"]["train"]]
     assert len(steps) == 10 and steps[0] == 1 and steps[-1] == 100
