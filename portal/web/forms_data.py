@@ -42,8 +42,10 @@ class DatasetUploadForm(forms.Form):
     lab = forms.ChoiceField(help_text="The lab the dataset belongs to.")
     modality = forms.ChoiceField(choices=[(m.key, m.label) for m in MODALITIES.values()])
     task = forms.ChoiceField(required=False, help_text="Optional: check the target column for this task now.")
-    input_cols = ColumnsField(required=False, label="Input column(s)")
-    target_cols = ColumnsField(required=False, label="Target column(s)")
+    input_cols = ColumnsField(required=False, label="Input column(s)",
+                              help_text="Tabular data: the feature columns (Ctrl/⌘-click for several).")
+    target_cols = ColumnsField(required=False, label="Target column(s)",
+                               help_text="Several only for multi-target regression (Ctrl/⌘-click).")
     id_col = forms.CharField(required=False, max_length=200, label="ID column")
     group_col = forms.CharField(required=False, max_length=200, label="Group column",
                                 help_text="Records of one group stay in one split.")
