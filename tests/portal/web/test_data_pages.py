@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from portal.accounts.models import Membership, Visibility
 from portal.datasets.models import Dataset
-from tests.portal.factories import DatasetFactory, JobFactory, MembershipFactory
+from tests.portal.factories import DatasetFactory, JobFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -319,3 +319,19 @@ def test_another_members_lab_dataset_cannot_be_deleted_by_a_plain_member(lab) ->
     assert 'id="dataset-delete"' not in client.get(reverse("web:dataset_detail", args=[dataset.pk])).content.decode()
     client.post(reverse("web:dataset_delete", args=[dataset.pk]))
     assert Dataset.objects.filter(pk=dataset.pk).exists()
+
+
+def test_a_user_in_no_lab_is_told_why_they_cannot_upload() -> None:
+    client = Client()
+    client.force_login(UserFactory())
+    html = client.get(reverse("web:dataset_upload")).content.decode()
+    assert 'id="upload-no-lab"' in html
+
+
+def test_a_stored_file_gone_missing_is_said_not_a_500(member_client, member, lab) -> None:
+    dataset = DatasetFactory(owner=member, lab=lab, status=Dataset.Status.READY, original_filename="gone.csv")
+    dataset.original_file.storage.delete(dataset.original_file.name)
+    page = member_client.get(reverse("web:dataset_detail", args=[dataset.pk]))
+    assert page.status_code == 200
+    assert 'id="dataset-preview-error"' in page.content.decode()
+    assert member_client.get(reverse("web:dataset_download", args=[dataset.pk])).status_code == 404
