@@ -14,6 +14,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from mlcore.catalog import MODALITIES, TASKS
@@ -216,6 +217,7 @@ def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- API tokens ---------------------------------------------------------------------------------
 
+@never_cache  # the response may hold a new secret: no cache keeps a copy
 @login_required
 def token_list(request: HttpRequest) -> HttpResponse:
     new_token, status = None, 200

@@ -25,6 +25,7 @@ def test_create_shows_the_token_once_and_it_works(member_client, member) -> None
 
     response = member_client.post(reverse("web:token_list"), {"name": "laptop CLI", "expires_at": ""})
     assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
     html = response.content.decode()
     secret = re.search(r'id="token-secret" value="(lf_[^"]+)"', html).group(1)
     token = api_token_authenticate(raw=secret)
