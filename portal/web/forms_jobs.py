@@ -171,6 +171,9 @@ class JobLaunchForm(forms.Form):
     def advanced_fields(self) -> list[forms.BoundField]:
         return [self[hp_field_name(n)] for n in catalog.HYPERPARAMETERS if n not in SPLIT_HYPERPARAMETERS]
 
+    def fields_with_errors(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name in self.errors]
+
     def advanced_open(self) -> bool:
         """Open the advanced panel when something in it was typed or is wrong."""
         names = [f.html_name for f in self.advanced_fields()] + ["budget"]
@@ -201,7 +204,7 @@ class JobLaunchForm(forms.Form):
 
 def _hyperparameter_field(hp: catalog.HyperParameter) -> forms.Field:
     """An optional field for one hyperparameter: empty means the preset's default, shown as placeholder."""
-    label = hp.name.replace("_", " ")
+    label = hp.name  # the name the API and the CLI use too
     if hp.type == "bool":
         widget: forms.Widget = forms.Select(
             choices=[("", f"default ({'yes' if hp.default else 'no'})"), ("true", "yes"), ("false", "no")],
@@ -265,7 +268,7 @@ class CatalogFilterForm(forms.Form):
     date_from = forms.DateField(required=False, label="created from", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="created to", widget=forms.DateInput(attrs={"type": "date"}))
     sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, initial="created")
-    order = forms.ChoiceField(required=False, choices=[("desc", "descending"), ("asc", "ascending")], initial="desc")
+    order = forms.ChoiceField(required=False, choices=[("desc", "high → low"), ("asc", "low → high")], initial="desc")
 
     def __init__(self, data: Any, *, jobs: QuerySet[Job]) -> None:
         super().__init__(data)
@@ -287,20 +290,27 @@ class CatalogFilterForm(forms.Form):
 
     def active(self) -> dict[str, Any]:
         """The filters in force (valid and not empty), for the page and the dashboard panels."""
-        data = self.cleaned_data if self.is_bound and hasattr(self, "cleaned_data") else {}
-        return {k: v for k, v in data.items() if v not in (None, "") and k not in ("sort", "order")}
+        return {k: v for k, v in self._valid_data().items() if v not in (None, "") and k not in ("sort", "order")}
+
+    def _valid_data(self) -> dict[str, Any]:
+        """The fields that validated (an invalid one is ignored, and shown as an error on the form)."""
+        self.is_valid()
+        return {k: v for k, v in self.cleaned_data.items() if k not in self.errors}
+
+    def sort_key(self) -> str:
+        return self._valid_data().get("sort") or "created"
+
+    def sort_order(self) -> str:
+        return self._valid_data().get("order") or "desc"
 
     def filter_queryset(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
-        """``jobs`` narrowed by the valid filters and ordered as asked (invalid ones are ignored and
-        shown as errors on the form)."""
-        data = self.cleaned_data if self.is_valid() else {
-            k: v for k, v in getattr(self, "cleaned_data", {}).items() if k not in self.errors
-        }
+        """``jobs`` narrowed by the valid filters and ordered as asked."""
+        data = self._valid_data()
         if data.get("domain"):
             jobs = jobs.filter(task_key__in=[t.key for t in catalog.TASKS.values() if t.domain == data["domain"]])
         lookups = {name: data[name] for name in FILTER_LOOKUPS if data.get(name) not in (None, "")}
         jobs = jobs.filter(**{FILTER_LOOKUPS[name]: value for name, value in lookups.items()})
-        return self._ordered(jobs, data.get("sort") or "created", data.get("order") or "desc")
+        return self._ordered(jobs, self.sort_key(), self.sort_order())
 
     @staticmethod
     def _ordered(jobs: QuerySet[Job], sort: str, order: str) -> QuerySet[Job]:

@@ -298,8 +298,9 @@ def catalog_list(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form, "page_obj": page, "rows": rows, "jobs": jobs, "filters": form.active(),
         "total": page.paginator.count, "any_visible": visible.exists(),
+        "sort": form.sort_key(), "order": form.sort_order(),
         # Column headers sort by their column, flipping the direction of the current sort.
-        "next_order": "asc" if request.GET.get("order", "desc") == "desc" else "desc",
+        "next_order": "asc" if form.sort_order() == "desc" else "desc",
     }
     return render(request, "web/catalog/list.html", context)
 

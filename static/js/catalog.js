@@ -41,9 +41,9 @@
 
   function comparePage(toggle) {
     var rows = document.querySelectorAll("#compare-diff tbody tr.same-row");
-    toggle.addEventListener("change", function () {
-      rows.forEach(function (row) { row.hidden = toggle.checked; });
-    });
+    function apply() { rows.forEach(function (row) { row.hidden = toggle.checked; }); }
+    toggle.addEventListener("change", apply);
+    apply();
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -160,5 +160,7 @@
     if (form) launchForm(form);
     var root = document.getElementById("job-page");
     if (root) jobPage(root);
+    var log = document.getElementById("job-log");
+    if (log) log.scrollTop = log.scrollHeight;  // the tail is what matters: show its last lines
   });
 })();

@@ -173,6 +173,8 @@ def test_a_bad_hyperparameter_is_reported_next_to_its_field_and_the_input_is_kep
     assert "below the minimum 1" in re.search(r'id="error-hp_epochs">([^<]*)<', html).group(1)
     assert "fp8" in re.search(r'id="error-hp_precision">([^<]*)<', html).group(1)
     assert 'value="keep me"' in html
+    summary = re.search(r'id="launch-errors".*?</div>\s*</div>', html, re.S).group(0)
+    assert 'href="#error-hp_lr"' in summary and 'href="#error-hp_epochs"' in summary
     assert 'id="advanced-panel"' in html and re.search(r'class="collapse show" id="advanced-panel"', html)
 
 
@@ -344,7 +346,7 @@ def test_a_finished_job_shows_metrics_report_downloads_and_the_log_tail(member_c
     for kind in ("model", "predictions", "log"):
         assert reverse("web:job_artifact_download", args=[job.pk, stored[kind].pk]) in html
     assert reverse("web:job_artifact_download", args=[job.pk, stored["checkpoint"].pk]) not in html
-    log = re.search(r'<pre[^>]*id="job-log">(.*?)</pre>', html, re.S).group(1)
+    log = re.search(r'<pre[^>]*id="job-log"[^>]*>(.*?)</pre>', html, re.S).group(1)
     assert log.splitlines()[-1] == "log line 499" and "log line 299" not in log and "log line 300" in log
     assert 'id="job-cancel-form"' not in html
 
