@@ -14,6 +14,7 @@ import pytest
 
 from portal.accounts.models import Membership
 from portal.accounts.services import api_token_create
+from tests.portal.api.conftest import finished_job, trained_model  # noqa: F401 - fixtures reused
 from tests.portal.factories import MembershipFactory
 from tests.workers.conftest import broker, start_worker, worker_env  # noqa: F401 - fixtures reused
 

@@ -181,6 +181,40 @@ def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _prediction_line(p: dict) -> str:
+    where = f"{'line' if 'line' in p else 'record'} {p.get('line', p.get('index'))}"
+    probabilities = p.get("probabilities") or {}
+    score = f"  p={probabilities[str(p['prediction'])]:.3f}" if str(p["prediction"]) in probabilities else ""
+    return f"{where:>12}  {p['id']:<20} {p['prediction']}{score}"
+
+
+def cmd_predict(client: Client, args: argparse.Namespace) -> int:
+    if args.file:
+        # -o: the CSV when it ends in .csv or is an existing file, otherwise a folder (made if missing).
+        path = client.predict_file(args.job, args.file, args.output, model=args.model, timeout=args.timeout, poll=args.poll,
+                                   idempotency_key=args.idempotency_key)
+        _out(args, {"job": args.job, "model": args.model, "path": str(path)}, lambda o: o["path"])
+        return EXIT_OK
+    records: list = list(args.records or []) + list(args.input or [])
+    if not records:
+        print("labformer: give records with --records JSON|@file, --input VALUE or a data file with --file",
+              file=sys.stderr)
+        return EXIT_USAGE
+    predictions = client.predict(args.job, records, model=args.model, wait=args.wait, timeout=args.timeout,
+                                 poll=args.poll, idempotency_key=args.idempotency_key)
+    _out(args, predictions, lambda ps: "\n".join(_prediction_line(p) for p in ps))
+    return EXIT_OK
+
+
+def _records_arg(text: str) -> list:
+    value = _json_arg(text)
+    if isinstance(value, dict) and "records" in value:
+        value = value["records"]
+    if not isinstance(value, list):
+        raise argparse.ArgumentTypeError('expected a JSON list of records (or {"records": [...]})')
+    return value
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,6 +285,26 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["model", "predictions", "attention", "embeddings", "report", "checkpoint", "log"])
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="folder to write to (made if missing)")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("predict", parents=[common], help="predict new records with a finished job's model",
+                       description="Records as JSON (--records, --input) are answered inline and printed; a data "
+                                   "file (--file, the training data's format and columns) is predicted on the "
+                                   "server and its CSV downloaded (-o). Exit 5 names each bad record.")
+    p.add_argument("job", type=int)
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--file", help="a data file (CSV, TSV, FASTA, SDF, Parquet) to predict into a CSV")
+    source.add_argument("--records", type=_records_arg, metavar="JSON",
+                        help='a JSON list (or @file) of records: {"id": ..., "input": ...} or bare strings')
+    p.add_argument("--input", action="append", metavar="VALUE",
+                   help="one sequence or SMILES string (repeatable; with or instead of --records)")
+    p.add_argument("--model", default="baseline", choices=["baseline", "optimized"])
+    p.add_argument("-o", "--output", default=".", metavar="PATH",
+                   help="with --file: the CSV to write, or a folder (made if missing)")
+    p.add_argument("--wait", type=float, default=20.0, help="seconds the server waits for an inline answer")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait in all (exit 7 when over)")
+    p.add_argument("--poll", type=float, default=1.0)
+    p.add_argument("--idempotency-key", default=None, help="make a retried request create one prediction")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("jobs", parents=[common], help="list jobs (newest first)")
     for name in ("status", "task", "profile", "lab", "owner"):

@@ -8,7 +8,9 @@ dropped connection the client asks the server where it is and goes on from there
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import re
 import time
@@ -27,8 +29,10 @@ from labformer_client.errors import (
 MiB = 1024 * 1024
 FINAL_JOB_STATES = frozenset({"succeeded", "failed", "cancelled"})
 FINAL_DATASET_STATES = frozenset({"ready", "invalid"})
+FINAL_PREDICTION_STATES = frozenset({"succeeded", "failed"})
 JobRef = Union[int, str, dict]
 DatasetRef = Union[int, str, dict]
+PredictionRef = Union[int, str, dict]
 __version__ = "0.1.0"
 
 
@@ -121,6 +125,10 @@ class Client:
         url = self._url(path)
         for attempt in range(attempts):
             last = attempt + 1 >= attempts
+            for value in (kwargs.get("files") or {}).values():  # a retried upload sends the file from its start
+                handle = value[1] if isinstance(value, tuple) else value
+                if hasattr(handle, "seek"):
+                    handle.seek(0)
             try:
                 response = self.session.request(method, url, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
@@ -376,19 +384,130 @@ class Client:
             filename = Path(match.group(1)).name if match else f"job{_id(job)}-{kind}"
             target.mkdir(parents=True, exist_ok=True)
             target = target / filename
-        partial = target.with_name(target.name + ".part")
-        digest = hashlib.sha256()
-        try:
-            with response, partial.open("wb") as out:
-                for block in response.iter_content(MiB):
-                    digest.update(block)
-                    out.write(block)
-        except requests.RequestException as exc:
-            partial.unlink(missing_ok=True)
-            raise ServerError(f"download of artifact {artifact['id']} broke off: {exc}", code="network") from exc
-        if artifact.get("sha256") and digest.hexdigest() != artifact["sha256"]:
-            partial.unlink(missing_ok=True)
-            raise ServerError(f"artifact {artifact['id']}: sha256 {digest.hexdigest()} != {artifact['sha256']}",
-                              code="checksum_mismatch")
-        partial.replace(target)
+        _save_stream(response, target, expected_sha256=artifact.get("sha256"), what=f"artifact {artifact['id']}")
         return target
+
+    # --- predictions -----------------------------------------------------------------------------
+
+    def predict(self, job: JobRef, records: list, *, model: str = "baseline", wait: float = 20.0,
+                timeout: float | None = 600, poll: float = 1.0, idempotency_key: str | None = None) -> list[dict]:
+        """Predict ``records`` with a finished job's model; one dict per record, in order.
+
+        A record is ``{"id": ..., "input": ...}`` or, for dna/protein/smiles, the bare string. Each
+        answer has ``index``, ``id``, ``prediction`` and ``probabilities`` (classification; else None).
+        Small batches come back in the same request (the server waits up to ``wait`` s for a worker);
+        otherwise the client polls the prediction (`WaitTimeout` after ``timeout`` s) and, for a batch
+        the server answered as a CSV (over 1,000 records), reads the CSV. Records the model cannot
+        take raise `InvalidInput` with ``fields`` naming each (``records[3]``); ``model="optimized"``
+        uses the job's optimized model.
+        """
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        response = self.request("POST", f"/jobs/{_id(job)}/predict/", params={"model": model, "wait": wait},
+                                json={"records": list(records)}, headers=headers,
+                                timeout=max(self.timeout, wait + 30))
+        prediction = response.json()
+        if response.status_code == 202:
+            prediction = self.wait_prediction(prediction, timeout=timeout, poll=poll)
+        if prediction["output"] == "inline":
+            return prediction["predictions"]
+        return _csv_predictions(self._download_text(prediction))
+
+    def predict_file(self, job: JobRef, path: str | os.PathLike, dest: str | os.PathLike = ".", *,
+                     model: str = "baseline", timeout: float | None = 3600, poll: float = 2.0,
+                     idempotency_key: str | None = None) -> Path:
+        """Predict every record of a data file (the training data's format and columns, targets
+        optional) and download the CSV to ``dest``: a file path when it ends in ``.csv`` or is an
+        existing file, else a folder (made if missing). Returns the CSV's path.
+
+        The file is predicted asynchronously on the server; this waits for it (`WaitTimeout` after
+        ``timeout`` s, the prediction keeps going: see `prediction`). Bad records raise `InvalidInput`
+        naming each line."""
+        file = Path(path)
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        with file.open("rb") as fh:
+            response = self.request("POST", f"/jobs/{_id(job)}/predict/", params={"model": model},
+                                    files={"file": (file.name, fh)}, headers=headers)
+        prediction = self.wait_prediction(response.json(), timeout=timeout, poll=poll)
+        target = Path(dest)
+        if not (target.suffix.lower() == ".csv" or target.is_file()):
+            target.mkdir(parents=True, exist_ok=True)
+            target = target / f"{file.name.split('.')[0]}-predictions-{prediction['id']}.csv"
+        response = self.request("GET", prediction["result_url"], stream=True)
+        _save_stream(response, target, expected_sha256=prediction["result_sha256"], what=f"prediction {prediction['id']}")
+        return target
+
+    def prediction(self, prediction: PredictionRef) -> dict:
+        """A prediction request you made: status, inline predictions, result_url, error."""
+        return self._get(f"/predictions/{_id(prediction)}/")
+
+    def predictions(self, *, limit: int | None = None, **filters: Any) -> list[dict]:
+        """Your prediction requests, newest first; filters: job, status, output."""
+        return list(self._paginate("/predictions/", filters, limit))
+
+    def wait_prediction(self, prediction: PredictionRef, *, timeout: float | None = 600, poll: float = 1.0) -> dict:
+        """Poll until the prediction succeeded and return it; a failed one raises `InvalidInput` (bad
+        records, each named in ``fields``) or `ServerError`; `WaitTimeout` after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        current = prediction if isinstance(prediction, dict) and "status" in prediction else self.prediction(prediction)
+        while current["status"] not in FINAL_PREDICTION_STATES:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"prediction {current['id']} still {current['status']} after {timeout}s",
+                                  code="timeout")
+            time.sleep(poll)
+            current = self.prediction(current)
+        if current["status"] == "failed":
+            error = current.get("error") or {}
+            fields: dict[str, Any] = {}
+            for bad in error.get("records") or []:
+                where = f"records[{bad['index']}]" if "index" in bad else f"line {bad.get('line', bad.get('row'))}"
+                fields.setdefault(where, []).append(f"id {bad.get('id')!r}: {bad.get('message')}")
+            cls = InvalidInput if error.get("code") in ("invalid_records", "invalid_input") else ServerError
+            raise cls(error.get("message") or f"prediction {current['id']} failed",
+                      code=error.get("code") or "prediction_failed", fields=fields)
+        return current
+
+    def _download_text(self, prediction: dict) -> str:
+        response = self.request("GET", prediction["result_url"])
+        return response.content.decode("utf-8")
+
+
+def _save_stream(response: requests.Response, target: Path, *, expected_sha256: str | None, what: str) -> None:
+    """Stream a download into ``target`` through a .part file, checking the sha256 when known."""
+    partial = target.with_name(target.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with response, partial.open("wb") as out:
+            for block in response.iter_content(MiB):
+                digest.update(block)
+                out.write(block)
+    except requests.RequestException as exc:
+        partial.unlink(missing_ok=True)
+        raise ServerError(f"download of {what} broke off: {exc}", code="network") from exc
+    if expected_sha256 and digest.hexdigest() != expected_sha256:
+        partial.unlink(missing_ok=True)
+        raise ServerError(f"{what}: sha256 {digest.hexdigest()} != {expected_sha256}", code="checksum_mismatch")
+    partial.replace(target)
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _csv_predictions(text: str) -> list[dict]:
+    """A prediction CSV (id, index, prediction, prob_<class>... or one column per target) as the
+    inline answer's dicts."""
+    rows = list(csv.reader(io.StringIO(text)))
+    header, out = rows[0], []
+    probs = [(i, name[5:]) for i, name in enumerate(header) if name.startswith("prob_")]
+    for row in rows[1:]:
+        item: dict[str, Any] = {header[1]: int(row[1]), "id": row[0]}
+        if "prediction" in header:
+            item["prediction"] = row[2] if probs else _number(row[2])
+        else:  # multi-target regression: one column per target
+            item["prediction"] = {name: float(row[i]) for i, name in enumerate(header) if i >= 2}
+        item["probabilities"] = {name: float(row[i]) for i, name in probs} or None
+        out.append(item)
+    return out
