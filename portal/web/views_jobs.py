@@ -344,8 +344,10 @@ def compare(request: HttpRequest) -> HttpResponse:
         ids = ids[:COMPARE_MAX_JOBS]
     jobs = [_job_or_404(request, job_id) for job_id in ids]
     results = {job.pk: _result(job) for job in jobs}
-    # Config diff: a row per key of any job's config; `differs` when the jobs do not all agree.
-    flat = [_flatten({"task": job.task_key, "profile": job.profile_key, "status": job.status, **(job.config or {})})
+    # Config diff: a row per key of any job's config; `differs` when the jobs do not all agree. The
+    # resolved hyperparameters say what ran; the raw overrides (what was typed) would repeat them.
+    flat = [_flatten({"task": job.task_key, "profile": job.profile_key, "status": job.status,
+                      **{k: v for k, v in (job.config or {}).items() if k != "overrides"}})
             for job in jobs]
     keys = sorted(set().union(*flat)) if flat else []
     missing = object()
