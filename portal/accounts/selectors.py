@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
-from portal.accounts.models import Lab, Membership, Visibility
+from portal.accounts.models import APIToken, Lab, Membership, Visibility
 
 
 def lab_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Lab]:
@@ -18,6 +18,13 @@ def membership_get(*, user: AbstractBaseUser | AnonymousUser, lab: Lab) -> Membe
     if not user.is_authenticated:
         return None
     return Membership.objects.filter(user=user, lab=lab).first()
+
+
+def api_token_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[APIToken]:
+    """The user's own API tokens, active ones first, newest first (nobody sees another's tokens)."""
+    if not user.is_authenticated:
+        return APIToken.objects.none()
+    return APIToken.objects.filter(user=user).order_by("revoked_at", "-created_at")
 
 
 def visible_to_user_q(*, user: AbstractBaseUser | AnonymousUser) -> Q:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from mlcore.catalog import MODALITIES, TASKS
 from portal.accounts.models import APIToken, Membership
-from portal.accounts.selectors import lab_list_for_user, membership_get
+from portal.accounts.selectors import api_token_list_for_user, lab_list_for_user, membership_get
 from portal.accounts.services import api_token_create, api_token_revoke
 from portal.api.views import _preview as dataset_preview  # the API's bounded preview; see the report
 from portal.common.errors import ServiceError
@@ -237,7 +237,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
             status = 400
     else:
         form = APITokenForm()
-    tokens = APIToken.objects.filter(user=request.user).order_by("revoked_at", "-created_at")
+    tokens = api_token_list_for_user(user=request.user)
     return render(request, "web/tokens/list.html",
                   {"form": form, "tokens": tokens, "new_token": new_token, "now": timezone.now()}, status=status)
 
