@@ -216,7 +216,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         "metric_rows": _metric_rows(job, result),
         "report": (result.compression_report if result else None) or {},
         "report_rows": _report_rows((result.compression_report if result else None) or {}),
-        "artifacts": artifacts, "log_artifact": latest_log, "log_tail": _log_tail(latest_log),
+        "artifacts": [{"artifact": a, "filename": a.file.name.rsplit("/", 1)[-1]} for a in artifacts],
+        "log_artifact": latest_log, "log_tail": _log_tail(latest_log),
         "config_json": json.dumps(job.config, indent=2, sort_keys=True, default=str),
         "status_url": reverse("web:job_status", args=[job.pk]),
     }
