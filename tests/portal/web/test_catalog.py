@@ -215,3 +215,24 @@ def test_compare_with_fewer_than_two_jobs_says_what_to_do(member_client, two_run
     a, _ = two_runs
     html = _html(member_client.get(reverse("web:compare"), {"jobs": str(a.pk)}))
     assert 'id="compare-empty"' in html and reverse("web:catalog") in html
+
+
+def test_the_catalog_page_costs_the_same_queries_for_few_or_many_jobs(member_client, member, lab):
+    """No query per row: results, owners and datasets come with the jobs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    dataset = DatasetFactory(owner=member, lab=lab)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert member_client.get(reverse("web:catalog")).status_code == 200
+        return len(queries)
+
+    for _ in range(3):
+        _done(JobFactory(owner=member, lab=lab, dataset=dataset), baseline={"roc_auc": 0.8})
+    count()  # the first request also touches the session and caches: measure from the second
+    few = count()
+    for _ in range(20):
+        _done(JobFactory(owner=member, lab=lab, dataset=dataset), baseline={"roc_auc": 0.8})
+    assert count() == few
