@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from portal.accounts.services import api_token_create
 from portal.datasets.models import Dataset
 from portal.datasets.services import upload_session_create
 from portal.jobs.models import Job
-from portal.results.models import MetricPoint, Result
+from portal.results import services as result_services
+from portal.results.models import MetricPoint, Prediction, Result
 from portal.results.services import artifact_create
 from tests.portal.factories import DatasetFactory, JobFactory, MembershipFactory
 
@@ -66,9 +68,17 @@ def world(db, tmp_path: Path) -> World:  # noqa: ANN001
     artifact = artifact_create(job_id=job.pk, kind="report", path=report)
     upload = upload_session_create(owner=user, lab=lab, name="u", filename="u.csv", modality="dna", size_bytes=100)
     spare, _ = api_token_create(user=user, name="spare")  # the one a generated revoke may hit
+    # A finished file prediction (its CSV downloadable). The job holds no model, so generated predict
+    # requests are refused (409) before anything waits for a worker.
+    csv = tmp_path / "predictions.csv"
+    csv.write_text("id,line,prediction,prob_0,prob_1\n0,2,1,0.2,0.8\n")
+    prediction = Prediction.objects.create(uid=uuid.uuid4(), job=job, owner=user, model_artifact=artifact,
+                                           output=Prediction.Output.FILE, status=Prediction.Status.RUNNING,
+                                           attempts=1)
+    result_services.prediction_succeed(prediction_id=prediction.pk, attempt=1, n_records=1, result_path=csv)
     return World(token=api_token_create(user=user, name="schemathesis")[1], ids={
         "/datasets/": dataset.pk, "/jobs/": job.pk, "artifact_id": artifact.pk, "uid": str(upload.uid),
-        "/tokens/": spare.pk,
+        "/tokens/": spare.pk, "/predictions/": prediction.pk,
     })
 
 
@@ -110,5 +120,5 @@ def test_schemathesis_api_conforms_to_its_schema(api_schema, world: World) -> No
             raise
         except BaseException as exc:  # noqa: BLE001 - a FailureGroup; collected, reported with the operation
             failures.append(f"{operation.method.upper()} {operation.path}:\n{exc}")
-    assert operations >= 25
+    assert operations >= 32
     assert not failures, "\n\n".join(failures)
