@@ -40,29 +40,43 @@ def hp_initial(value: Any) -> str:
 
 
 class _OptionDataSelect(forms.Select):
-    """A select whose options carry a ``data-modality`` attribute, so the page can narrow the task
-    list to the chosen dataset without a round trip."""
+    """A select whose options carry ``data-*`` attributes (a dataset's modality and summary, a task's
+    modality), so the page narrows the task list to the chosen dataset without a round trip."""
 
-    def __init__(self, *args: Any, modality_of: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, option_data: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.modality_of = modality_of
+        self.option_data = option_data
 
     def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):  # noqa: ANN001, ANN201
         option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
-        modality = self.modality_of(value)
-        if modality:
-            option["attrs"]["data-modality"] = modality
+        for key, text in self.option_data(value).items():
+            option["attrs"][f"data-{key}"] = text
         return option
 
 
-def _dataset_modality(value: Any) -> str | None:
-    instance = getattr(value, "instance", None)  # ModelChoiceIteratorValue
-    return instance.modality if instance is not None else None
+def dataset_summary(dataset: Dataset) -> str:
+    """One line about a dataset for the launch form: modality, size, lab, and its split column if any."""
+    modality = catalog.MODALITIES.get(dataset.modality)
+    parts = [modality.label if modality else dataset.modality]
+    if dataset.row_count is not None:
+        parts.append(f"{dataset.row_count} rows")
+    parts.append(f"lab {dataset.lab.name}")
+    split_col = (dataset.schema or {}).get("split_col")
+    if split_col:
+        parts.append(f"split column '{split_col}' decides train / validation / test")
+    return " · ".join(parts)
 
 
-def _task_modality(value: Any) -> str | None:
+def _dataset_option_data(value: Any) -> dict[str, str]:
+    dataset = getattr(value, "instance", None)  # ModelChoiceIteratorValue
+    if dataset is None:
+        return {}
+    return {"modality": dataset.modality, "summary": dataset_summary(dataset)}
+
+
+def _task_option_data(value: Any) -> dict[str, str]:
     task = catalog.TASKS.get(str(value))
-    return task.modality if task else None
+    return {"modality": task.modality} if task else {}
 
 
 class DatasetChoiceField(forms.ModelChoiceField):
@@ -82,12 +96,12 @@ def writable_labs_for_user(*, user: AbstractBaseUser) -> QuerySet[Lab]:
 class JobLaunchForm(forms.Form):
     dataset = DatasetChoiceField(
         queryset=Dataset.objects.none(), empty_label="Choose a dataset…",
-        widget=_OptionDataSelect(modality_of=_dataset_modality, attrs={"class": "form-select"}),
+        widget=_OptionDataSelect(option_data=_dataset_option_data, attrs={"class": "form-select"}),
         help_text="Only validated (ready) datasets you can see are listed.",
     )
     task = forms.ChoiceField(
         choices=[("", "Choose a task…")] + [(t.key, t.label) for t in catalog.TASKS.values()],
-        widget=_OptionDataSelect(modality_of=_task_modality, attrs={"class": "form-select"}),
+        widget=_OptionDataSelect(option_data=_task_option_data, attrs={"class": "form-select"}),
     )
     profile = forms.ChoiceField(
         choices=[(p.key, p.label) for p in catalog.PROFILES.values()], initial="baseline",

@@ -28,6 +28,7 @@ from portal.results.selectors import artifact_get_for_job, artifact_list_for_job
 from portal.web.forms_jobs import (
     CatalogFilterForm,
     JobLaunchForm,
+    dataset_summary,
     hp_field_name,
     hp_initial,
     writable_labs_for_user,
@@ -122,7 +123,8 @@ def job_launch(request: HttpRequest) -> HttpResponse:
     chosen_dataset = (form.fields["dataset"].queryset.filter(pk=chosen).first()
                       if chosen not in (None, "") and str(chosen).isdigit() else None)
     context = {
-        "form": form, "source": source, "labs": labs, "chosen_dataset": chosen_dataset,
+        "form": form, "source": source, "labs": labs,
+        "chosen_summary": dataset_summary(chosen_dataset) if chosen_dataset else "",
         "has_datasets": form.fields["dataset"].queryset.exists(),
         "preset_defaults": {p: catalog.hyperparameter_defaults(p) for p in catalog.PRESETS},
         "tasks_info": {t.key: {"modality": t.modality, "description": t.description,

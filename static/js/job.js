@@ -1,7 +1,7 @@
 /* Job pages.
- * Launch form: narrow the task list to the chosen dataset's modality, describe the chosen task,
- *   show each hyperparameter's default for the chosen preset, highlight the chosen cards, and show
- *   the GPU count only for GPU jobs.
+ * Launch form: narrow the task list to the chosen dataset's modality, summarize the dataset,
+ *   describe the chosen task, show each hyperparameter's default for the chosen preset, highlight
+ *   the chosen cards, and show the GPU count only for GPU jobs.
  * Job page: poll the job's status.json while it is queued or running and update the badge, the
  *   progress bar and the facts in place; stop when it ends and reload once so the results appear.
  */
@@ -19,6 +19,8 @@
       if (!dataset || !task) return;
       var option = dataset.options[dataset.selectedIndex];
       var modality = option ? option.getAttribute("data-modality") : null;
+      var summary = document.getElementById("dataset-summary");
+      if (summary) summary.textContent = option ? option.getAttribute("data-summary") || "" : "";
       var visible = [];
       Array.prototype.forEach.call(task.options, function (o) {
         var m = o.getAttribute("data-modality");

@@ -6,7 +6,9 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -219,9 +221,6 @@ def test_compare_with_fewer_than_two_jobs_says_what_to_do(member_client, two_run
 
 def test_the_catalog_page_costs_the_same_queries_for_few_or_many_jobs(member_client, member, lab):
     """No query per row: results, owners and datasets come with the jobs."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     dataset = DatasetFactory(owner=member, lab=lab)
 
     def count() -> int:
