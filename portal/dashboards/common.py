@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import inspect
 import io
 import json
 from collections.abc import Iterable, Mapping
@@ -30,6 +31,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import dcc, html
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django_plotly_dash import DjangoDash
 
 from mlcore.catalog import TARGET_KINDS, TASKS
 from portal.datasets.models import Dataset
@@ -211,10 +213,16 @@ def style_figure(
         colorway=COLORWAY,
         font={"family": FONT_FAMILY, "size": 13},
         height=height,
-        margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 55},
-        title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}} if title else None,
+        # The title sits at the top of the figure, the legend in its own row between title and plot.
+        margin={"l": 60, "r": 20, "t": (34 if title else 0) + (34 if legend else 16), "b": 55},
+        title=(
+            {"text": title, "x": 0.01, "xanchor": "left", "xref": "container", "y": 1, "yref": "container",
+             "yanchor": "top", "pad": {"t": 8}, "font": {"size": 15}}
+            if title
+            else None
+        ),
         showlegend=legend,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
         hoverlabel={"font": {"family": FONT_FAMILY}},
         coloraxis={"colorscale": CONTINUOUS_SCALE},
     )
@@ -322,19 +330,42 @@ def control(label: str, component: Any, *, width: str = "220px") -> html.Div:
 
 
 def app_index_string(title: str) -> str:
-    """Dash's index page with a little CSS for buttons and figure tools (no external assets)."""
+    """Dash's index page with a little CSS for buttons, grids and figure tools (no external assets)."""
     return (
         "<!DOCTYPE html><html><head>{%metas%}<title>" + title + "</title>{%favicon%}{%css%}<style>"
         "body{margin:0;font-family:" + FONT_FAMILY.replace('"', "'") + ";}"
-        ".lf-figure{margin-bottom:14px;}"
-        ".lf-figure-tools{display:flex;justify-content:flex-end;}"
+        ".lf-figure{margin-bottom:14px;min-width:0;}"
+        ".lf-figure-tools{display:flex;justify-content:flex-end;gap:6px;}"
         ".lf-button{font:inherit;font-size:12px;padding:3px 10px;border:1px solid #adb5bd;border-radius:4px;"
         "background:#f8f9fa;color:#212529;cursor:pointer;}"
         ".lf-button:hover{background:#e9ecef;}"
         ".lf-status{font-size:13px;color:#555;margin:4px 0;}"
-        ".lf-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:12px;}"
+        ".lf-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:12px;}"
+        "@media (max-width:480px){.lf-grid{grid-template-columns:1fr;}}"
         "</style></head><body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body></html>"
     )
+
+
+class DashboardApp(DjangoDash):
+    """A DjangoDash app served locally whose page carries ``index_string`` (the house CSS).
+
+    DjangoDash builds a fresh Dash instance per request and does not pass its own ``index_string``
+    on; this does. ``DashboardApp(APP_NAME, title="Training curves")``.
+    """
+
+    def __init__(self, name: str, *, title: str) -> None:
+        super().__init__(name, serve_locally=True)
+        # DjangoDash remembers its caller's module (for assets); that is the dashboard, not us.
+        caller = inspect.stack()[1]
+        self.caller_module = inspect.getmodule(caller[0])
+        self.caller_module_location = inspect.getfile(self.caller_module) if self.caller_module else None
+        self.index_string = app_index_string(title)
+
+    def form_dash_instance(self, replacements: Any = None, ndid: Any = None, base_pathname: Any = None) -> Any:
+        dash_app = super().form_dash_instance(replacements, ndid, base_pathname)
+        if getattr(self, "index_string", None):
+            dash_app.index_string = self.index_string
+        return dash_app
 
 
 # --- CSV -------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from typing import Any
 
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
-from django_plotly_dash import DjangoDash
 
 from mlcore.catalog import HYPERPARAMETERS, PRESETS, PROFILES
 from portal.dashboards.common import (
@@ -28,7 +27,7 @@ from portal.dashboards.common import (
     STORE_ID,
     SYMBOLS,
     User,
-    app_index_string,
+    DashboardApp,
     control,
     csv_download,
     empty_figure,
@@ -226,11 +225,12 @@ def parallel_figure(data: ParallelData | None) -> go.Figure:
                 "showscale": True,
                 "colorbar": {"title": {"text": metric_label(data.metric)}},
             },
-            labelangle=-20,
+            labelangle=0,
+            labelside="top",
         )
     )
     style_figure(fig, title=f"Hyperparameters against test {data.metric}", height=400, legend=False)
-    fig.update_layout(margin={"l": 60, "r": 60, "t": 90, "b": 30})
+    fig.update_layout(margin={"l": 60, "r": 60, "t": 90, "b": 30})  # room for the axis labels above
     return fig
 
 
@@ -252,8 +252,7 @@ def parallel_note(jobs: list[Job]) -> str:
 
 # --- app -------------------------------------------------------------------------------------------
 
-app = DjangoDash(APP_NAME, serve_locally=True)
-app.index_string = app_index_string("Run comparison")  # type: ignore[attr-defined]
+app = DashboardApp(APP_NAME, title="Run comparison")
 app.layout = html.Div(
     style=BASE_STYLE,
     children=[

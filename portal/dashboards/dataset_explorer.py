@@ -28,7 +28,6 @@ from typing import Any
 
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
-from django_plotly_dash import DjangoDash
 
 from portal.dashboards.common import (
     BASE_STYLE,
@@ -36,7 +35,7 @@ from portal.dashboards.common import (
     CONTROLS_STYLE,
     STORE_ID,
     User,
-    app_index_string,
+    DashboardApp,
     control,
     csv_download,
     dataset_for_user,
@@ -341,8 +340,7 @@ def molecule_cards(molecules: list[Molecule]) -> list[Any]:
 HIDDEN = {"display": "none"}
 SHOWN = {"display": "block", "marginTop": "8px"}
 
-app = DjangoDash(APP_NAME, serve_locally=True)
-app.index_string = app_index_string("Dataset explorer")  # type: ignore[attr-defined]
+app = DashboardApp(APP_NAME, title="Dataset explorer")
 app.layout = html.Div(
     style=BASE_STYLE,
     children=[

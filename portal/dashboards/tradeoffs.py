@@ -28,7 +28,6 @@ from typing import Any
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 from django.db.models import Count
-from django_plotly_dash import DjangoDash
 from mlcore.catalog import PROFILES, TASKS
 from portal.dashboards.common import (
     BASE_STYLE,
@@ -38,7 +37,7 @@ from portal.dashboards.common import (
     SYMBOLS,
     User,
     as_id,
-    app_index_string,
+    DashboardApp,
     control,
     csv_download,
     dataset_for_user,
@@ -355,8 +354,7 @@ def note(loaded: tuple[str, TradeoffData] | None) -> str:
 
 # --- app -------------------------------------------------------------------------------------------
 
-app = DjangoDash(APP_NAME, serve_locally=True)
-app.index_string = app_index_string("Compression trade-offs")  # type: ignore[attr-defined]
+app = DashboardApp(APP_NAME, title="Compression trade-offs")
 app.layout = html.Div(
     style=BASE_STYLE,
     children=[

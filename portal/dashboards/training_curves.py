@@ -15,7 +15,6 @@ from typing import Any
 
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
-from django_plotly_dash import DjangoDash
 
 from portal.dashboards.common import (
     BASE_STYLE,
@@ -23,7 +22,7 @@ from portal.dashboards.common import (
     STORE_ID,
     SYMBOLS,
     User,
-    app_index_string,
+    DashboardApp,
     csv_download,
     empty_figure,
     graph,
@@ -164,8 +163,7 @@ def status_line(job: Job | None) -> str:
     return text
 
 
-app = DjangoDash(APP_NAME, serve_locally=True)
-app.index_string = app_index_string("Training curves")  # type: ignore[attr-defined]
+app = DashboardApp(APP_NAME, title="Training curves")
 app.layout = html.Div(
     style=BASE_STYLE,
     children=[

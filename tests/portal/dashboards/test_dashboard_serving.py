@@ -37,6 +37,7 @@ def test_dashboard_page_loads_only_local_assets(client, app_name):
     page = client.get(f"/django_plotly_dash/app/{app_name}/")
     assert page.status_code == 200
     html = page.content.decode()
+    assert ".lf-figure-tools" in html  # the house CSS of DashboardApp's page
     sources = re.findall(r'<script[^>]+src="([^"]+)"', html) + re.findall(r'<link[^>]+href="([^"]+)"', html)
     assert sources, html[:500]
     assert not [s for s in sources if s.startswith(("http:", "https:", "//"))]
