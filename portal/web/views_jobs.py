@@ -180,10 +180,13 @@ def _log_tail(artifact: Artifact | None) -> str:
     """The last lines of a stored log (read from its end: a long run's log can be large)."""
     if artifact is None:
         return ""
-    with artifact.file.open("rb") as fh:
-        if artifact.size_bytes > LOG_TAIL_BYTES:
-            fh.seek(artifact.size_bytes - LOG_TAIL_BYTES)
-        text = fh.read().decode("utf-8", errors="replace")
+    try:
+        with artifact.file.open("rb") as fh:
+            if artifact.size_bytes > LOG_TAIL_BYTES:
+                fh.seek(artifact.size_bytes - LOG_TAIL_BYTES)
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError as exc:  # storage lost the file: say so on the page rather than fail it
+        return f"(the stored log {artifact.file.name} cannot be read: {exc.strerror or exc})"
     lines = text.splitlines()
     if artifact.size_bytes > LOG_TAIL_BYTES:
         lines = lines[1:]  # the first line was cut in the middle
@@ -274,7 +277,11 @@ def job_artifact_download(request: HttpRequest, job_id: int, artifact_id: int) -
     if artifact.kind not in DOWNLOADABLE_KINDS:
         raise Http404(f"artifact {artifact_id} is not downloadable")
     filename = artifact.file.name.rsplit("/", 1)[-1]
-    return FileResponse(artifact.file.open("rb"), as_attachment=True, filename=f"job{job.pk}-{artifact.kind}-{filename}",
+    try:
+        stream = artifact.file.open("rb")
+    except OSError:
+        raise Http404(f"the file of artifact {artifact.pk} is missing from storage") from None
+    return FileResponse(stream, as_attachment=True, filename=f"job{job.pk}-{artifact.kind}-{filename}",
                         content_type="application/octet-stream")
 
 

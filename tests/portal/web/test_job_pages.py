@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.core.files.storage import default_storage
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -367,3 +368,13 @@ def test_downloads_are_access_checked(member_client, outsider_client, job, tmp_p
     # Checkpoints are the worker's, not a download.
     checkpoint = reverse("web:job_artifact_download", args=[job.pk, stored["checkpoint"].pk])
     assert member_client.get(checkpoint).status_code == 404
+
+
+def test_a_log_or_download_whose_file_storage_lost_does_not_break_the_page(member_client, job, tmp_path):
+    stored = _finish_with_results(job, tmp_path)
+    default_storage.delete(stored["log"].file.name)
+    default_storage.delete(stored["model"].file.name)
+    html = _html(member_client.get(reverse("web:job_detail", args=[job.pk])))
+    assert "cannot be read" in re.search(r'<pre[^>]*id="job-log"[^>]*>(.*?)</pre>', html, re.S).group(1)
+    response = member_client.get(reverse("web:job_artifact_download", args=[job.pk, stored["model"].pk]))
+    assert response.status_code == 404
