@@ -445,7 +445,6 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         prediction = result_services.prediction_create(
             user=request.user, job=job, variant=options.validated_data["model"],
             records=form.validated_data.get("records"), file=upload, filename=upload.name if upload else None,
-            body_bytes=int(request.META.get("CONTENT_LENGTH") or 0),
             idempotency_key=request.headers.get("Idempotency-Key") or None,
         )
         if prediction.output == Prediction.Output.INLINE and options.validated_data["wait"] > 0:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from portal.results.models import Artifact, Result
+from portal.results.models import Artifact, Prediction, Result
 
 
 @admin.register(Artifact)
@@ -12,3 +12,10 @@ class ArtifactAdmin(admin.ModelAdmin):
 @admin.register(Result)
 class ResultAdmin(admin.ModelAdmin):
     list_display = ["job", "created_at"]
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = ["id", "job", "owner", "variant", "output", "status", "n_records", "attempts", "created_at"]
+    list_filter = ["status", "output", "variant"]
+    readonly_fields = ["records", "predictions", "error_records"]

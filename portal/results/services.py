@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.base import ContentFile
@@ -208,9 +210,15 @@ def model_artifact_for_prediction(*, job: Job, variant: str) -> Artifact:
     return artifact
 
 
+def _safe_filename(name: str) -> str:
+    """The sender's file name reduced to a plain basename (its suffixes tell the reader the format)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._")[-200:]
+    return cleaned if re.search(r"[A-Za-z0-9]", cleaned) else "input.csv"
+
+
 def prediction_create(
     *, user: AbstractBaseUser, job: Job, variant: str = "baseline", records: list[Any] | None = None,
-    file: Any = None, filename: str | None = None, body_bytes: int = 0, idempotency_key: str | None = None,
+    file: Any = None, filename: str | None = None, idempotency_key: str | None = None,
 ) -> Prediction:
     """Ask for predictions of ``records`` (JSON values) or of a data ``file`` with the job's model.
 
@@ -232,15 +240,20 @@ def prediction_create(
         except InvalidRecords as exc:
             raise invalid_records_error(message=str(exc), problems=exc.problems) from None
         prediction.n_records = len(records)
-        if len(records) <= PREDICT_INLINE_MAX_RECORDS and body_bytes <= PREDICT_INLINE_MAX_BYTES:
+        encoded = json.dumps(records).encode()
+        if len(records) <= PREDICT_INLINE_MAX_RECORDS and len(encoded) <= PREDICT_INLINE_MAX_BYTES:
             prediction.output, prediction.records = Prediction.Output.INLINE, records
         else:
             # A large batch: stored as a JSON list (``input_filename`` stays empty), answered as a CSV.
             prediction.output = Prediction.Output.FILE
-            file = ContentFile(json.dumps(records).encode())
+            file = ContentFile(encoded)
     else:
-        name = Path(filename or getattr(file, "name", "") or "input.csv").name
-        prediction.output, prediction.input_filename = Prediction.Output.FILE, name[-255:]
+        size = getattr(file, "size", None)
+        if size is not None and size > settings.LABFORMER_MAX_UPLOAD_BYTES:
+            raise ServiceError(f"{size} bytes is over the upload limit of {settings.LABFORMER_MAX_UPLOAD_BYTES} bytes",
+                               field="file")
+        prediction.output = Prediction.Output.FILE
+        prediction.input_filename = _safe_filename(filename or getattr(file, "name", "") or "input.csv")
     if file is not None:
         stored, _, size = storage_save_hashed(
             path=prediction_path(prediction, f"input-{prediction.input_filename or 'records.json'}"), file=file)

@@ -227,3 +227,21 @@ def test_predict_inline_file_and_large_batches_with_a_real_worker(
     assert {p["status"] for p in client.get("/api/v1/predictions/", {"job": job.pk}).json()["results"]} == {
         "succeeded", "failed"}
     assert APIToken.objects.filter(user=member.user).exists()
+
+
+@pytest.mark.django_db
+def test_predict_file_over_the_upload_limit_is_refused_and_names_are_cleaned(finished_job, settings) -> None:  # noqa: ANN001
+    member = MembershipFactory()
+    job = finished_job(member)
+    client = token_client(member.user)
+    settings.LABFORMER_MAX_UPLOAD_BYTES = 100
+    big = client.post(f"/api/v1/jobs/{job.pk}/predict/", {"file": ContentFile(b"sequence\n" + b"ACGT\n" * 50,
+                                                                              name="big.csv")}, format="multipart")
+    assert big.status_code == 400 and "over the upload limit of 100 bytes" in big.json()["error"]["fields"]["file"][0]
+    assert not Prediction.objects.exists()
+    odd = client.post(f"/api/v1/jobs/{job.pk}/predict/", {"file": ContentFile(b"sequence\nACGT\n",
+                                                                              name="../../new data;rm.csv.gz")},
+                      format="multipart")
+    assert odd.status_code == 202 and odd.json()["input_filename"] == "new_data_rm.csv.gz"
+    stored = Prediction.objects.get()
+    assert stored.input_file.name.startswith(f"predictions/{job.pk}/{stored.uid}/input-new_data_rm.csv")
