@@ -125,6 +125,8 @@
       setText("job-worker", s.worker || "—");
       setText("job-started", formatTime(s.started_at));
       setText("job-finished", formatTime(s.finished_at));
+      var queued = document.getElementById("job-queued-note");
+      if (queued) queued.hidden = s.status !== "queued";
       var cancel = document.getElementById("job-cancel");
       if (cancel && s.cancel_requested) { cancel.disabled = true; cancel.textContent = "Cancelling…"; }
       document.title = document.title.replace(/· \w+ ·/, "· " + s.status_label + " ·");

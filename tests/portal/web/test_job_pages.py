@@ -247,6 +247,7 @@ def test_a_queued_job_page_shows_its_state_and_polls(member_client, job):
     assert 'id="job-cancel-form"' in html and 'id="job-retry-form" hidden' in html
     assert f'href="{reverse("web:job_launch")}?clone={job.pk}"' in html
     assert 'id="job-curves"' in html and "js/job.js" in html
+    assert "Waiting for a free CPU worker" in html
     assert 'id="job-results"' not in html  # nothing to show until it ends
 
 
