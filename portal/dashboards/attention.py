@@ -46,7 +46,7 @@ from portal.dashboards.common import (
     CONTROLS_STYLE,
     STORE_ID,
     User,
-    app_index_string,
+    DashboardApp,
     control,
     csv_download,
     empty_figure,
@@ -340,7 +340,8 @@ def _particles(view: RecordView) -> go.Figure:
         marker={"size": size, "color": view.pooled, "colorscale": CONTINUOUS_SCALE, "showscale": True,
                 "colorbar": {"title": {"text": "Attention (0–1)"}}, "line": {"width": 1, "color": "#333"}},
         customdata=np.stack([pt, view.pooled], axis=1),
-        hovertemplate="η %{x:.3f}, φ %{y:.3f}<br>pT %{customdata[0]:.3g}<br>attention %{customdata[1]:.4f}<extra></extra>",
+        hovertemplate=("η %{x:.3f}, φ %{y:.3f}<br>pT %{customdata[0]:.3g}<br>"
+                       "attention %{customdata[1]:.4f}<extra></extra>"),
     ))
     style_figure(fig, x_title="Pseudorapidity η", y_title="Azimuth φ (rad)",
                  title="The jet in the η–φ plane (marker size: pT, colour: attention)", height=420, legend=False)
@@ -433,7 +434,8 @@ def section() -> html.Div:
         children=[
             html.H3("Attention explorer", style={"fontSize": "16px", "margin": "8px 0"}),
             html.Div(style=CONTROLS_STYLE, children=[
-                control("Test record (stored maps)", dcc.Dropdown(id=RECORD_ID, options=[], clearable=False), width="360px"),
+                control("Test record (stored maps)", dcc.Dropdown(id=RECORD_ID, options=[], clearable=False),
+                        width="360px"),
                 control("Layer", dcc.Dropdown(id=LAYER_ID, options=[], value=0, clearable=False), width="140px"),
                 control("Head", dcc.Dropdown(id=HEAD_ID, options=[], value=HEAD_MEAN, clearable=False), width="200px"),
             ]),
@@ -446,7 +448,8 @@ def section() -> html.Div:
                              style={"display": "none", "maxWidth": "100%"}),
                 ]),
             ]),
-            html.Div(style={"overflowX": "auto", "maxWidth": "100%"}, children=[graph(DOMAIN, filename="attention-domain", height=320)]),
+            html.Div(style={"overflowX": "auto", "maxWidth": "100%"},
+                     children=[graph(DOMAIN, filename="attention-domain", height=320)]),
             html.Div(children=[html.Div("Top windows (candidate motifs)", className="lf-status"),
                                html.Ol(id=MOTIFS_ID, children=[])]),
         ],
@@ -519,7 +522,6 @@ def clicked_index(click: Any) -> int | None:
         return None
 
 
-app = DjangoDash(APP_NAME, serve_locally=True)
-app.index_string = app_index_string("Attention explorer")  # type: ignore[attr-defined]
+app = DashboardApp(APP_NAME, title="Attention explorer")
 app.layout = html.Div(style=BASE_STYLE, children=[dcc.Store(id=STORE_ID, data={}), section()])
 register(app)

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
-from django_plotly_dash import DjangoDash
 
 from portal.dashboards import attention
 from portal.dashboards._explain_data import attention_samples, explain_artifacts, npz_arrays
@@ -33,7 +32,7 @@ from portal.dashboards.common import (
     STORE_ID,
     SYMBOLS,
     User,
-    app_index_string,
+    DashboardApp,
     control,
     csv_download,
     empty_figure,
@@ -258,8 +257,7 @@ def click_text(job: Job | None, click: Any) -> str:
             "records, ringed); pick one of those.")
 
 
-app = DjangoDash(APP_NAME, serve_locally=True)
-app.index_string = app_index_string("Embedding explorer")  # type: ignore[attr-defined]
+app = DashboardApp(APP_NAME, title="Embedding explorer")
 app.layout = html.Div(
     style=BASE_STYLE,
     children=[

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
-from django_plotly_dash import DjangoDash
 from plotly.subplots import make_subplots
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
@@ -38,7 +37,7 @@ from portal.dashboards.common import (
     DASHES,
     STORE_ID,
     User,
-    app_index_string,
+    DashboardApp,
     control,
     csv_download,
     empty_figure,
@@ -103,7 +102,8 @@ def roc_pr(y: np.ndarray, score: np.ndarray) -> tuple[Curve, Curve] | None:
             Curve("pr", recall, precision, float(average_precision_score(y, score))))
 
 
-def calibration(hit: np.ndarray, prob: np.ndarray, bins: int = CALIBRATION_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def calibration(hit: np.ndarray, prob: np.ndarray,
+                bins: int = CALIBRATION_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Uniform bins of predicted probability: (mean predicted, observed frequency, count) per
     non-empty bin."""
     prob = np.asarray(prob, dtype=np.float64)
@@ -155,7 +155,8 @@ def variants(job: Job) -> list[Variant]:
             continue
         meta = artifact.metadata or {}
         label = "Baseline" if key == "baseline" else f"Optimized ({meta.get('profile') or job.profile_key})"
-        out.append(Variant(key=key, label=label, kind=str(meta.get("kind")), classes=[str(c) for c in meta.get("classes") or []],
+        out.append(Variant(key=key, label=label, kind=str(meta.get("kind")),
+                           classes=[str(c) for c in meta.get("classes") or []],
                            target_cols=[str(c) for c in meta.get("target_cols") or []], arrays=npz_arrays(artifact)))
     return out
 
@@ -176,7 +177,8 @@ def _confusion_figure(vs: list[Variant]) -> go.Figure:
         fig.add_trace(go.Heatmap(
             z=share, x=classes, y=classes, text=m, texttemplate="%{text}", colorscale=CONTINUOUS_SCALE, zmin=0, zmax=1,
             name=v.label, showscale=col == 1, colorbar={"title": {"text": "Share of the true class (0–1)"}},
-            hovertemplate="true %{y}, predicted %{x}<br>%{text} records (%{z:.1%} of the class)<extra>" + v.label + "</extra>",
+            hovertemplate=("true %{y}, predicted %{x}<br>%{text} records (%{z:.1%} of the class)"
+                           f"<extra>{v.label}</extra>"),
         ), row=1, col=col)
         fig.update_xaxes(title_text="Predicted class", type="category", row=1, col=col)
         fig.update_yaxes(title_text="True class", type="category", autorange="reversed", row=1, col=col)
@@ -206,7 +208,8 @@ def _curves(vs: list[Variant]) -> tuple[go.Figure, go.Figure, list[dict[str, Any
                                     line_shape="hv"))
             i += 1
     roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#999", "dash": "dot"}))
-    style_figure(roc, x_title="False positive rate (0–1)", y_title="True positive rate (0–1)", title="ROC curve", height=380)
+    style_figure(roc, x_title="False positive rate (0–1)", y_title="True positive rate (0–1)", title="ROC curve",
+                 height=380)
     style_figure(pr, x_title="Recall (0–1)", y_title="Precision (0–1)", title="Precision–recall curve", height=380)
     for fig in (roc, pr):
         fig.update_xaxes(range=[0, 1])
@@ -224,11 +227,15 @@ def _calibration_figure(vs: list[Variant]) -> go.Figure:
         else:
             mean_p, freq, counts = calibration(proba.argmax(axis=1) == y, proba.max(axis=1))
         fig.add_trace(go.Scatter(x=mean_p, y=freq, mode="lines+markers", name=v.label, line=_line(i), customdata=counts,
-                                 hovertemplate="predicted %{x:.3f}<br>observed %{y:.3f}<br>%{customdata} records<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line={"color": "#999", "dash": "dot"}))
-    x_title = ("Predicted probability of class " + vs[0].classes[1] + " (0–1)") if binary else "Confidence: top class probability (0–1)"
+                                 hovertemplate=("predicted %{x:.3f}<br>observed %{y:.3f}<br>"
+                                                "%{customdata} records<extra></extra>")))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                             line={"color": "#999", "dash": "dot"}))
+    x_title = (f"Predicted probability of class {vs[0].classes[1]} (0–1)" if binary
+               else "Confidence: top class probability (0–1)")
     y_title = "Observed frequency (0–1)" if binary else "Accuracy in the bin (0–1)"
-    style_figure(fig, x_title=x_title, y_title=y_title, title=f"Calibration ({CALIBRATION_BINS} equal-width bins)", height=380)
+    style_figure(fig, x_title=x_title, y_title=y_title, title=f"Calibration ({CALIBRATION_BINS} equal-width bins)",
+                 height=380)
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(range=[0, 1.02])
     return fig
@@ -255,7 +262,8 @@ def _regression_figures(vs: list[Variant], column: int) -> tuple[dict[str, go.Fi
         marker = {"size": 6, "opacity": 0.7, "color": COLORWAY[i % len(COLORWAY)], "symbol": ["circle", "x"][i % 2]}
         parity.add_trace(go.Scattergl(x=t[shown], y=p[shown], mode="markers", name=v.label, marker=marker))
         residuals.add_trace(go.Scattergl(x=t[shown], y=(p - t)[shown], mode="markers", name=v.label, marker=marker))
-        errors.add_trace(go.Histogram(x=p - t, name=v.label, opacity=0.6, marker={"color": COLORWAY[i % len(COLORWAY)]}))
+        errors.add_trace(go.Histogram(x=p - t, name=v.label, opacity=0.6,
+                                      marker={"color": COLORWAY[i % len(COLORWAY)]}))
     if np.isfinite(lo):
         parity.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="identity (perfect)",
                                     line={"color": "#555", "dash": "dash"}))
@@ -265,7 +273,8 @@ def _regression_figures(vs: list[Variant], column: int) -> tuple[dict[str, go.Fi
     style_figure(parity, x_title=f"True {unit}", y_title=f"Predicted {unit}", title="Parity plot", height=400)
     style_figure(residuals, x_title=f"True {unit}", y_title=f"Residual: predicted − true, {unit}",
                  title="Residuals against the target", height=380)
-    style_figure(errors, x_title=f"Error: predicted − true, {unit}", y_title="Records (count)", title="Error histogram", height=340)
+    style_figure(errors, x_title=f"Error: predicted − true, {unit}", y_title="Records (count)",
+                 title="Error histogram", height=340)
     errors.update_layout(barmode="overlay")
     return {PARITY: parity, RESIDUALS: residuals, ERRORS: errors}, rows
 
@@ -280,7 +289,8 @@ def _token_figure(vs: list[Variant]) -> tuple[go.Figure, list[dict[str, Any]]]:
         counts = np.bincount(y, minlength=len(classes)) if len(y) else np.zeros(len(classes), dtype=int)
         rows.append({"variant": v.label, "token_accuracy": float((y == p).mean()) if len(y) else float("nan"),
                      **{f"class {c}": float(a) for c, a in zip(classes, acc)}})
-        fig.add_trace(go.Bar(x=classes, y=acc, name=v.label, customdata=counts, marker={"color": COLORWAY[i % len(COLORWAY)]},
+        fig.add_trace(go.Bar(x=classes, y=acc, name=v.label, customdata=counts,
+                             marker={"color": COLORWAY[i % len(COLORWAY)]},
                              hovertemplate="class %{x}: %{y:.3f}<br>%{customdata} tokens<extra></extra>"))
     style_figure(fig, x_title="True token class", y_title="Share of the class's tokens predicted right (0–1)",
                  title="Per-class accuracy (per-token task)", height=360)
@@ -350,7 +360,8 @@ def summary_table(rows: list[dict[str, Any]]) -> Any:
         children=[
             html.Thead(html.Tr([html.Th(c, style={"textAlign": "left", "padding": "2px 10px",
                                                   "borderBottom": "1px solid #adb5bd"}) for c in columns])),
-            html.Tbody([html.Tr([html.Td(cell(row.get(c)), style={"padding": "2px 10px"}) for c in columns]) for row in rows]),
+            html.Tbody([html.Tr([html.Td(cell(row.get(c)), style={"padding": "2px 10px"}) for c in columns])
+                        for row in rows]),
         ],
     )
 
@@ -368,11 +379,11 @@ def target_options(job: Job | None) -> list[dict]:
 
 
 def _box(figure_id: str, filename: str, height: int) -> html.Div:
-    return html.Div(id=f"{figure_id}-box", style={"display": "none"}, children=[graph(figure_id, filename=filename, height=height)])
+    return html.Div(id=f"{figure_id}-box", style={"display": "none"},
+                    children=[graph(figure_id, filename=filename, height=height)])
 
 
-app = DjangoDash(APP_NAME, serve_locally=True)
-app.index_string = app_index_string("Evaluation")  # type: ignore[attr-defined]
+app = DashboardApp(APP_NAME, title="Evaluation")
 app.layout = html.Div(
     style=BASE_STYLE,
     children=[

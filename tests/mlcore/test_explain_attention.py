@@ -65,11 +65,15 @@ def test_an_input_of_another_molecule_is_refused() -> None:
         smiles_input_atom_index("CCN", "CCO")
 
 
+def _from_last_atom(smiles: str) -> str:
+    mol = Chem.MolFromSmiles(smiles)
+    return Chem.MolToSmiles(mol, canonical=False, rootedAtAtom=mol.GetNumAtoms() - 1)
+
+
 def test_recipe_attention_samples_carry_exact_atom_maps(tmp_path: Path) -> None:
     smiles, labels, _ = synthetic.molecules(40)
     # Write half the molecules reversed-ish so canonical order differs from the input.
-    written = [s if i % 2 else Chem.MolToSmiles(Chem.MolFromSmiles(s), canonical=False, rootedAtAtom=Chem.MolFromSmiles(s).GetNumAtoms() - 1)
-               for i, s in enumerate(smiles)]
+    written = [s if i % 2 else _from_last_atom(s) for i, s in enumerate(smiles)]
     data = synthetic.write_csv(tmp_path / "mol.csv", ["smiles", "label"], list(zip(written, labels)))
     run = recipe_run(RecipeConfig(task="molecule-classification", data=data, out=tmp_path / "run", device="cpu",
                                   hyperparameters={"epochs": 1}, explain_samples=6))

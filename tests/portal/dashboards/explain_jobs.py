@@ -50,7 +50,8 @@ def _data(task: str, folder: Path) -> tuple[Path, dict[str, Any]]:
         jets, labels = synthetic.jets(40)
         rows = [(f"jet{i}", *(f"{jet[k][j]:.5g}" for k in ("pt", "eta", "phi", "energy", "charge")), y)
                 for i, (jet, y) in enumerate(zip(jets, labels)) for j in range(len(jet["pt"]))]
-        return synthetic.write_csv(folder / "d.csv", ["object_id", "pt", "eta", "phi", "energy", "charge", "label"], rows), {}
+        header = ["object_id", "pt", "eta", "phi", "energy", "charge", "label"]
+        return synthetic.write_csv(folder / "d.csv", header, rows), {}
     if task == "tabular-classification":
         rows, _, labels = synthetic.tabular(60)
         return synthetic.write_csv(folder / "d.csv", ["x1", "x2", "site", "label"],

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.django_db
 
 APP = emb.APP_NAME
 SCATTER_OUTPUTS = [f"{emb.SCATTER}.figure", f"{emb.STATUS_ID}.children"]
-OPTION_OUTPUTS = [f"{att.RECORD_ID}.options", f"{att.RECORD_ID}.value", f"{att.LAYER_ID}.options", f"{att.HEAD_ID}.options"]
+OPTION_OUTPUTS = [f"{att.RECORD_ID}.options", f"{att.RECORD_ID}.value", f"{att.LAYER_ID}.options",
+                  f"{att.HEAD_ID}.options"]
 
 
 def test_display_subset_keeps_marked_records_and_is_bounded():
@@ -159,11 +160,13 @@ def test_a_job_with_10000_test_records_opens_in_under_2_seconds(client, tmp_path
     figure = props[emb.SCATTER]["figure"]
     drawn = sum(len(figure_rows({"data": [t]})[1]) for t in figure["data"])
     assert drawn == emb.MAX_DISPLAY  # thinned for display
-    assert "10000 test records" in props[emb.STATUS_ID]["children"] and "subsample for display" in props[emb.STATUS_ID]["children"]
+    status = props[emb.STATUS_ID]["children"]
+    assert "10000 test records" in status and "subsample for display" in status
     # t-SNE was bounded by the worker and says so.
     tsne = dash.response_props(dash.update(
         client, APP, outputs=SCATTER_OUTPUTS,
-        inputs={"store.data": {"job_id": job.pk}, f"{emb.METHOD_ID}.value": "tsne", f"{emb.COLOUR_ID}.value": "cluster"},
+        inputs={"store.data": {"job_id": job.pk}, f"{emb.METHOD_ID}.value": "tsne",
+                f"{emb.COLOUR_ID}.value": "cluster"},
     ))
     assert "t-SNE computed on a random 300" in tsne[emb.STATUS_ID]["children"]
 

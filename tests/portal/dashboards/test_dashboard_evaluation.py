@@ -77,7 +77,8 @@ def test_classification_baseline_and_optimized_overlaid_with_the_job_metrics():
     assert math.isclose(by_variant["Optimized (int8)"]["accuracy"], optimized["accuracy"], abs_tol=1e-9)
     roc = result.figures[ev.ROC]
     names = [t.name for t in roc.data]
-    assert any(n.startswith("Baseline (AUC") for n in names) and any(n.startswith("Optimized (int8) (AUC") for n in names)
+    assert any(n.startswith("Baseline (AUC") for n in names)
+    assert any(n.startswith("Optimized (int8) (AUC") for n in names)
     assert roc.layout.xaxis.title.text == "False positive rate (0–1)"
     confusion = result.figures[ev.CONFUSION]
     assert len(confusion.data) == 2 and int(np.sum(confusion.data[0].text)) == run.metrics["n_test"]
