@@ -146,6 +146,14 @@ SMILES_TOKEN_PATTERN = (
 # sentinel (a declared sentinel value is missing too).
 MISSING_STRINGS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
 DEFAULT_SENTINELS = (-999.0,)
+# How records are divided into train / validation / test (mlcore.data.split_indices does it).
+SPLIT_METHODS: dict[str, str] = {
+    "random": "Records shuffled and cut by the validation and test fractions.",
+    "stratified": "Each class divided in the same proportions (classification tasks).",
+    "scaffold": "Molecules grouped by Bemis-Murcko scaffold; no scaffold spans two parts (molecules).",
+    "group": "Records sharing the dataset's group column stay together (needs a group column).",
+    "column": "The dataset's split column says train / val / test for each record (needs a split column).",
+}
 # A split column's values (compared stripped and lower-cased) -> the part the record goes to.
 SPLIT_VALUES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                 "dev": "val", "test": "test", "testing": "test"}

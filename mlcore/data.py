@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from mlcore.catalog import MODALITIES, SPLIT_VALUES
+from mlcore.catalog import MODALITIES, SPLIT_METHODS as _SPLIT_METHODS, SPLIT_VALUES
 from mlcore.readers import (
     SDF_MOL_COLUMN, SDF_NAME_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, Reader, ReadError,
     group_long, reader_open,
 )
 
-SPLIT_METHODS = ("random", "stratified", "scaffold", "group", "column")
+SPLIT_METHODS = tuple(_SPLIT_METHODS)
 IGNORE_INDEX = -100  # token positions without a label, as the token head expects
 
 

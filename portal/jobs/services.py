@@ -144,8 +144,28 @@ def _writable_lab(*, user: AbstractBaseUser, dataset: Dataset, lab: Lab | None) 
     raise ServiceError("you belong to several labs: say which lab the job belongs to", field="lab")
 
 
+def _split_check(*, split: str, dataset: Dataset, task: catalog.Task) -> None:
+    """A split method the dataset and task can use, or a ServiceError on the `split` field."""
+    if split not in catalog.SPLIT_METHODS:
+        raise ServiceError(f"unknown split {split!r}; expected one of {', '.join(catalog.SPLIT_METHODS)}",
+                           field="split")
+    schema = dataset.schema or {}
+    if split == "stratified" and not task.is_classification:
+        raise ServiceError(f"a stratified split needs a classification task; {task.key} is {task.target_kind}",
+                           field="split")
+    if split == "scaffold" and dataset.modality != "smiles":
+        raise ServiceError(f"a scaffold split needs molecules; {dataset.name} is {dataset.modality}", field="split")
+    if split == "group" and not schema.get("group_col"):
+        raise ServiceError(f"a group split needs a group column; {dataset.name} v{dataset.version} has none",
+                           field="split")
+    if split == "column" and not schema.get("split_col"):
+        raise ServiceError(f"a column split needs a split column; {dataset.name} v{dataset.version} has none",
+                           field="split")
+
+
 def job_config_resolve(
-    *, dataset: Dataset, task_key: str, profile_key: str, preset: str, hyperparameters: dict[str, Any]
+    *, dataset: Dataset, task_key: str, profile_key: str, preset: str, hyperparameters: dict[str, Any],
+    split: str = "random",
 ) -> dict[str, Any]:
     """Check the task fits the dataset and freeze everything the worker needs into one dict."""
     try:
@@ -168,8 +188,10 @@ def job_config_resolve(
         hp = catalog.hyperparameters_validate(hyperparameters or {}, preset=preset)
     except ValueError as exc:
         raise ServiceError(str(exc), field="hyperparameters") from exc
+    _split_check(split=split, dataset=dataset, task=task)
     return {
         "task": task_key,
+        "split": split,
         "modality": task.modality,
         "target_kind": task.target_kind,
         "profile": profile_key,
@@ -203,6 +225,7 @@ def job_submit(
     max_attempts: int = 3,
     time_limit_s: int | None = None,
     budget: float | None = None,
+    split: str = "random",
 ) -> Job:
     """Create a queued job and, once the transaction commits, enqueue it.
 
@@ -239,7 +262,7 @@ def job_submit(
     job_lab = _writable_lab(user=user, dataset=dataset, lab=lab)
     config = job_config_resolve(
         dataset=dataset, task_key=task_key, profile_key=profile_key, preset=preset,
-        hyperparameters=hyperparameters or {},
+        hyperparameters=hyperparameters or {}, split=split,
     )
     config["device"] = {"kind": device, "gpu_count": gpu_count}
     config["overrides"] = dict(hyperparameters or {})  # what the user asked for, for clone and retry
@@ -372,7 +395,7 @@ def job_clone(
     """
     changes = dict(changes or {})
     allowed = {"task_key", "profile_key", "preset", "hyperparameters", "device", "gpu_count", "priority",
-               "visibility", "name", "time_limit_s", "max_attempts", "budget"}
+               "visibility", "name", "time_limit_s", "max_attempts", "budget", "split"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise ServiceError(f"cannot change {', '.join(unknown)}; changeable: {', '.join(sorted(allowed))}",
@@ -383,7 +406,7 @@ def job_clone(
         "task_key": job.task_key, "profile_key": job.profile_key, "preset": job.config.get("preset", "tiny"),
         "device": job.device, "gpu_count": job.gpu_count, "priority": job.priority, "visibility": job.visibility,
         "name": job.name, "time_limit_s": job.time_limit_s, "max_attempts": job.max_attempts,
-        "budget": job.config.get("budget"),
+        "budget": job.config.get("budget"), "split": job.config.get("split", "random"),
     }
     params.update(changes)
     return job_submit(user=user, dataset=job.dataset, hyperparameters=hyper, idempotency_key=idempotency_key,

@@ -209,6 +209,11 @@ def test_submit_freezes_config_and_enqueues_on_commit(broker: redis.Redis, djang
         ({"hyperparameters": {"epochs": 0}}, "hyperparameters"),
         ({"hyperparameters": {"learning_rate": 1}}, "hyperparameters"),
         ({"device": "cpu", "gpu_count": 2}, "gpu_count"),
+        ({"split": "alphabetical"}, "split"),
+        ({"split": "scaffold"}, "split"),  # a DNA dataset has no molecules
+        ({"split": "stratified", "task_key": "dna-regression"}, "split"),
+        ({"split": "group"}, "split"),  # the dataset has no group column
+        ({"split": "column"}, "split"),  # nor a split column
     ],
 )
 def test_submit_rejects_what_does_not_fit(kwargs: dict, field: str) -> None:
@@ -218,6 +223,20 @@ def test_submit_rejects_what_does_not_fit(kwargs: dict, field: str) -> None:
         services.job_submit(user=dataset.owner, dataset=dataset, **args)
     assert err.value.field == field
     assert Job.objects.count() == 0
+
+
+def test_submit_freezes_the_split_and_clone_keeps_it(django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    dataset = _ready_dataset()
+    Dataset.objects.filter(pk=dataset.pk).update(schema={**(dataset.schema or {}), "group_col": "family"})
+    dataset.refresh_from_db()
+    job = services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", split="group")
+    assert job.config["split"] == "group"
+    retried = services.job_clone(user=dataset.owner, job=job)
+    assert retried.config["split"] == "group"
+    changed = services.job_clone(user=dataset.owner, job=job, changes={"split": "stratified"})
+    assert changed.config["split"] == "stratified"
+    default = services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification")
+    assert default.config["split"] == "random"
 
 
 def test_submit_refuses_unready_dataset_and_viewers() -> None:
