@@ -12,7 +12,8 @@ the storage API (one row group batch, bounded) and drawn in the web process.
 
 While the dataset is being validated the panels say so and refresh every ``REFRESH_MS``.
 
-Ids: ``dataset-status``, ``dataset-tick``, ``class-balance-graph``, ``target-graph``,
+Ids: ``dataset-status``, ``dataset-tick``, ``class-balance-graph`` (in ``class-panel``, shown for
+categorical targets), ``target-graph`` (in ``target-panel``, shown for numeric targets),
 ``target-select`` (which target column, for several), ``length-graph``, ``molecule-section``,
 ``molecule-grid`` (its images carry ``data-line`` = the record's line in the upload),
 ``molecule-grid-png`` / ``molecule-grid-csv`` (buttons) with ``molecule-grid-png-download`` /
@@ -54,6 +55,8 @@ MAX_CLASSES_DRAWN = 60
 STATUS_ID = "dataset-status"
 TICK_ID = "dataset-tick"
 CLASS_GRAPH = "class-balance-graph"
+CLASS_PANEL = "class-panel"  # shown unless the target is numeric
+TARGET_PANEL = "target-panel"  # shown when the target is numeric
 TARGET_GRAPH = "target-graph"
 TARGET_SELECT = "target-select"
 LENGTH_GRAPH = "length-graph"
@@ -348,8 +351,8 @@ app.layout = html.Div(
         dcc.Interval(id=TICK_ID, interval=REFRESH_MS, n_intervals=0, disabled=False),
         html.Div(id=STATUS_ID, className="lf-status", children="Loading…"),
         html.Div(className="lf-grid", children=[
-            graph(CLASS_GRAPH, filename="class-balance", height=320),
-            html.Div([
+            html.Div(id=CLASS_PANEL, children=graph(CLASS_GRAPH, filename="class-balance", height=320)),
+            html.Div(id=TARGET_PANEL, style=HIDDEN, children=[
                 html.Div(style=CONTROLS_STYLE, id=f"{TARGET_SELECT}-row", children=[
                     control("Target column", dcc.Dropdown(id=TARGET_SELECT, options=[], value=None, clearable=False)),
                 ]),
@@ -394,6 +397,7 @@ def status_line(dataset: Dataset | None) -> str:
     Output(CLASS_GRAPH, "figure"), Output(LENGTH_GRAPH, "figure"), Output(STATUS_ID, "children"),
     Output(TICK_ID, "disabled"), Output(TARGET_SELECT, "options"), Output(TARGET_SELECT, "value"),
     Output(f"{TARGET_SELECT}-row", "style"), Output(MOLECULE_SECTION, "style"), Output(MOLECULE_GRID, "children"),
+    Output(CLASS_PANEL, "style"), Output(TARGET_PANEL, "style"),
     Input(STORE_ID, "data"), Input(TICK_ID, "n_intervals"),
 )
 def refresh(store: Any, _tick: Any, user: User = None) -> tuple:
@@ -405,8 +409,10 @@ def refresh(store: Any, _tick: Any, user: User = None) -> tuple:
     row_style = CONTROLS_STYLE if len(columns) > 1 else HIDDEN
     molecules = molecule_examples(dataset) if dataset is not None and settled else []
     section = SHOWN if molecules else HIDDEN
+    # A numeric target has a distribution and no classes; a categorical one the other way round.
+    class_style, target_style = (HIDDEN, {}) if columns else ({}, HIDDEN)
     return (figs[CLASS_GRAPH], figs[LENGTH_GRAPH], status_line(dataset), settled, options,
-            columns[0] if columns else None, row_style, section, molecule_cards(molecules))
+            columns[0] if columns else None, row_style, section, molecule_cards(molecules), class_style, target_style)
 
 
 @app.callback(

@@ -25,7 +25,8 @@ APP = dx.APP_NAME
 DEMO = Path(__file__).resolve().parents[3] / "mlcore" / "demo_data" / "files" / "solubility_huuskonen.csv"
 OUTPUTS = [f"{dx.CLASS_GRAPH}.figure", f"{dx.LENGTH_GRAPH}.figure", f"{dx.STATUS_ID}.children", f"{dx.TICK_ID}.disabled",
            f"{dx.TARGET_SELECT}.options", f"{dx.TARGET_SELECT}.value", f"{dx.TARGET_SELECT}-row.style",
-           f"{dx.MOLECULE_SECTION}.style", f"{dx.MOLECULE_GRID}.children"]
+           f"{dx.MOLECULE_SECTION}.style", f"{dx.MOLECULE_GRID}.children", f"{dx.CLASS_PANEL}.style",
+           f"{dx.TARGET_PANEL}.style"]
 
 
 def _molecules(member, *, target: str, task: str, rows: int = 40, **kwargs) -> Dataset:
@@ -111,6 +112,7 @@ def test_owner_gets_panels_and_molecules(client, member):
     cards = props[dx.MOLECULE_GRID]["children"]
     assert len(cards) == dx.N_MOLECULES and cards[0]["props"]["data-line"] == "2"
     assert props[dx.TARGET_SELECT]["value"] == "logS"
+    assert props[dx.TARGET_PANEL]["style"] == {} and props[dx.CLASS_PANEL]["style"] == {"display": "none"}
     target = dash.response_props(dash.update(
         client, APP, outputs=[f"{dx.TARGET_GRAPH}.figure"],
         inputs={"store.data": {"dataset_id": dataset.pk}, f"{dx.TARGET_SELECT}.value": "logS", f"{dx.TICK_ID}.disabled": True},

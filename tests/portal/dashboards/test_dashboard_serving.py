@@ -46,3 +46,21 @@ def test_dashboard_page_loads_only_local_assets(client, app_name):
         assert response.status_code == 200, source
         body = b"".join(response.streaming_content) if response.streaming else response.content
         assert len(body) > 100, source
+
+
+def test_a_session_keeps_only_the_newest_embeddings(client):
+    from portal.dashboards.templatetags.dashboards import KEEP_EMBEDDINGS, SESSION_PREFIX
+    from tests.portal.dashboards import dashboard_client as dash
+    from tests.portal.factories import DatasetFactory, MembershipFactory
+
+    member = MembershipFactory()
+    dataset = DatasetFactory(owner=member.user, lab=member.lab)
+    client.force_login(member.user)
+    first = None
+    for _ in range(KEEP_EMBEDDINGS // 2 + 3):  # two embeddings per dataset page
+        _html, cache_id = dash.render_embedding(client, member.user, "dashboards/dataset_panels.html", {"dataset": dataset})
+        first = first or cache_id
+    keys = [k for k in client.session.keys() if k.startswith(SESSION_PREFIX)]
+    assert KEEP_EMBEDDINGS - 2 <= len(keys) <= KEEP_EMBEDDINGS + 2
+    assert dash.layout(client, "dataset_explorer", cache_id=first).status_code == 404
+    assert dash.layout(client, "tradeoffs", cache_id=keys[-1]).status_code == 200
