@@ -287,6 +287,9 @@ def graph(graph_id: str, *, filename: str | None = None, height: int = 360) -> h
         children=[
             dcc.Loading(
                 type="default",
+                # Only a slow update shows the spinner: a live refresh every few seconds must not flicker.
+                delay_show=400,
+                overlay_style={"visibility": "visible", "opacity": 0.6},
                 children=dcc.Graph(
                     id=graph_id,
                     figure=empty_figure("Loading…", height=height),
