@@ -109,6 +109,11 @@ class JobLaunchForm(forms.Form):
     )
     preset = forms.ChoiceField(choices=[(k, k) for k in catalog.PRESETS], initial="tiny",
                                widget=forms.RadioSelect(attrs={"class": "form-check-input"}))
+    split = forms.ChoiceField(
+        label="Split method", choices=[(k, k) for k in catalog.SPLIT_METHODS], initial="random", required=False,
+        widget=forms.Select(attrs={"class": "form-select"}),
+        help_text=" ".join(f"{k}: {v}" for k, v in catalog.SPLIT_METHODS.items()),
+    )
     device = forms.ChoiceField(choices=Job.Device.choices, initial=Job.Device.CPU,
                                widget=forms.RadioSelect(attrs={"class": "form-check-input"}))
     gpu_count = forms.IntegerField(

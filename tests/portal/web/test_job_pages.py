@@ -186,6 +186,18 @@ def test_a_task_that_does_not_fit_the_dataset_is_refused_next_to_the_task(member
     assert Job.objects.count() == 0
 
 
+def test_the_split_method_is_submitted_and_one_that_does_not_fit_is_refused_next_to_it(member_client, dataset, lab):
+    response = member_client.post(reverse("web:job_launch"), _launch_data(dataset, lab, split="scaffold"))
+    assert response.status_code == 400
+    assert "needs molecules" in re.search(r'id="error-split">([^<]*)<', _html(response)).group(1)
+    assert Job.objects.count() == 0
+    member_client.post(reverse("web:job_launch"), _launch_data(dataset, lab, split="stratified"))
+    job = Job.objects.get()
+    assert job.config["split"] == "stratified"
+    clone_page = _html(member_client.get(reverse("web:job_launch") + f"?clone={job.pk}"))
+    assert re.search(r'<option value="stratified" selected>', clone_page)
+
+
 def test_service_errors_land_on_their_field(member_client, member, dataset, lab):
     """A dataset that stops being ready between page load and submit: job_submit refuses it."""
     Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.INVALID)
