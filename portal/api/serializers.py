@@ -174,9 +174,15 @@ class JobCloneSerializer(serializers.Serializer):
 
 
 class ArtifactSerializer(serializers.ModelSerializer):
+    # A job holds several artifacts of some kinds (predictions.csv and evaluation.npz): the name tells them apart.
+    name = serializers.SerializerMethodField(help_text="the stored file's name, e.g. predictions.csv")
+
     class Meta:
         model = Artifact
-        fields = ["id", "kind", "sha256", "size_bytes", "metadata", "created_at"]
+        fields = ["id", "kind", "name", "sha256", "size_bytes", "metadata", "created_at"]
+
+    def get_name(self, artifact: Artifact) -> str:
+        return artifact.file.name.rsplit("/", 1)[-1]
 
 
 class APITokenSerializer(serializers.ModelSerializer):

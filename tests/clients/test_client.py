@@ -76,8 +76,14 @@ def test_client_upload_survives_a_dropped_connection_then_trains_and_downloads(
     assert downloaded.returncode == 0, downloaded.stderr
     model = Path(json.loads(downloaded.stdout)["path"])
     assert model.parent == out and zipfile.is_zipfile(model)
-    predictions = client.download(job, "predictions", tmp_path / "predictions.csv")
+    predictions = client.download(job, "predictions", tmp_path / "predictions.csv", name="predictions.csv")
     assert predictions.read_bytes().startswith(b"id,")
+    evaluation = cli(portal, "download", str(job["id"]), "--kind", "predictions", "--name", "evaluation.npz",
+                     "-o", str(out), "--json")
+    assert zipfile.is_zipfile(json.loads(evaluation.stdout)["path"]), evaluation.stderr  # an .npz is a zip
+    # The model the runner trained answers predictions for new records.
+    answer = client.predict(job, ["ACGTTGACGTCAACGTACGTACGTACGTAC", {"id": "x", "input": "TTTTGGGGCCCCAAAA"}])
+    assert [a["id"] for a in answer] == ["0", "x"] and {a["prediction"] for a in answer} <= {"0", "1"}
     assert client.wait(job, timeout=5)["status"] == "succeeded"
 
 

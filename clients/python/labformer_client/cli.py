@@ -149,7 +149,7 @@ def cmd_wait(client: Client, args: argparse.Namespace) -> int:
 def cmd_download(client: Client, args: argparse.Namespace) -> int:
     # -o names a folder (made if missing) unless it is an existing file's path.
     dest = args.output if os.path.isfile(args.output) else os.path.join(args.output, "")
-    path = client.download(args.job, kind=args.kind, dest=dest)
+    path = client.download(args.job, kind=args.kind, dest=dest, name=args.name)
     _out(args, {"job": int(args.job), "kind": args.kind, "path": str(path)}, lambda o: o["path"])
     return EXIT_OK
 
@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", type=int)
     p.add_argument("--kind", default="model",
                    choices=["model", "predictions", "attention", "embeddings", "report", "checkpoint", "log"])
+    p.add_argument("--name", default=None, help="which file of that kind, e.g. predictions.csv or evaluation.npz")
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="folder to write to (made if missing)")
     p.set_defaults(func=cmd_download)
 

@@ -370,12 +370,17 @@ class Client:
     def artifacts(self, job: JobRef) -> list[dict]:
         return self._get(f"/jobs/{_id(job)}/artifacts/")
 
-    def download(self, job: JobRef, kind: str = "model", dest: str | os.PathLike = ".") -> Path:
+    def download(self, job: JobRef, kind: str = "model", dest: str | os.PathLike = ".", *,
+                 name: str | None = None) -> Path:
         """Download the job's newest artifact of ``kind`` (model, predictions, attention, embeddings,
-        report, checkpoint, log) into ``dest`` (a folder, or a file path) and check its sha256."""
-        candidates = [a for a in self.artifacts(job) if a["kind"] == kind]
+        report, checkpoint, log) into ``dest`` (a folder, or a file path) and check its sha256.
+
+        Some kinds hold several files (predictions: ``predictions.csv`` and ``evaluation.npz``);
+        ``name`` picks one by its file name (a stored name may carry a suffix: ``predictions_a1b2.csv``)."""
+        candidates = [a for a in self.artifacts(job) if a["kind"] == kind and (name is None or _same_name(a, name))]
         if not candidates:
-            raise NotFound(f"job {_id(job)} has no {kind!r} artifact", code="not_found", status=404)
+            which = f"{kind!r} artifact" + (f" named {name!r}" if name else "")
+            raise NotFound(f"job {_id(job)} has no {which}", code="not_found", status=404)
         artifact = max(candidates, key=lambda a: a["id"])
         response = self.request("GET", f"/jobs/{_id(job)}/artifacts/{artifact['id']}/download/", stream=True)
         target = Path(dest)
@@ -469,6 +474,14 @@ class Client:
     def _download_text(self, prediction: dict) -> str:
         response = self.request("GET", prediction["result_url"])
         return response.content.decode("utf-8")
+
+
+def _same_name(artifact: dict, name: str) -> bool:
+    """Storage may add a random suffix to a taken name (``predictions_a1B2c3d.csv``)."""
+    stored = str(artifact.get("name") or "")
+    stem, dot, suffix = name.rpartition(".")
+    return stored == name or (bool(dot) and re.fullmatch(rf"{re.escape(stem)}_[A-Za-z0-9]{{7}}\.{re.escape(suffix)}",
+                                                          stored) is not None)
 
 
 def _save_stream(response: requests.Response, target: Path, *, expected_sha256: str | None, what: str) -> None:
