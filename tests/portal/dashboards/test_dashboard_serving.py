@@ -64,3 +64,38 @@ def test_a_session_keeps_only_the_newest_embeddings(client):
     assert KEEP_EMBEDDINGS - 2 <= len(keys) <= KEEP_EMBEDDINGS + 2
     assert dash.layout(client, "dataset_explorer", cache_id=first).status_code == 404
     assert dash.layout(client, "tradeoffs", cache_id=keys[-1]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("template", "context_key", "apps"),
+    [
+        ("dashboards/job_live.html", "job", ["training_curves"]),
+        ("dashboards/compare_panels.html", "jobs", ["comparison"]),
+        ("dashboards/dataset_panels.html", "dataset", ["dataset_explorer", "tradeoffs"]),
+        ("dashboards/catalog_panels.html", "jobs", ["tradeoffs"]),
+    ],
+)
+def test_an_embedding_is_readable_only_by_its_own_session(client, template, context_key, apps):
+    """The ids a page hands its dashboards come back only to the session that rendered the page:
+    another lab's user gets 404 for the same embedding, an anonymous caller the sign-in page."""
+    from portal.accounts.models import Visibility
+    from tests.portal.dashboards import dashboard_client as dash
+    from tests.portal.factories import JobFactory, MembershipFactory
+
+    member = MembershipFactory()
+    job = JobFactory(owner=member.user, lab=member.lab, visibility=Visibility.PRIVATE)
+    value = {"job": job, "jobs": [job], "dataset": job.dataset}[context_key]
+    client.force_login(member.user)
+    html, _ = dash.render_embedding(client, member.user, template, {context_key: value, "filters": {}})
+    embedded = re.findall(r'/django_plotly_dash/app/([^/"]+)/initial/([^/"]+)/"', html)
+    assert [app for app, _ in embedded] == apps
+    for app, cache_id in embedded:
+        layout = dash.layout(client, app, cache_id=cache_id)
+        assert layout.status_code == 200 and dash.store_of_layout(layout.json())
+    client.force_login(MembershipFactory().user)
+    for app, cache_id in embedded:
+        assert dash.layout(client, app, cache_id=cache_id).status_code == 404
+        assert client.get(f"/django_plotly_dash/app/{app}/initial/{cache_id}/").status_code == 404
+    client.logout()
+    for app, cache_id in embedded:
+        assert dash.layout(client, app, cache_id=cache_id).status_code == 302
