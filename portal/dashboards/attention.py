@@ -168,14 +168,21 @@ def _mol(smiles: str) -> Any:
         return Chem.MolFromSmiles(smiles, params)
 
 
-def _rgb(values: np.ndarray) -> list[tuple[float, float, float]]:
-    """Viridis colours (0-1 RGB) for values scaled to their maximum."""
-    top = float(np.max(values)) if len(values) and np.max(values) > 0 else 1.0
-    colours = sample_colorscale(CONTINUOUS_SCALE, [float(v) / top for v in values])
+def _rgb(values: np.ndarray, lighten: float = 0.0,
+         bounds: tuple[float, float] | None = None) -> list[tuple[float, float, float]]:
+    """Viridis colours (0-1 RGB) from the lowest value (dark) to the highest (yellow), as the bar chart
+    beside it, mixed with ``lighten`` of white (dark atom labels stay readable on the highlight; the
+    lightness still rises with the value)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return []
+    low, high = bounds or (float(values.min()), float(values.max()))
+    scaled = np.clip((values - low) / (high - low), 0, 1) if high > low else np.full(len(values), 0.5)
+    colours = sample_colorscale(CONTINUOUS_SCALE, [float(v) for v in scaled])
     out = []
     for c in colours:
         r, g, b = (float(x) for x in re.findall(r"[\d.]+", c)[:3])
-        out.append((r / 255, g / 255, b / 255))
+        out.append(tuple(lighten + (1 - lighten) * x / 255 for x in (r, g, b)))
     return out
 
 
@@ -187,13 +194,14 @@ def molecule_svg(smiles: str, weights: np.ndarray) -> str:
     mol = _mol(smiles)
     if mol is None:
         raise ValueError(f"RDKit cannot parse {smiles!r}")
-    atom_colours = _rgb(weights)
+    atom_colours = _rgb(weights, lighten=0.35)
     bond_values = np.array([(weights[b.GetBeginAtomIdx()] + weights[b.GetEndAtomIdx()]) / 2 for b in mol.GetBonds()])
-    bond_colours = _rgb(bond_values) if len(bond_values) else []
+    bounds = (float(weights.min()), float(weights.max()))  # bonds on the atoms' scale
+    bond_colours = _rgb(bond_values, lighten=0.35, bounds=bounds) if len(bond_values) else []
     drawer = rdMolDraw2D.MolDraw2DSVG(460, 340)
     drawer.drawOptions().addAtomIndices = True
     rdMolDraw2D.PrepareAndDrawMolecule(
-        drawer, mol,
+        drawer, mol, legend="colour: share of attention, lowest purple to highest yellow; numbers: atom index",
         highlightAtoms=list(range(mol.GetNumAtoms())),
         highlightAtomColors={i: c for i, c in enumerate(atom_colours)},
         highlightBonds=list(range(mol.GetNumBonds())),
@@ -285,7 +293,7 @@ def bar_figure(view: RecordView) -> go.Figure:
         customdata=labels, hovertemplate="token %{x} %{customdata}<br>%{y:.4f}<extra></extra>",
         marker={"color": "#0072B2"},
     ))
-    style_figure(fig, x_title="Token (position: label)", y_title="Attention from the pooled [CLS] token (0–1)",
+    style_figure(fig, x_title="Token (position: label)", y_title="Attention from [CLS] (0–1)",
                  title=f"Attention to the pooled token: {view.what}", height=320, legend=False)
     ticks = _ticks([f"{i + 1}:{t}" for i, t in enumerate(labels)])
     fig.update_xaxes(tickmode="array", tickvals=[v + 1 for v in ticks["tickvals"]], ticktext=ticks["ticktext"])

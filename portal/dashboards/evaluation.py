@@ -195,14 +195,16 @@ def _curves(vs: list[Variant]) -> tuple[go.Figure, go.Figure, list[dict[str, Any
         if len(v.classes) == 2:
             problems = [(None, y == 1, proba[:, 1])]
         else:
-            problems = [(c, y == j, proba[:, j]) for j, c in enumerate(v.classes[:MAX_CURVE_CLASSES])]
-        for cls, hit, score in problems:
+            problems = [(c, y == j, proba[:, j]) for j, c in enumerate(v.classes)]
+        for n_class, (cls, hit, score) in enumerate(problems):
             result = roc_pr(hit, score)
             name = v.label if cls is None else f"{v.label}: class {cls} vs rest"
             if result is None:
                 continue
             r, p = result
             rows.append({"variant": v.label, "class": cls, "roc_auc": r.auc, "pr_auc": p.auc})
+            if n_class >= MAX_CURVE_CLASSES:  # the AUC counts in the summary; the figure stays readable
+                continue
             roc.add_trace(go.Scatter(x=r.x, y=r.y, mode="lines", name=f"{name} (AUC {r.auc:.3f})", line=_line(i)))
             pr.add_trace(go.Scatter(x=p.x, y=p.y, mode="lines", name=f"{name} (AP {p.auc:.3f})", line=_line(i),
                                     line_shape="hv"))
@@ -322,10 +324,18 @@ def evaluate(job: Job | None, column: Any = 0) -> Evaluation:
     figures: dict[str, go.Figure] = {}
     if kind in ("binary", "multiclass"):
         figures[CONFUSION] = _confusion_figure(vs)
-        figures[ROC], figures[PR], rows = _curves(vs)
+        figures[ROC], figures[PR], curve_rows = _curves(vs)
         figures[CALIBRATION] = _calibration_figure(vs)
+        rows = []
         for v in vs:
-            rows.append({"variant": v.label, "accuracy": float((v.arrays["y_true"] == v.arrays["y_pred"]).mean())})
+            mine = [r for r in curve_rows if r["variant"] == v.label]
+            rows.append({
+                "variant": v.label, "accuracy": float((v.arrays["y_true"] == v.arrays["y_pred"]).mean()),
+                # Binary: the positive class's; multiclass: the mean over every class's one-vs-rest
+                # curve where defined (as mlcore.metrics does).
+                "roc_auc": float(np.mean([r["roc_auc"] for r in mine])) if mine else float("nan"),
+                "pr_auc": float(np.mean([r["pr_auc"] for r in mine])) if mine else float("nan"),
+            })
     elif kind in ("regression", "multi_regression"):
         n_cols = vs[0].arrays["y_true"].shape[1]
         col = int(column) if str(column).isdigit() and int(column) < n_cols else 0
