@@ -8,13 +8,19 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from mlcore.data import TargetEncoder
+from mlcore.explain import evaluation_arrays
 from portal.accounts.models import Visibility
+from portal.jobs.models import Job
+from portal.results.models import Artifact
+from portal.results.services import artifact_create
 from portal.dashboards import evaluation as ev
 from portal.dashboards.common import is_empty_figure
 from tests.portal.dashboards import dashboard_client as dash
 from tests.portal.dashboards.explain_jobs import call_every_callback, explained_job, trained_run
-from tests.portal.factories import MembershipFactory
+from tests.portal.factories import JobFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -113,6 +119,27 @@ def test_per_token_accuracy_per_class():
         mask = arrays["y_true"] == j
         if mask.any():
             assert math.isclose(row[f"class {cls}"], float((arrays["y_pred"][mask] == j).mean()))
+
+
+def test_multiclass_summary_averages_every_class_and_draws_one_curve_per_class(tmp_path):
+    member = MembershipFactory()
+    job = JobFactory(owner=member.user, lab=member.lab, status=Job.Status.SUCCEEDED)
+    targets = TargetEncoder(kind="multiclass", target_cols=["label"], classes=["a", "b", "c"])
+    logits = [np.array(row, dtype=float) for row in
+              [[2, 0, 0], [0, 2, 0], [0, 0, 2], [1, 0.5, 0], [0, 1, 1.5], [0.2, 0.1, 0], [0, 0, 0.1], [1, 2, 0]]]
+    labels = [0, 1, 2, 1, 2, 0, 2, 0]
+    np.savez_compressed(tmp_path / "evaluation.npz", **evaluation_arrays(targets, logits, labels))
+    artifact_create(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=tmp_path / "evaluation.npz",
+                    metadata={"kind": "multiclass", "variant": "baseline", "classes": ["a", "b", "c"], "n": 8})
+    result = ev.evaluate(job)
+    proba = np.exp(np.stack(logits)) / np.exp(np.stack(logits)).sum(axis=1, keepdims=True)
+    y = np.array(labels)
+    expected = np.mean([roc_auc_score(y == c, proba[:, c]) for c in range(3)])
+    assert math.isclose(result.summary[0]["roc_auc"], expected, rel_tol=1e-6)
+    assert math.isclose(result.summary[0]["accuracy"], float((proba.argmax(axis=1) == y).mean()))
+    assert [t.name.split(" (")[0] for t in result.figures[ev.ROC].data] == [
+        "Baseline: class a vs rest", "Baseline: class b vs rest", "Baseline: class c vs rest", "chance"]
+    assert "top class probability" in result.figures[ev.CALIBRATION].layout.xaxis.title.text
 
 
 # --- through the Dash endpoints --------------------------------------------------------------------
