@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from portal.accounts.models import Membership
 from tests.portal.factories import MembershipFactory
@@ -39,6 +41,9 @@ LAPTOP = {"width": 1366, "height": 900}
 # Waits in the browser tests: Playwright's `expect` polls until the condition holds or this passes.
 UI_TIMEOUT_MS = 15_000
 expect.set_options(timeout=UI_TIMEOUT_MS)
+# A Dash iframe loads its renderer and plotly.js and runs its callbacks on the live server: a page with
+# several dashboards takes a while on a busy two-core machine.
+DASH_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +162,55 @@ def sign_in() -> Callable[[Page, object], None]:
         page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
     return _sign_in
+
+
+# -- Dash dashboards (django-plotly-dash iframes) ------------------------------------------------------
+
+# A summary of a rendered Plotly figure, read from the graph div's live `data` (what is drawn, after
+# Dash's callbacks): per trace its type, name, number of points and the drawn values flattened (heatmap
+# `z` rows, `y`, a horizontal bar's `x`, a pie's `values`, parallel coordinates' first dimension), so a test can tell an empty figure from one with data and one state from another.
+_FIGURE_JS = """graph => {
+  const plot = graph.classList.contains('js-plotly-plot') ? graph : graph.querySelector('.js-plotly-plot');
+  // _fullData: the traces as plotly.js drew them (typed arrays sent base64-encoded are decoded there).
+  const traces = plot && (plot._fullData || plot.data);
+  if (!traces) return null;
+  const flat = v => v == null ? [] : Array.from(v).flatMap(x => (x != null && typeof x === 'object' && x.length !== undefined) ? Array.from(x) : [x]);
+  return traces.map(t => {
+    const along = t.orientation === 'h' ? t.x : t.y;  // a horizontal bar's values are its x
+    const raw = t.z !== undefined ? t.z : along !== undefined ? along : t.values !== undefined ? t.values
+      : (t.dimensions && t.dimensions.length ? t.dimensions[0].values : undefined);
+    const values = flat(raw).map(Number);
+    const n = values.filter(v => Number.isFinite(v)).length;
+    return {type: t.type || 'scatter', name: t.name || '', points: n, visible: t.visible !== false,
+            values: values.slice(0, 5000)};
+  });
+}"""
+
+
+def dashboard(page: Page, name: str):  # noqa: ANN201
+    """The FrameLocator of the dashboard `name` embedded in the page (its section's data-dashboard)."""
+    return page.frame_locator(f"[data-dashboard='{name}'] iframe")
+
+
+def figure(frame, graph_id: str) -> list[dict] | None:  # noqa: ANN001
+    """The traces drawn in the dcc.Graph `graph_id` of a dashboard frame (see _FIGURE_JS)."""
+    return frame.locator(f"#{graph_id}").evaluate(_FIGURE_JS)
+
+
+def wait_for_figure(frame, graph_id: str, predicate: Callable[[list[dict]], bool] | None = None,  # noqa: ANN001
+                    timeout_ms: int = DASH_TIMEOUT_MS, what: str = "") -> list[dict]:
+    """Poll the graph until it has drawn data (at least one trace with points) and `predicate` holds."""
+    frame.locator(f"#{graph_id} .main-svg").first.wait_for(state="attached", timeout=timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    last: list[dict] | None = None
+    while True:
+        try:
+            last = figure(frame, graph_id)
+        except PlaywrightError:  # the frame is reloading
+            last = None
+        if last and any(t["points"] for t in last) and (predicate is None or predicate(last)):
+            return last
+        if time.monotonic() > deadline:
+            summary = [(t["type"], t["name"], t["points"]) for t in last] if last else last
+            raise AssertionError(f"graph #{graph_id} {what or 'has no data'} after {timeout_ms} ms; drawn: {summary}")
+        frame.owner.page.wait_for_timeout(200)  # the poll interval
