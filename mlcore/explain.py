@@ -255,6 +255,18 @@ def samples_add_inputs(samples: list[dict[str, Any]], inputs: Sequence[Any]) -> 
     return samples
 
 
+def record_preview(value: Any, limit: int = 80) -> str:
+    """A short text of a raw record for a hover label: the sequence or SMILES (cut at `limit`), a
+    tabular row as `column=value` pairs, or the size of a long-format object (particles, observations)."""
+    if isinstance(value, dict):
+        sizes = [len(v) for v in value.values() if isinstance(v, (list, tuple, np.ndarray))]
+        text = (f"{max(sizes)} rows ({', '.join(map(str, value))})" if sizes
+                else ", ".join(f"{k}={v}" for k, v in value.items()))
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # ---------------------------------------------------------------------------------------------
 # embeddings in 2-D, clusters
 

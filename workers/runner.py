@@ -220,11 +220,11 @@ def _store_explanations(job: Job, result: RecipeResult, work: Path) -> None:
 
     Artifacts (kind, file name): ATTENTION attention.npz (metadata: the samples, molecules with the
     SMILES as written and its atom indices), EMBEDDINGS embeddings.npy (metadata: ids, lines, labels,
-    predictions) and projection.npz (PCA, t-SNE, k-means; metadata: k, silhouette per k, t-SNE
+    predictions, a short preview of each record) and projection.npz (PCA, t-SNE, k-means; metadata: k, silhouette per k, t-SNE
     subsample size), PREDICTIONS predictions.csv and evaluation.npz (per-record class probabilities,
     values or per-token classes of the baseline model; see `mlcore.explain.evaluation_arrays`).
     """
-    from mlcore.explain import projection_write, samples_add_inputs
+    from mlcore.explain import projection_write, record_preview, samples_add_inputs
 
     store = result_services.artifact_create
     explain = result.explain.directory
@@ -233,8 +233,10 @@ def _store_explanations(job: Job, result: RecipeResult, work: Path) -> None:
     if prep is not None:
         samples = samples_add_inputs(samples, [r.input for r in prep.test_records])
     store(job_id=job.pk, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz", metadata={"samples": samples})
-    store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy",
-          metadata=json.loads((explain / "embeddings.json").read_text()))
+    embeddings_meta = json.loads((explain / "embeddings.json").read_text())
+    if prep is not None:  # what a hover label shows of each record
+        embeddings_meta["previews"] = [record_preview(r.input) for r in prep.test_records]
+    store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy", metadata=embeddings_meta)
     seed = int(prep.hyper.get("seed", 0)) if prep is not None else 0
     projection = projection_write(explain / "projection.npz", np.load(explain / "embeddings.npy"), seed=seed,
                                   tsne_max=TSNE_MAX)

@@ -16,6 +16,7 @@ Ids (stable, for browser tests): ``embedding-method`` (PCA / t-SNE), ``embedding
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape as html_escape
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,7 @@ class EmbeddingData:
     index: np.ndarray  # (M,) test index of each projected point
     xy: np.ndarray  # (M, 2)
     ids: list[Any]  # per test record (N)
+    previews: list[str]  # per test record: a short text of the record (sequence, SMILES, row)
     labels: list[Any]
     predictions: list[Any]
     cluster: np.ndarray  # (N,)
@@ -108,7 +110,8 @@ def embedding_data(job: Job, method: str) -> EmbeddingData | None:
     summary = (found.projection.metadata or {}).get("projection") or {}
     return EmbeddingData(
         method=method, index=np.asarray(index, dtype=np.int64), xy=np.asarray(xy, dtype=np.float64),
-        ids=list(meta.get("ids") or [None] * n), labels=list(meta.get("labels") or [None] * n),
+        ids=list(meta.get("ids") or [None] * n), previews=[str(p) for p in meta.get("previews") or [""] * n],
+        labels=list(meta.get("labels") or [None] * n),
         predictions=list(meta.get("predictions") or [None] * n),
         cluster=np.asarray(arrays["cluster"]), k=int(arrays["k"]), silhouette=dict(summary.get("silhouette") or {}),
         kind=kind, token_error=token_error,
@@ -165,8 +168,11 @@ def colour_values(data: EmbeddingData, by: str, points: np.ndarray) -> tuple[str
 def _hover(data: EmbeddingData, i: int) -> str:
     text = f"#{i}"
     if data.ids[i] not in (None, ""):
-        text += f" id {data.ids[i]}"
-    text += f"<br>true: {str(data.labels[i])[:60]}<br>predicted: {str(data.predictions[i])[:60]}"
+        text += f" id {html_escape(str(data.ids[i]))}"
+    if i < len(data.previews) and data.previews[i]:
+        text += f"<br>{html_escape(data.previews[i])}"
+    text += (f"<br>true: {html_escape(str(data.labels[i])[:60])}"
+             f"<br>predicted: {html_escape(str(data.predictions[i])[:60])}")
     text += f"<br>cluster {int(data.cluster[i]) + 1}"
     if i in data.with_maps:
         text += "<br>attention map stored: click to open"

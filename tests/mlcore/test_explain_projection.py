@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcore.explain import projection_arrays, projection_write
+from mlcore.explain import projection_arrays, projection_write, record_preview
 
 
 def _blobs(centres: int, per: int, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,3 +59,10 @@ def test_tiny_or_degenerate_sets_get_one_cluster_and_no_tsne() -> None:
     assert out["tsne"].shape == (0, 2) and len(out["silhouette_k"]) == 0
     one = projection_arrays(np.zeros((1, 8)), seed=0)
     assert one["pca"].shape == (1, 2) and int(one["k"]) == 1
+
+
+def test_record_previews_for_hover_labels() -> None:
+    assert record_preview("ACGT") == "ACGT"
+    assert record_preview("A" * 100, limit=10) == "A" * 9 + "…"
+    assert record_preview({"x1": "0.5", "site": "b"}) == "x1=0.5, site=b"
+    assert record_preview({"pt": np.ones(12), "eta": np.zeros(12)}) == "12 rows (pt, eta)"

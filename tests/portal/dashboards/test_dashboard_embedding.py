@@ -57,6 +57,9 @@ def test_projection_clusters_and_colours_come_from_the_stored_data():
     assert values == ["correct" if str(p) == str(y) else "wrong" for p, y in zip(meta["predictions"], meta["labels"])]
     assert emb.colour_values(data, "label", points)[1] == [str(y) for y in meta["labels"]]
     assert emb.colour_values(data, "cluster", points)[1] == [f"cluster {c + 1}" for c in arrays["cluster"]]
+    # Hover shows the record itself (its sequence, as the worker previewed it) with its labels.
+    assert len(meta["previews"]) == n and all(len(p) == 40 and set(p) <= set("ACGT") for p in meta["previews"])
+    assert meta["previews"][0] in emb._hover(data, 0) and f"true: {meta['labels'][0]}" in emb._hover(data, 0)
     tsne = emb.embedding_data(job, "tsne")
     assert np.array_equal(tsne.index, arrays["tsne_index"]) and tsne.xy.shape == (len(arrays["tsne_index"]), 2)
     status = emb.status_text(data)
