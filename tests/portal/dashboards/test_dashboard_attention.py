@@ -14,9 +14,10 @@ from portal.accounts.models import Visibility
 from portal.dashboards import attention as att
 from portal.dashboards._explain_data import attention_samples, explain_artifacts, npz_member
 from portal.dashboards.common import figure_rows, is_empty_figure
+from portal.jobs.models import Job
 from tests.portal.dashboards import dashboard_client as dash
 from tests.portal.dashboards.explain_jobs import call_every_callback, explained_job
-from tests.portal.factories import MembershipFactory
+from tests.portal.factories import JobFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -189,3 +190,12 @@ def test_private_job_is_unreachable_through_every_attention_endpoint(client, who
     props = _figures(client, job.pk, 0, 0, att.HEAD_MEAN)
     assert is_empty_figure(props[att.HEATMAP]["figure"]) and props[att.STATUS_ID]["children"] == att.NOT_FOUND
     assert props[att.MOLECULE_ID]["src"] == ""
+
+
+def test_a_running_job_says_when_maps_appear(client):
+    member = MembershipFactory()
+    job = JobFactory(owner=member.user, lab=member.lab, status=Job.Status.RUNNING)
+    client.force_login(job.owner)
+    props = _figures(client, job.pk, None, 0, att.HEAD_MEAN)
+    assert props[att.STATUS_ID]["children"] == "Attention maps appear when the job has finished."
+    assert is_empty_figure(props[att.HEATMAP]["figure"])

@@ -206,3 +206,10 @@ def test_job_page_embedding_hands_the_job_to_both_explain_apps(client):
     assert f"/django_plotly_dash/app/{APP}/initial/" in html and "/django_plotly_dash/app/evaluation/initial/" in html
     layout = dash.layout(client, APP, cache_id=cache_id)
     assert layout.status_code == 200 and dash.store_of_layout(layout.json()) == {"job_id": job.pk}
+
+
+def test_a_queued_job_says_when_embeddings_appear():
+    member = MembershipFactory()
+    job = JobFactory(owner=member.user, lab=member.lab, status=Job.Status.QUEUED)
+    figure, status = emb.view(job, "tsne", "cluster")
+    assert status == "Embeddings appear when the job has finished." and is_empty_figure(figure)

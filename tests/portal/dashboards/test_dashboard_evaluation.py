@@ -172,3 +172,11 @@ def test_private_job_is_unreachable_through_every_evaluation_endpoint(client, wh
     props = dash.response_props(dash.update(client, APP, outputs=OUTPUTS,
                                             inputs={"store.data": {"job_id": job.pk}, f"{ev.TARGET_ID}.value": 0}))
     assert props[ev.STATUS_ID]["children"] == ev.NOT_FOUND and is_empty_figure(props[ev.ROC]["figure"])
+
+
+def test_a_finished_job_without_stored_predictions_says_so():
+    member = MembershipFactory()
+    job = JobFactory(owner=member.user, lab=member.lab, status=Job.Status.FAILED)
+    result = ev.evaluate(job)
+    assert result.status == "No per-record predictions were stored for this job." and not result.shown
+    assert all(is_empty_figure(f) for f in result.figures.values())
