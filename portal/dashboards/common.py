@@ -395,6 +395,8 @@ def _cell(value: Any) -> Any:
         return ""
     if value is None:
         return ""
+    if isinstance(value, str):
+        return value.replace("<br>", "; ")  # hover text's line breaks
     if isinstance(value, (list, dict)):
         return json.dumps(value)
     return value
@@ -454,6 +456,23 @@ def figure_rows(figure: go.Figure | Mapping) -> tuple[list[str], list[list[Any]]
             value = _decode(trace.get(key))
             if isinstance(value, list):
                 per_point[key] = value
+        # A trace may name its CSV columns through its meta: {"x": "step", "y": "loss"} renames the
+        # axes' columns, {"customdata": ["job", ...]} gives each customdata field its own column.
+        meta = trace.get("meta") if isinstance(trace.get("meta"), Mapping) else {}
+        names = meta.get("customdata")
+        named: dict[str, list] = {}
+        for key, values in per_point.items():
+            if key in ("x", "y", "z") and isinstance(meta.get(key), str):
+                named[meta[key]] = values
+            elif key == "customdata" and isinstance(names, list):
+                for j, field_name in enumerate(names):
+                    named[str(field_name)] = [
+                        item[j] if isinstance(item, list) and j < len(item) else (item if len(names) == 1 else None)
+                        for item in values
+                    ]
+            else:
+                named[key] = values
+        per_point = named
         if not per_point:
             continue
         length = max(len(v) for v in per_point.values())

@@ -189,6 +189,7 @@ def curves_figure(jobs: list[Job], key: str | None) -> go.Figure:
                 y=curve.values,
                 name=curve.label,
                 customdata=[curve.job_id] * len(curve.epochs),
+                meta={"x": "epoch", "y": "value", "customdata": ["job"]},
                 mode="lines+markers",
                 line={"dash": DASHES[i % len(DASHES)], "width": 2},
                 marker={"symbol": SYMBOLS[i % len(SYMBOLS)], "size": 7},

@@ -235,6 +235,8 @@ def class_figure(dataset: Dataset) -> go.Figure:
             name="tokens" if per_token else "records",
             marker={"color": COLORWAY[0]},
             customdata=[c / total for _, c in shown],
+            meta={"x": "label" if per_token else "class", "y": "tokens" if per_token else "records",
+                  "customdata": ["share"]},
             hovertemplate="%{x}: %{y} (%{customdata:.1%})<extra></extra>",
         )
     )
@@ -264,6 +266,7 @@ def target_figure(dataset: Dataset, column: Any) -> go.Figure:
         return empty_figure(f"No values of {column} to draw.")
     fig = go.Figure(
         go.Bar(x=hist.centers, y=hist.counts, width=hist.widths, name=column, marker={"color": COLORWAY[0]},
+               meta={"x": f"{column} (bin centre)", "y": "records"},
                hovertemplate="%{x:.4g}: %{y} records<extra></extra>")
     )
     title = f"Distribution of {column}"
@@ -288,6 +291,7 @@ def length_figure(dataset: Dataset) -> go.Figure:
     unit = UNIT_TITLES.get(length.get("unit"), length.get("unit") or "elements")
     fig = go.Figure(
         go.Bar(x=hist.centers, y=hist.counts, width=hist.widths, name="records", marker={"color": COLORWAY[0]},
+               meta={"x": f"length in {unit} (bin centre)", "y": "records"},
                hovertemplate="%{x:.0f} " + unit + ": %{y} records<extra></extra>")
     )
     max_len = length.get("default_max_len")

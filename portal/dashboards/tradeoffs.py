@@ -278,6 +278,7 @@ def tradeoff_figure(data: TradeoffData, points: list[TradeoffPoint], *, axis: st
     def x_of(p: TradeoffPoint) -> float | None:
         return p.latency(batch) if axis == "latency" else p.size_mb
 
+    x_column = f"latency_ms_b{batch}" if axis == "latency" else "size_mb"
     drawn = [p for p in points if x_of(p) is not None]
     if not drawn:
         return empty_figure(NO_DATA if not data.points else "No point matches these filters.")
@@ -297,6 +298,7 @@ def tradeoff_figure(data: TradeoffData, points: list[TradeoffPoint], *, axis: st
                     "line": {"width": 1, "color": "#333"},
                 },
                 customdata=[[p.job_id, p.preset, p.hardware] for p in group],
+                meta={"x": x_column, "y": data.metric, "customdata": ["job", "preset", "hardware"]},
                 hovertext=[p.config for p in group],
                 hovertemplate="%{hovertext}<br>%{customdata[2]}<br>x %{x:.4g}, metric %{y:.4g}<extra>%{fullData.name}</extra>",
             )
@@ -309,6 +311,7 @@ def tradeoff_figure(data: TradeoffData, points: list[TradeoffPoint], *, axis: st
             y=[pairs[i][1] for i in front],
             mode="lines",
             name="Pareto front",
+            meta={"x": x_column, "y": data.metric},
             line={"shape": "hv", "dash": "dash", "color": "#222", "width": 1.5},
             hoverinfo="skip",
         )

@@ -109,6 +109,7 @@ def _lines(fig: go.Figure, curves: list[Curve]) -> None:
                 x=curve.steps,
                 y=curve.values,
                 customdata=curve.epochs,
+                meta={"x": "step", "y": "value", "customdata": ["epoch"]},
                 name=curve.label,
                 mode="lines" if many else "lines+markers",
                 line={"dash": DASHES[i % len(DASHES)], "width": 1.5 if many else 2},

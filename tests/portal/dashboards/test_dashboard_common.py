@@ -95,3 +95,10 @@ def test_style_keeps_png_button_and_axis_titles():
     assert fig.layout.xaxis.title.text == "Epoch" and fig.layout.yaxis.title.text == "Loss (nats)"
     config = common.graph_config("loss")
     assert config["toImageButtonOptions"]["format"] == "png" and "toImage" not in config["modeBarButtonsToRemove"]
+
+
+def test_csv_columns_named_by_the_trace_meta():
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[0.5, 0.25], customdata=[[7, "tiny"], [8, "small"]], hovertext=["a<br>b", "c"],
+                               name="t", meta={"x": "step", "y": "loss", "customdata": ["job", "preset"]}))
+    assert common.figure_to_csv(fig).splitlines() == [
+        "trace,step,loss,hovertext,job,preset", "t,1,0.5,a; b,7,tiny", "t,2,0.25,c,8,small"]

@@ -118,7 +118,8 @@ def test_owner_gets_panels_and_molecules(client, member):
         inputs={"store.data": {"dataset_id": dataset.pk}, f"{dx.TARGET_SELECT}.value": "logS", f"{dx.TICK_ID}.disabled": True},
     ))[dx.TARGET_GRAPH]["figure"]
     columns, rows = figure_rows(target)
-    assert sum(row[columns.index("y")] for row in rows) == 40
+    assert columns == ["trace", "logS (bin centre)", "records"]
+    assert sum(row[columns.index("records")] for row in rows) == 40
     png = dash.response_props(dash.update(client, APP, outputs=[f"{dx.MOLECULE_PNG}-download.data"],
                                           inputs={f"{dx.MOLECULE_PNG}.n_clicks": 1},
                                           state={"store.data": {"dataset_id": dataset.pk}}))

@@ -124,9 +124,11 @@ def test_owner_sees_the_tradeoffs(client, world):
     assert "1 job(s)" in dash.response_props(filters)[tr.NOTE_ID]["children"]
     figure = dash.response_props(draw)[tr.SIZE_GRAPH]["figure"]
     columns, rows = figure_rows(figure)
-    ys = {row[columns.index("y")] for row in rows}
+    ys = {row[columns.index("roc_auc")] for row in rows}
     assert {0.8123, 0.7987} <= ys
     csv_text = dash.response_props(download)[f"{tr.SIZE_GRAPH}-download"]["data"]["content"]
+    header = csv_text.splitlines()[0]
+    assert header == "trace,size_mb,roc_auc,hovertext,job,preset,hardware"
     assert "0.8123" in csv_text and "Pareto front" in csv_text
 
 

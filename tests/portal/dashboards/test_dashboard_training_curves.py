@@ -41,7 +41,7 @@ def _job(**kwargs) -> Job:
 
 def _ys(figure) -> list:
     columns, rows = figure_rows(figure)
-    return [row[columns.index("y")] for row in rows] if "y" in columns else []
+    return [row[columns.index("value")] for row in rows] if "value" in columns else []
 
 
 def _refresh(client, job_id) -> dict:
@@ -136,7 +136,7 @@ def test_csv_download_has_the_owner_data(client):
     data = dash.response_props(response)[f"{tc.LOSS_GRAPH}-download"]["data"]
     assert data["filename"] == f"job-{job.pk}-training-loss.csv"
     lines = data["content"].splitlines()
-    assert lines[0] == "trace,x,y,customdata"
+    assert lines[0] == "trace,step,value,epoch"
     assert f"Train (per step),2,{SECRET},0" in lines
 
 
