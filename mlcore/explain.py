@@ -160,6 +160,44 @@ def explain_write(
     return ExplainOutputs(directory=directory, sample_indices=list(sample_indices), n_embeddings=len(examples))
 
 
+def attention_trim(directory: str | Path, max_bytes: int) -> list[dict[str, Any]]:
+    """Keep in `directory`'s attention.npz only as many samples as fit in `max_bytes` of float16 maps.
+
+    A map is layers x heads x L x L: long sequences on a deep model make a few hundred MB for a
+    handful of records. Samples are kept taking the labels in turn (so every class keeps some), at
+    least one; samples.json is rewritten to match (keys unchanged). Returns the kept samples.
+    """
+    directory = Path(directory)
+    samples = json.loads((directory / "samples.json").read_text())
+
+    def size(entry: dict[str, Any]) -> int:
+        return int(np.prod(entry.get("shape") or [0])) * 2
+
+    if sum(size(e) for e in samples) <= max_bytes:
+        return samples
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for entry in samples:
+        by_label.setdefault(json.dumps(entry.get("label"), sort_keys=True, default=str), []).append(entry)
+    order: list[dict[str, Any]] = []
+    queues = list(by_label.values())
+    while any(queues):
+        for queue in queues:
+            if queue:
+                order.append(queue.pop(0))
+    kept, total = [], 0
+    for entry in order:
+        if kept and total + size(entry) > max_bytes:
+            continue
+        kept.append(entry)
+        total += size(entry)
+    kept.sort(key=lambda e: e["key"])
+    with np.load(directory / "attention.npz") as npz:
+        arrays = {name: npz[name] for e in kept for name in (f"attn_{e['key']}", f"rollout_{e['key']}")}
+    np.savez_compressed(directory / "attention.npz", **arrays)
+    (directory / "samples.json").write_text(json.dumps(kept, indent=1))
+    return kept
+
+
 # ---------------------------------------------------------------------------------------------
 # molecules: tokens -> atoms
 

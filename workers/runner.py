@@ -49,6 +49,8 @@ class JobCancelled(Exception):
 EXPLAIN_SAMPLES = 24
 # t-SNE runs on at most this many test records (a seeded subsample beyond; PCA and k-means see all).
 TSNE_MAX = 2000
+# The stored attention maps are trimmed to this many bytes of float16 (fewer samples for long inputs).
+ATTENTION_MAX_BYTES = 64 * 1024 * 1024
 
 
 class DatabaseReporter(Callback):
@@ -224,12 +226,12 @@ def _store_explanations(job: Job, result: RecipeResult, work: Path) -> None:
     subsample size), PREDICTIONS predictions.csv and evaluation.npz (per-record class probabilities,
     values or per-token classes of the baseline model; see `mlcore.explain.evaluation_arrays`).
     """
-    from mlcore.explain import projection_write, record_preview, samples_add_inputs
+    from mlcore.explain import attention_trim, projection_write, record_preview, samples_add_inputs
 
     store = result_services.artifact_create
     explain = result.explain.directory
     prep = result.prepared
-    samples = json.loads((explain / "samples.json").read_text())
+    samples = attention_trim(explain, ATTENTION_MAX_BYTES)
     if prep is not None:
         samples = samples_add_inputs(samples, [r.input for r in prep.test_records])
     store(job_id=job.pk, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz", metadata={"samples": samples})

@@ -92,3 +92,24 @@ def test_recipe_attention_samples_carry_exact_atom_maps(tmp_path: Path) -> None:
                     assert raw.GetAtomWithIdx(raw_atom).GetSymbol() == mol.GetAtomWithIdx(atom).GetSymbol()
             layers, heads, length, _ = npz[f"attn_{entry['key']}"].shape
             assert length == len(entry["tokens"]) and npz[f"rollout_{entry['key']}"].shape == (length,)
+
+
+def test_attention_maps_are_trimmed_to_a_byte_budget_keeping_every_class(tmp_path: Path) -> None:
+    from mlcore.explain import attention_trim
+
+    shape = [2, 2, 5, 5]  # 200 bytes of float16 per sample
+    samples = [{"key": k, "index": 10 + k, "label": "ab"[k // 3], "shape": shape} for k in range(6)]
+    arrays = {}
+    for k in range(6):
+        arrays[f"attn_{k}"] = np.full(shape, k, dtype=np.float16)
+        arrays[f"rollout_{k}"] = np.full(5, k, dtype=np.float32)
+    np.savez_compressed(tmp_path / "attention.npz", **arrays)
+    (tmp_path / "samples.json").write_text(json.dumps(samples))
+    assert attention_trim(tmp_path, max_bytes=10_000) == samples  # fits: untouched
+    kept = attention_trim(tmp_path, max_bytes=450)
+    assert [e["key"] for e in kept] == [0, 3]  # two fit; labels a and b each keep one
+    assert json.loads((tmp_path / "samples.json").read_text()) == kept
+    with np.load(tmp_path / "attention.npz") as npz:
+        assert sorted(npz.files) == ["attn_0", "attn_3", "rollout_0", "rollout_3"]
+        assert npz["attn_3"][0, 0, 0, 0] == 3
+    assert [e["key"] for e in attention_trim(tmp_path, max_bytes=1)] == [0]  # at least one
