@@ -64,22 +64,40 @@ def explain_artifacts(job: Job) -> ExplainArtifacts:
 # --- a small per-process cache of parsed artifacts --------------------------------------------------
 
 _CACHE_ITEMS = 48
-_cache: OrderedDict[tuple, Any] = OrderedDict()
+_CACHE_BYTES = 256 * 1024 * 1024  # per process: a few jobs' attention maps and projections
+_cache: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+_cache_bytes = 0
 _lock = threading.Lock()
 
 
+def _size(value: Any) -> int:
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, dict):
+        return sum(_size(v) for v in value.values())
+    return 0
+
+
 def cached(key: tuple, load: Callable[[], Any]) -> Any:
-    """``load()`` once per ``key`` (kept for the last ``_CACHE_ITEMS`` keys used)."""
+    """``load()`` once per ``key``; the least recently used entries go beyond ``_CACHE_ITEMS``
+    entries or ``_CACHE_BYTES`` of arrays and file bytes."""
+    global _cache_bytes
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
-            return _cache[key]
+            return _cache[key][0]
     value = load()
+    size = _size(value)
     with _lock:
-        _cache[key] = value
+        if key not in _cache:
+            _cache[key] = (value, size)
+            _cache_bytes += size
         _cache.move_to_end(key)
-        while len(_cache) > _CACHE_ITEMS:
-            _cache.popitem(last=False)
+        while len(_cache) > 1 and (len(_cache) > _CACHE_ITEMS or _cache_bytes > _CACHE_BYTES):
+            _, (_, dropped) = _cache.popitem(last=False)
+            _cache_bytes -= dropped
     return value
 
 

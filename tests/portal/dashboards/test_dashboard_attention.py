@@ -199,3 +199,23 @@ def test_a_running_job_says_when_maps_appear(client):
     props = _figures(client, job.pk, None, 0, att.HEAD_MEAN)
     assert props[att.STATUS_ID]["children"] == "Attention maps appear when the job has finished."
     assert is_empty_figure(props[att.HEATMAP]["figure"])
+
+
+def test_parsed_artifacts_are_cached_within_a_byte_budget(monkeypatch):
+    from portal.dashboards import _explain_data as data
+
+    monkeypatch.setattr(data, "_cache", type(data._cache)())
+    monkeypatch.setattr(data, "_cache_bytes", 0)
+    monkeypatch.setattr(data, "_CACHE_BYTES", 2500)
+    loads = []
+
+    def load(n):
+        loads.append(n)
+        return np.zeros(n, dtype=np.uint8)
+
+    assert data.cached(("a",), lambda: load(1000)).nbytes == 1000
+    data.cached(("a",), lambda: load(1000))
+    assert loads == [1000]  # the second call is served from the cache
+    data.cached(("b",), lambda: load(1000))
+    data.cached(("c",), lambda: load(1000))  # 3000 bytes > 2500: the least recently used ("a") goes
+    assert list(data._cache) == [("b",), ("c",)] and data._cache_bytes == 2000
