@@ -63,7 +63,8 @@ def playwright() -> Iterator[Playwright]:
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium) or `apt-get install -y chromium`")
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium) "
+                    "or `apt-get install -y chromium`")
     chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
     yield chromium
     chromium.close()
@@ -166,23 +167,24 @@ def sign_in() -> Callable[[Page, object], None]:
 
 # -- Dash dashboards (django-plotly-dash iframes) ------------------------------------------------------
 
-# A summary of a rendered Plotly figure, read from the graph div's live `data` (what is drawn, after
+# A summary of a rendered Plotly figure, read from the graph div's drawn traces (what is drawn, after
 # Dash's callbacks): per trace its type, name, number of points and the drawn values flattened (heatmap
-# `z` rows, `y`, a horizontal bar's `x`, a pie's `values`, parallel coordinates' first dimension), so a test can tell an empty figure from one with data and one state from another.
+# `z` rows, `y`, a horizontal bar's `x`, a pie's `values`, parallel coordinates' first dimension), so a
+# test can tell an empty figure from one with data and one state from another.
 _FIGURE_JS = """graph => {
   const plot = graph.classList.contains('js-plotly-plot') ? graph : graph.querySelector('.js-plotly-plot');
   // _fullData: the traces as plotly.js drew them (typed arrays sent base64-encoded are decoded there).
   const traces = plot && (plot._fullData || plot.data);
   if (!traces) return null;
-  const flat = v => v == null ? [] : Array.from(v).flatMap(x => (x != null && typeof x === 'object' && x.length !== undefined) ? Array.from(x) : [x]);
+  const isList = x => x != null && typeof x === 'object' && x.length !== undefined;
+  const flat = v => v == null ? [] : Array.from(v).flatMap(x => isList(x) ? Array.from(x) : [x]);
   return traces.map(t => {
     const along = t.orientation === 'h' ? t.x : t.y;  // a horizontal bar's values are its x
     const raw = t.z !== undefined ? t.z : along !== undefined ? along : t.values !== undefined ? t.values
       : (t.dimensions && t.dimensions.length ? t.dimensions[0].values : undefined);
     const values = flat(raw).map(Number);
     const n = values.filter(v => Number.isFinite(v)).length;
-    return {type: t.type || 'scatter', name: t.name || '', points: n, visible: t.visible !== false,
-            values: values.slice(0, 5000)};
+    return {type: t.type || 'scatter', name: t.name || '', points: n, values: values.slice(0, 5000)};
   });
 }"""
 

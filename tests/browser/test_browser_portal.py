@@ -150,4 +150,7 @@ def test_browser_portal_upload_validate_launch_watch_catalog_compare(
     curves = wait_for_figure(overlay, "curves-graph", lambda traces: sum(bool(t["points"]) for t in traces) >= 2,
                              what="does not overlay both jobs' curves")
     assert len({t["name"] for t in curves if t["points"]}) >= 2, curves
+    # Parallel coordinates: one line per job through the settings that differ and the test metric.
+    parallel = wait_for_figure(overlay, "parallel-graph")
+    assert [t["points"] for t in parallel if t["type"] == "parcoords"] == [2], parallel
     shot("portal-09-compare")

@@ -1,0 +1,139 @@
+"""The dashboards in Chromium on a finished demo job (the wine cultivars set, a tiny model with the int8
+profile, trained by a real worker): the dataset page's statistics and compression trade-offs with the
+Pareto front; on the job page the training curves, the embedding explorer (coloured by k-means
+cluster), the attention explorer (switching layer and head redraws the heatmap) and the evaluation
+plots with baseline and optimized model overlaid. Screenshots: test-results/dashboard-*.png."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.core.files import File
+from playwright.sync_api import FrameLocator, Page, expect
+
+from mlcore.demo_data import DEMO_DATASETS, demo_dataset_write
+from portal.datasets.models import Dataset
+from portal.datasets.services import dataset_create
+from portal.jobs.models import Job
+from portal.jobs.services import job_submit
+from tests.browser.conftest import dashboard, figure, wait_for_figure
+from tests.workers.conftest import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEMO = "wine-cultivars"
+CLASSES = 3
+
+
+def _finished_demo_job(member, worker, tmp_path: Path) -> Job:  # noqa: ANN001
+    """The demo set uploaded and validated, and a tiny int8 job trained on it, through the services."""
+    spec = DEMO_DATASETS[DEMO]
+    path = demo_dataset_write(DEMO, tmp_path)
+    with open(path, "rb") as fh:
+        dataset = dataset_create(
+            owner=member.user, lab=member.lab, name="wine", modality=spec.modality, file=File(fh), filename=path.name,
+            schema={"input_cols": [], "target_cols": list(spec.target_cols), "task": spec.task_keys[0]},
+        )
+    wait_for(lambda: Dataset.objects.get(pk=dataset.pk).status == Dataset.Status.READY, 120, "validation", worker)
+    dataset.refresh_from_db()
+    job = job_submit(user=member.user, dataset=dataset, task_key=spec.task_keys[0], profile_key="int8",
+                     preset="tiny", hyperparameters={"epochs": 2})
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, 300, "the job", worker)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error_message + worker.output()[-3000:]
+    return job
+
+
+def _select(frame: FrameLocator, dropdown_id: str, option: str) -> None:
+    """Pick `option` in a Dash dropdown: open it, click the option by its label."""
+    frame.locator(f"#{dropdown_id}").click()
+    frame.get_by_role("option", name=option, exact=True).click()
+    expect(frame.locator(f"#{dropdown_id}-value")).to_have_text(option)
+
+
+def _heatmap(frame: FrameLocator) -> list[float]:
+    traces = [t for t in figure(frame, "attention-heatmap") if t["type"] == "heatmap"]
+    assert len(traces) == 1, traces
+    return traces[0]["values"]
+
+
+def _wait_for_new_heatmap(frame: FrameLocator, before: list[float], what: str) -> list[float]:
+    drawn = wait_for_figure(frame, "attention-heatmap",
+                            lambda traces: any(t["type"] == "heatmap" and t["values"] != before for t in traces),
+                            what=f"did not change after {what}")
+    return next(t["values"] for t in drawn if t["type"] == "heatmap")
+
+
+def test_browser_dashboard_views_attention_embedding_evaluation_pareto(
+    page: Page, member, sign_in, shot, start_worker, tmp_path: Path,  # noqa: ANN001
+) -> None:
+    worker = start_worker()
+    job = _finished_demo_job(member, worker, tmp_path)
+    sign_in(page, member.user)
+
+    # The dataset page: class balance and lengths from the validation report; the trade-offs of the
+    # job's baseline and int8 model with the Pareto front.
+    page.goto(f"/datasets/{job.dataset_id}/")
+    stats = dashboard(page, "dataset_explorer")
+    balance = wait_for_figure(stats, "class-balance-graph")
+    assert sum(sum(t["values"]) for t in balance) == DEMO_DATASETS[DEMO].n_records, balance
+    assert sum(t["points"] for t in balance) == CLASSES, balance
+    wait_for_figure(stats, "length-graph")
+    tradeoffs = dashboard(page, "tradeoffs")
+    for graph_id in ("latency-graph", "size-graph"):
+        drawn = wait_for_figure(tradeoffs, graph_id)
+        names = {t["name"] for t in drawn if t["points"]}
+        assert {"baseline", "int8"} <= names and any("pareto" in n.lower() for n in names), drawn
+    shot("dashboard-dataset-pareto", page.locator("[data-dashboard='tradeoffs']"))
+
+    # The job page: training curves, then the embedding explorer.
+    page.goto(f"/jobs/{job.pk}/")
+    wait_for_figure(dashboard(page, "training_curves"), "loss-graph")
+    explorer = dashboard(page, "embedding_explorer")
+    scatter = wait_for_figure(explorer, "embedding-scatter")
+    ringed = next(t for t in scatter if t["name"].startswith("attention map stored"))
+    shown = sum(t["points"] for t in scatter) - ringed["points"]  # every test record once, plus the rings
+    assert shown >= 10 and ringed["points"] >= 2, scatter
+    expect(explorer.locator("#embedding-status")).to_contain_text(re.compile(r"silhouette", re.I))
+    explorer.locator("#embedding-colour").get_by_text("k-means cluster").click()
+    clusters = wait_for_figure(explorer, "embedding-scatter",
+                               lambda traces: any(t["name"].lower().startswith("cluster") for t in traces),
+                               what="is not coloured by cluster")
+    assert sum(t["points"] for t in clusters) == sum(t["points"] for t in scatter), (clusters, scatter)
+    shot("dashboard-embedding", page.locator("[data-dashboard='embedding_explorer'] iframe"))
+
+    # The attention explorer: a heatmap with the record's tokens on both axes, the bar of attention to
+    # the pooled token, the per-feature ranking (tabular).
+    heat = wait_for_figure(explorer, "attention-heatmap")
+    n_tokens = 1 + 13  # the pooled token and one token per wine measurement
+    assert [t["points"] for t in heat if t["type"] == "heatmap"] == [n_tokens * n_tokens], heat
+    wait_for_figure(explorer, "attention-bar")
+    wait_for_figure(explorer, "attention-domain-graph")
+    layer1_mean = _heatmap(explorer)
+    shot("dashboard-attention-layer1-mean", explorer.locator("#attention-section"))
+
+    _select(explorer, "attention-layer", "Layer 2")
+    layer2_mean = _wait_for_new_heatmap(explorer, layer1_mean, "choosing layer 2")
+    expect(explorer.locator("#attention-status")).to_contain_text("layer 2")
+    _select(explorer, "attention-head", "Head 2")
+    layer2_head2 = _wait_for_new_heatmap(explorer, layer2_mean, "choosing head 2")
+    # One head's attention rows are distributions; so are the mean's, but they differ.
+    assert layer2_head2 != layer2_mean
+    shot("dashboard-attention-layer2-head2", explorer.locator("#attention-section"))
+
+    # Evaluation: confusion matrix, ROC, precision-recall and calibration, baseline and int8 overlaid.
+    evaluation = dashboard(page, "evaluation")
+    confusion = wait_for_figure(evaluation, "evaluation-confusion")
+    assert [t["name"] for t in confusion if t["type"] == "heatmap"] == ["Baseline", "Optimized (int8)"], confusion
+    # One cell per (true, predicted) class, coloured by the share of the true class.
+    assert all(t["points"] == CLASSES * CLASSES and all(0 <= v <= 1 for v in t["values"])
+               for t in confusion if t["type"] == "heatmap"), confusion
+    for graph_id in ("evaluation-roc", "evaluation-pr", "evaluation-calibration"):
+        drawn = wait_for_figure(evaluation, graph_id)
+        names = " ".join(t["name"] for t in drawn if t["points"])
+        assert "Baseline" in names and "Optimized (int8)" in names, (graph_id, drawn)
+    expect(evaluation.locator("#evaluation-summary")).to_contain_text("roc_auc")
+    shot("dashboard-evaluation", page.locator("[data-dashboard='evaluation'] iframe"))
+    shot("dashboard-job-page")
