@@ -157,6 +157,8 @@ class JobCreateSerializer(serializers.Serializer):
     budget = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, allow_null=True, default=None,
                                     help_text="pruned/slim/compact: stop before the validation primary metric "
                                               "falls more than this (absolute) below the baseline")
+    split = serializers.ChoiceField(choices=list(catalog.SPLIT_METHODS), default="random",
+                                    help_text="how records are divided into train / val / test")
 
 
 class JobCloneSerializer(serializers.Serializer):
@@ -171,6 +173,7 @@ class JobCloneSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     time_limit_s = serializers.IntegerField(required=False, min_value=1)
     budget = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, allow_null=True)
+    split = serializers.ChoiceField(choices=list(catalog.SPLIT_METHODS), required=False)
 
 
 class ArtifactSerializer(serializers.ModelSerializer):

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import math
 from typing import Any
 
 from django.db.models import QuerySet
@@ -29,7 +25,7 @@ from portal.api.idempotency import IDEMPOTENCY_HEADER, idempotent
 from portal.common.errors import ServiceError
 from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset, UploadSession
-from portal.datasets.selectors import dataset_get_for_user, dataset_list_for_user
+from portal.datasets.selectors import dataset_get_for_user, dataset_list_for_user, dataset_preview
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.jobs.selectors import job_get_for_user, job_list_for_user
@@ -175,7 +171,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         if not rows.strip().lstrip("-").isdigit():
             raise ServiceError("rows must be a whole number", field="rows")
         n = max(1, min(200, int(rows)))
-        return Response(_preview(dataset, n))
+        return Response(dataset_preview(dataset=dataset, rows=n))
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"])
@@ -192,39 +188,6 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         dataset = self.get_object()
         jobs = job_list_for_user(user=request.user).filter(dataset=dataset)[:200]
         return Response(s.JobSerializer(jobs, many=True).data)
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _preview(dataset: Dataset, n: int) -> dict[str, Any]:
-    """The first rows: from the canonical Parquet copy when it exists, else the original's text."""
-    if dataset.canonical_file:
-        import pyarrow.parquet as pq
-
-        with dataset.canonical_file.open("rb") as fh:
-            pf = pq.ParquetFile(fh)
-            batch = next(pf.iter_batches(batch_size=n), None)
-            columns = pf.schema_arrow.names
-            rows = [] if batch is None else [[_clean(v) for v in row.values()] for row in batch.to_pylist()]
-        return {"columns": columns, "rows": rows, "source": "canonical"}
-    with dataset.original_file.open("rb") as fh:
-        head = fh.read(1 << 20)
-    if head[:2] == b"\x1f\x8b":
-        head = gzip.GzipFile(fileobj=io.BytesIO(head)).read(1 << 20) if len(head) < (1 << 20) else b""
-    text = head.decode("utf-8", errors="replace")
-    lines = text.splitlines()[: n + 1]
-    name = (dataset.original_filename or "").lower()
-    if name.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz", ".txt")):
-        dialect = "excel-tab" if ".tsv" in name else "excel"
-        parsed = list(csv.reader(lines, dialect=dialect))
-        return {"columns": parsed[0] if parsed else [], "rows": parsed[1:], "source": "original"}
-    return {"columns": ["line"], "rows": [[line] for line in lines[:n]], "source": "original"}
 
 
 @extend_schema(tags=["datasets"], parameters=[OpenApiParameter("uid", str, OpenApiParameter.PATH,
@@ -340,7 +303,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             user=request.user, dataset=dataset, task_key=d["task"], profile_key=d["profile"], preset=d["preset"],
             hyperparameters=d["hyperparameters"], device=d["device"], gpu_count=d["gpu_count"],
             priority=d["priority"], visibility=d["visibility"], name=d["name"], lab=_lab_for(request.user, d["lab"]),
-            time_limit_s=d["time_limit_s"], budget=d["budget"],
+            time_limit_s=d["time_limit_s"], budget=d["budget"], split=d["split"],
         )
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 

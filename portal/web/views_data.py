@@ -21,11 +21,10 @@ from mlcore.catalog import MODALITIES, TASKS
 from portal.accounts.models import APIToken, Membership
 from portal.accounts.selectors import api_token_list_for_user, lab_list_for_user, membership_get
 from portal.accounts.services import api_token_create, api_token_revoke
-from portal.api.views import _preview as dataset_preview  # the API's bounded preview; see the report
 from portal.common.errors import ServiceError
 from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset
-from portal.datasets.selectors import dataset_get_for_user, dataset_list_for_user
+from portal.datasets.selectors import dataset_get_for_user, dataset_list_for_user, dataset_preview
 from portal.jobs.selectors import job_list_for_user
 from portal.web.forms_data import APITokenForm, DatasetUploadForm
 from portal.web.labs import current_lab
@@ -158,7 +157,7 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     preview, preview_error = None, ""
     if dataset.status == Dataset.Status.READY or dataset.status == Dataset.Status.INVALID:
         try:
-            preview = dataset_preview(dataset, PREVIEW_ROWS)
+            preview = dataset_preview(dataset=dataset, rows=PREVIEW_ROWS)
         except (OSError, ValueError) as exc:  # a stored file gone missing or unreadable: say so, keep the page
             preview_error = f"the preview could not be read: {exc}"
     context = {

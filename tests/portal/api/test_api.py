@@ -225,6 +225,12 @@ def test_api_job_create_is_idempotent_and_validates_against_the_catalog(member: 
     assert bad.status_code == 400 and "epochs" in bad.json()["error"]["message"]
     wrong_task = client.post("/api/v1/jobs/", {**body, "task": "molecule-regression"}, format="json")
     assert wrong_task.status_code == 400 and "task" in wrong_task.json()["error"]["fields"]
+    wrong_split = client.post("/api/v1/jobs/", {**body, "split": "scaffold"}, format="json")
+    assert wrong_split.status_code == 400 and "split" in wrong_split.json()["error"]["fields"]
+    with django_capture_on_commit_callbacks(execute=False):
+        stratified = client.post("/api/v1/jobs/", {**body, "split": "stratified"}, format="json")
+    assert stratified.status_code == 201
+    assert client.get(f"/api/v1/jobs/{stratified.json()['id']}/").json()["config"]["split"] == "stratified"
 
 
 def test_api_job_cancel_retry_clone_and_filters(member: Membership, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
