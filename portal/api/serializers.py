@@ -254,9 +254,8 @@ class PredictionErrorSerializer(serializers.Serializer):
 
 class PredictionSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="variant", read_only=True)
-    # Plain text in the schema: an enum here would collide with the job status enum's name (`status`),
-    # which only settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] can resolve.
-    status = serializers.CharField(read_only=True, help_text=f"one of: {', '.join(Prediction.Status.values)}")
+    # Documented as PredictionStatusEnum (settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
+    status = serializers.ChoiceField(choices=Prediction.Status.choices, read_only=True)
     url = serializers.SerializerMethodField()
     result_url = serializers.SerializerMethodField(help_text="the CSV, once a file-output prediction succeeded")
     error = serializers.SerializerMethodField()

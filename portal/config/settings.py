@@ -231,6 +231,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DatasetStatusEnum": "portal.datasets.models.Dataset.Status",
         "JobStatusEnum": "portal.jobs.models.Job.Status",
+        "PredictionStatusEnum": "portal.results.models.Prediction.Status",
         "UploadStatusEnum": "portal.datasets.models.UploadSession.Status",
         "VisibilityEnum": "portal.accounts.models.Visibility",
         "PolicyEnum": "portal.datasets.models.Dataset.Policy",
