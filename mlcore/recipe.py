@@ -15,6 +15,8 @@ Output directory:
 
 from __future__ import annotations
 
+import logging
+
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +35,8 @@ from mlcore.modeldir import json_write, model_load, model_save
 from mlcore.tasks import (ExampleSet, TaskModel, class_weights_balanced, collate_fn, evaluate_fn,
                           featurizer_for_task, model_build)
 from mlcore.trainer import STOP_CANCELLED, Callback, TrainConfig, TrainResult, predict, resolve_device, train
+
+log = logging.getLogger(__name__)
 
 ENCODER_BUILDERS = {"tiny": encoder_tiny, "small": encoder_small, "base": encoder_base}
 
@@ -269,6 +273,10 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     collate = collate_fn(featurizer, kind)
     tconfig = train_config(prep.hyper, config.device)
     meta = {"task": prep.task.key, "preset": config.preset, "encoder": model.encoder.config.to_dict()}
+    log.info("task %s (%s) on %s: %d train / %d val / %d test records, preset %s, %d parameters, device %s",
+             prep.task.key, prep.targets.kind, Path(str(config.data)).name, len(prep.train),
+             len(prep.val) if prep.val else 0, len(prep.test), config.preset,
+             sum(p.numel() for p in model.parameters()), config.device)
     # The resolved kind's metric: a classification task run on 5 classes selects on macro-F1, not ROC-AUC.
     kind_meta = catalog.TARGET_KINDS[kind]
     result = train(
@@ -292,6 +300,9 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     test_logits = predict(model=model, dataset=prep.test, collate=collate, length=featurizer.length,
                           batch_size=prep.hyper["batch_size"], device=device)
     test_metrics = evaluate_fn(targets)(test_logits, list(prep.test.labels))
+    log.info("trained in %.1f s (best epoch %s, %s); test %s", train_seconds, result.best_epoch,
+             result.stopped_reason or "all epochs",
+             " ".join(f"{k}={v:.4g}" for k, v in test_metrics.items() if isinstance(v, float)))
 
     out.mkdir(parents=True, exist_ok=True)
     metrics = {
@@ -334,6 +345,7 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
         from mlcore.compress.base import CompressionCancelled
 
         metrics["profile"] = config.profile
+        log.info("applying the %s profile", config.profile)
         try:
             run.compression, run.optimized_dir = recipe_profile(config, run, callbacks=callbacks)
         except CompressionCancelled:

@@ -465,6 +465,10 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
         row["time"] = time.perf_counter() - t0
         history.append(row)
         epoch += 1
+        if ctx.is_main:  # the job log: one line per epoch
+            shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "time") and isinstance(v, float))
+            log.info("epoch %d/%d %s (%.1f s)%s", epoch, config.epochs, shown, row["time"],
+                     f" - stopping: {stopped_reason}" if stopped_reason else "")
 
         state.step, state.fraction, state.examples_seen = step, step / total_steps if total_steps else 1.0, examples_seen
         state.lr = row["lr"]

@@ -104,3 +104,17 @@ def test_every_layout_runs_from_a_file_and_predicts(task: str, tmp_path: Path) -
     loaded = model_load(result.model_dir)
     n = loaded.predict_file(data, tmp_path / "preds.csv")
     assert n == len(loaded.read(data).records) == len((tmp_path / "preds.csv").read_text().splitlines()) - 1
+
+
+def test_a_run_logs_its_data_every_epoch_and_the_test_metrics(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What a job's log artifact shows: the split sizes, one line per epoch, the test metrics."""
+    seqs, labels = synthetic.dna(40, seed=3)
+    data = synthetic.write_csv(tmp_path / "d.csv", ["sequence", "label"], list(zip(seqs, labels)))
+    caplog.set_level("INFO", logger="mlcore")
+    recipe_run(RecipeConfig(task="dna-classification", data=data, out=tmp_path / "out", device="cpu",
+                            hyperparameters={"epochs": 2, "batch_size": 8}, explain_samples=0))
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("mlcore")]
+    assert any(line.startswith("task dna-classification (binary) on d.csv:") and "train /" in line for line in lines)
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [e.split()[1] for e in epochs] == ["1/2", "2/2"] and all("train_loss=" in e and "val_" in e for e in epochs)
+    assert any(line.startswith("trained in") and "roc_auc=" in line for line in lines)
