@@ -61,6 +61,10 @@ def test_worker_runs_a_submitted_job_to_succeeded(start_worker, dna_dataset) -> 
     with evaluation.file.open("rb") as fh, np.load(fh) as npz:
         accuracy = float((npz["y_true"] == npz["y_pred"]).mean())
     assert abs(accuracy - result.baseline_metrics["accuracy"]) < 1e-9
+    # The job log says what happened: the data, one line per epoch, the test metrics.
+    with Artifact.objects.get(job=job, kind="log").file.open("rb") as fh:
+        log_text = fh.read().decode()
+    assert "task dna-classification" in log_text and "epoch 1/" in log_text and "trained in" in log_text, log_text
 
 
 def test_worker_killed_mid_training_job_is_requeued_and_resumes(start_worker, dna_dataset) -> None:  # noqa: ANN001
