@@ -61,6 +61,7 @@ def test_browser_portal_upload_validate_launch_watch_catalog_compare(
 
     # 2. Upload through the file input: the header's columns become the mapping's choices.
     page.locator("#nav-upload").click()
+    page.wait_for_url("**/datasets/upload/")  # loaded: the page's script listens for the chosen file
     page.select_option("#id_modality", spec.modality)
     page.select_option("#id_task", spec.task_keys[0])
     page.locator("#upload-file").set_input_files(path)
@@ -90,13 +91,21 @@ def test_browser_portal_upload_validate_launch_watch_catalog_compare(
 
     # 4. Launch a tiny job from the dataset page (2 epochs, through the advanced panel).
     page.locator("#dataset-launch").click()
+    page.wait_for_url(re.compile(r"/jobs/new/\?dataset="))
     expect(page.locator("#id_dataset")).to_have_value(str(dataset.pk))
     page.select_option("#id_task", spec.task_keys[0])
     page.locator("#profile-card-baseline").click()
     page.locator("#preset-card-tiny").click()
     page.locator("#advanced-toggle").click()
-    page.fill("#id_hp_epochs", str(EPOCHS))
     page.fill("#id_name", "wine-first")
+    # A bad value: the error appears next to its field, what was typed is kept, nothing is launched.
+    page.fill("#id_hp_epochs", "0")
+    page.locator("#launch-submit").click()
+    expect(page.locator("#error-hp_epochs")).to_be_visible()
+    expect(page.locator("#id_hp_epochs")).to_have_value("0")
+    expect(page.locator("#id_name")).to_have_value("wine-first")
+    assert not Job.objects.exists()
+    page.fill("#id_hp_epochs", str(EPOCHS))
     shot("portal-05-launch")
     page.locator("#launch-submit").click()
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
@@ -109,6 +118,7 @@ def test_browser_portal_upload_validate_launch_watch_catalog_compare(
     # 6. Clone it with another seed and the int8 profile: a second job to compare, with a
     # compression report for the catalog's trade-offs.
     page.locator("#job-clone").click()
+    page.wait_for_url(re.compile(r"/jobs/new/\?clone="))
     expect(page.locator("#clone-banner")).to_be_visible()
     expect(page.locator("#id_hp_epochs")).to_have_value(str(EPOCHS))  # the settings of the first job
     page.fill("#id_hp_seed", "1")
@@ -122,6 +132,7 @@ def test_browser_portal_upload_validate_launch_watch_catalog_compare(
     # 7. The catalog lists both, with the compression trade-offs of the listed jobs (the int8 job's
     # baseline and optimized model); a filter is a permalink.
     page.locator("#nav-catalog").click()
+    page.wait_for_url("**/catalog/")
     expect(page.locator(f"#catalog-row-{first}")).to_be_visible()
     expect(page.locator(f"#catalog-row-{second}")).to_be_visible()
     tradeoffs = dashboard(page, "tradeoffs")
@@ -132,6 +143,10 @@ def test_browser_portal_upload_validate_launch_watch_catalog_compare(
     page.locator("#catalog-apply").click()
     expect(page).to_have_url(re.compile(r"[?&]status=succeeded"))
     expect(page.locator("#catalog-table tbody tr")).to_have_count(2)
+    # Its dashboard drawn before leaving the page: a Dash callback still running when the next page
+    # renders can save a stale session over the next page's dashboard arguments (see the report on
+    # django-plotly-dash's session writes), and the next page's dashboard would answer 404.
+    wait_for_figure(dashboard(page, "tradeoffs"), "latency-graph")
 
     # 8. Compare the two: config diff (the seed), metrics, overlaid curves.
     expect(page.locator("#compare-button")).to_be_disabled()
