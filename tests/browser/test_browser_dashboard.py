@@ -6,6 +6,7 @@ plots with baseline and optimized model overlaid. Screenshots: test-results/dash
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from portal.datasets.models import Dataset
 from portal.datasets.services import dataset_create
 from portal.jobs.models import Job
 from portal.jobs.services import job_submit
-from tests.browser.conftest import dashboard, figure, wait_for_figure
+from tests.browser.conftest import DASH_TIMEOUT_MS, dashboard, figure, wait_for_figure
 from tests.workers.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,29 +28,38 @@ DEMO = "wine-cultivars"
 CLASSES = 3
 
 
-def _finished_demo_job(member, worker, tmp_path: Path) -> Job:  # noqa: ANN001
-    """The demo set uploaded and validated, and a tiny int8 job trained on it, through the services."""
-    spec = DEMO_DATASETS[DEMO]
-    path = demo_dataset_write(DEMO, tmp_path)
+def _finished_demo_job(member, worker, tmp_path: Path, key: str = DEMO, profile: str = "int8",  # noqa: ANN001
+                       epochs: int = 2) -> Job:
+    """Demo set `key` uploaded and validated, and a tiny job trained on it, through the services."""
+    spec = DEMO_DATASETS[key]
+    path = demo_dataset_write(key, tmp_path)
     with open(path, "rb") as fh:
         dataset = dataset_create(
-            owner=member.user, lab=member.lab, name="wine", modality=spec.modality, file=File(fh), filename=path.name,
-            schema={"input_cols": [], "target_cols": list(spec.target_cols), "task": spec.task_keys[0]},
+            owner=member.user, lab=member.lab, name=key, modality=spec.modality, file=File(fh), filename=path.name,
+            schema={"input_cols": [spec.input_col] if spec.input_col else [], "target_cols": list(spec.target_cols),
+                    "task": spec.task_keys[0]},
         )
     wait_for(lambda: Dataset.objects.get(pk=dataset.pk).status == Dataset.Status.READY, 120, "validation", worker)
     dataset.refresh_from_db()
-    job = job_submit(user=member.user, dataset=dataset, task_key=spec.task_keys[0], profile_key="int8",
-                     preset="tiny", hyperparameters={"epochs": 2})
+    job = job_submit(user=member.user, dataset=dataset, task_key=spec.task_keys[0], profile_key=profile,
+                     preset="tiny", hyperparameters={"epochs": epochs})
     wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, 300, "the job", worker)
     job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED, job.error_message + worker.output()[-3000:]
     return job
 
 
+def _open_dropdown(frame: FrameLocator, dropdown_id: str):  # noqa: ANN202
+    """Open a Dash dropdown; the options of its popup list."""
+    trigger = frame.locator(f"#{dropdown_id}")
+    trigger.click()
+    expect(trigger).to_have_attribute("aria-expanded", "true")
+    return frame.locator(f"[id='{trigger.get_attribute('aria-controls')}'] [role=option]")
+
+
 def _select(frame: FrameLocator, dropdown_id: str, option: str) -> None:
     """Pick `option` in a Dash dropdown: open it, click the option by its label."""
-    frame.locator(f"#{dropdown_id}").click()
-    frame.get_by_role("option", name=option, exact=True).click()
+    _open_dropdown(frame, dropdown_id).filter(has_text=re.compile(rf"^{re.escape(option)}$")).click()
     expect(frame.locator(f"#{dropdown_id}-value")).to_have_text(option)
 
 
@@ -137,3 +147,50 @@ def test_browser_dashboard_views_attention_embedding_evaluation_pareto(
     expect(evaluation.locator("#evaluation-summary")).to_contain_text("roc_auc")
     shot("dashboard-evaluation", page.locator("[data-dashboard='evaluation'] iframe"))
     shot("dashboard-job-page")
+
+
+def _drawn_svg(img) -> str:  # noqa: ANN001
+    """The SVG text of an <img> whose src is a base64 data URI, after checking the browser decoded it."""
+    expect(img).to_be_visible()
+    assert img.evaluate("i => i.complete && i.naturalWidth > 0"), "the image did not decode"
+    src = img.get_attribute("src")
+    assert src.startswith("data:image/svg+xml;base64,"), src[:60]
+    return base64.b64decode(src.split(",", 1)[1]).decode()
+
+
+def test_browser_dashboard_molecule_attention_drawn_by_rdkit(
+    page: Page, member, sign_in, shot, start_worker, tmp_path: Path,  # noqa: ANN001
+) -> None:
+    """Molecules: the dataset page's grid of example structures, and on the job page the molecule of the
+    chosen test record drawn with its atoms coloured by attention, redrawn for another record."""
+    worker = start_worker()
+    job = _finished_demo_job(member, worker, tmp_path, key="chembl2321810-active", profile="baseline", epochs=1)
+    sign_in(page, member.user)
+
+    page.goto(f"/datasets/{job.dataset_id}/")
+    grid = dashboard(page, "dataset_explorer").locator("#molecule-grid img")
+    expect(grid.first).to_be_visible(timeout=DASH_TIMEOUT_MS)
+    assert grid.count() >= 4 and "<svg" in _drawn_svg(grid.first)
+    # Each structure says which line of the upload it comes from.
+    expect(dashboard(page, "dataset_explorer").locator("#molecule-grid figure").first).to_have_attribute(
+        "data-line", re.compile(r"^\d+$"))
+
+    page.goto(f"/jobs/{job.pk}/")
+    explorer = dashboard(page, "embedding_explorer")
+    molecule = explorer.locator("#attention-molecule")
+    expect(molecule).to_be_visible(timeout=DASH_TIMEOUT_MS)
+    first = _drawn_svg(molecule)
+    # Atoms coloured by their weight: several highlight colours, not one.
+    assert len(set(re.findall(r"fill:(#[0-9A-Fa-f]{6})", first))) >= 3, first[:500]
+    wait_for_figure(explorer, "attention-heatmap")
+    explorer.locator("#attention-section").scroll_into_view_if_needed()
+    shot("dashboard-attention-molecule", explorer.locator("#attention-section"))
+
+    first_src = molecule.get_attribute("src")
+    options = _open_dropdown(explorer, "attention-record")
+    expect(options.nth(1)).to_be_visible()
+    other = options.nth(1).inner_text()
+    options.nth(1).click()
+    expect(explorer.locator("#attention-record-value")).to_have_text(other)
+    expect(molecule).not_to_have_attribute("src", first_src)  # another molecule, drawn again
+    assert "<svg" in _drawn_svg(molecule)
