@@ -1,9 +1,9 @@
 """The portal end to end in Chromium, as a researcher uses it: sign in, upload a demo file through the
 upload page's file input, watch the dataset page turn ready by itself, launch a `tiny` job, watch its
 progress bar reach 100 % and its training curves appear, clone it with another seed and the int8
-profile, find both in the catalog (with its compression trade-offs) and compare them. A real Celery
-worker does the validation and the training. Each step leaves a screenshot under test-results/
-(portal-*.png)."""
+profile, find both in the catalog (with its compression trade-offs), compare them, and see them on the
+home page. A real Celery worker does the validation and the training. Each step leaves a screenshot
+under test-results/ (portal-*.png)."""
 
 from __future__ import annotations
 
@@ -169,3 +169,11 @@ def test_browser_portal_upload_validate_launch_watch_catalog_compare(
     parallel = wait_for_figure(overlay, "parallel-graph")
     assert [t["points"] for t in parallel if t["type"] == "parcoords"] == [2], parallel
     shot("portal-09-compare")
+
+    # 9. Home: nothing running, both results listed.
+    page.locator("#nav-home").click()
+    page.wait_for_url(re.compile(r"/$"))
+    expect(page.locator("#empty-running")).to_be_visible()
+    expect(page.locator("#recent-results")).to_contain_text("wine-first")
+    expect(page.locator("#recent-results")).to_contain_text("wine-int8")
+    shot("portal-10-home-results")
