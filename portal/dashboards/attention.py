@@ -268,7 +268,12 @@ def _ticks(labels: list[str]) -> dict[str, Any]:
     return {"tickmode": "array", "tickvals": idx, "ticktext": [labels[i] for i in idx]}
 
 
+HEATMAP_SCROLL_FROM = 60  # tokens; longer records get a wider heatmap in a scrolling box
+
+
 def heatmap_figure(view: RecordView) -> go.Figure:
+    """The L x L map, drawn in its own full-width row: cells near square, key labels slanted (upright
+    beyond 20 tokens), and for long records a fixed width the page scrolls sideways."""
     n = len(view.tokens)
     hover = None
     if n <= 128:
@@ -277,11 +282,18 @@ def heatmap_figure(view: RecordView) -> go.Figure:
         z=view.matrix.astype(np.float32), x=list(range(n)), y=list(range(n)), colorscale=CONTINUOUS_SCALE,
         hovertext=hover, hovertemplate="%{hovertext}<br>weight %{z:.4f}<extra></extra>" if hover else
         "query %{y} → key %{x}<br>weight %{z:.4f}<extra></extra>",
-        colorbar={"title": {"text": "Attention weight (0–1)"}}, name="attention",
+        colorbar={"title": {"text": "Attention weight (0–1)", "side": "right"}}, name="attention",
     ))
+    longest = max((len(t) for t in view.tokens), default=1)
+    angle = -90 if n > 20 else (-45 if longest > 3 else 0)
+    label_room = 0 if angle == 0 else int(7.5 * min(longest, 40) * (1.0 if angle == -90 else 0.75))
+    cell = 22 if n <= 30 else (14 if n <= HEATMAP_SCROLL_FROM else 10)
     style_figure(fig, x_title="Key token (attended to)", y_title="Query token (attending)",
-                 title=f"Attention map: {view.what}", height=max(420, min(760, 14 * n + 160)), legend=False)
-    fig.update_xaxes(**_ticks(view.tokens), tickangle=-90 if n > 20 else 0)
+                 title=f"Attention map: {view.what}", height=max(460, min(1400, cell * n + 180 + label_room)),
+                 legend=False)
+    if n > HEATMAP_SCROLL_FROM:
+        fig.update_layout(width=cell * n + 8 * min(longest, 40) + 260)
+    fig.update_xaxes(**_ticks(view.tokens), tickangle=angle)
     fig.update_yaxes(**_ticks(view.tokens), autorange="reversed")
     return fig
 
@@ -448,13 +460,13 @@ def section() -> html.Div:
                 control("Head", dcc.Dropdown(id=HEAD_ID, options=[], value=HEAD_MEAN, clearable=False), width="200px"),
             ]),
             html.Div(id=STATUS_ID, className="lf-status", children="Loading…"),
+            # The heatmap has a full-width row of its own (a long record scrolls sideways in it).
+            html.Div(id=f"{HEATMAP}-row", style={"overflowX": "auto", "maxWidth": "100%"},
+                     children=[graph(HEATMAP, filename="attention-map", height=460)]),
             html.Div(className="lf-grid", children=[
-                graph(HEATMAP, filename="attention-map", height=460),
-                html.Div(children=[
-                    graph(BAR, filename="attention-to-cls", height=320),
-                    html.Img(id=MOLECULE_ID, alt="Molecule coloured by attention", src="",
-                             style={"display": "none", "maxWidth": "100%"}),
-                ]),
+                graph(BAR, filename="attention-to-cls", height=320),
+                html.Img(id=MOLECULE_ID, alt="Molecule coloured by attention", src="",
+                         style={"display": "none", "maxWidth": "100%"}),
             ]),
             html.Div(style={"overflowX": "auto", "maxWidth": "100%"},
                      children=[graph(DOMAIN, filename="attention-domain", height=320)]),
@@ -466,22 +478,24 @@ def section() -> html.Div:
 
 def register(app: DjangoDash, *, click_source: str | None = None) -> None:
     """Wire the explorer's callbacks onto ``app``. With ``click_source`` (a graph id whose points
-    carry the test index as customdata), clicking a point selects that record."""
+    carry the test index as customdata), clicking a point selects that record (the graph's figure is
+    read too, for click events that come without customdata)."""
     extra_inputs = [Input(click_source, "clickData")] if click_source else []
+    extra_states = [State(click_source, "figure")] if click_source else []
 
     @app.callback(
         Output(RECORD_ID, "options"), Output(RECORD_ID, "value"),
         Output(LAYER_ID, "options"), Output(HEAD_ID, "options"),
         Input(STORE_ID, "data"), *extra_inputs,
-        State(RECORD_ID, "value"),
+        State(RECORD_ID, "value"), *extra_states,
     )
     def options(store: Any, *rest: Any, user: User = None) -> tuple:
-        click, current = (rest[0], rest[1]) if click_source else (None, rest[0])
+        click, current, figure = (rest[0], rest[1], rest[2]) if click_source else (None, rest[0], None)
         job = job_for_user(user=user, job_id=store_data(store).get("job_id"))
         records, layers, heads = choices(job)
         values = [r["value"] for r in records]
         value = current if current in values else (values[0] if values else None)
-        clicked = clicked_index(click)
+        clicked = clicked_index(click, figure)
         if clicked is not None and job is not None:
             for sample in attention_samples(explain_artifacts(job).attention):
                 if sample.get("index") == clicked:
@@ -519,14 +533,37 @@ def _register_download(app: DjangoDash, figure_id: str) -> None:
         return csv_download(draw(job, key, layer, head).figures[figure_id], filename=name)
 
 
-def clicked_index(click: Any) -> int | None:
-    """The test index carried by a clicked point (customdata[0]), if any."""
+def _point_custom(figure: Any, curve: Any, point: Any) -> Any:
+    """customdata of point ``point`` of trace ``curve`` in a figure as the browser holds it (plain
+    lists, or plotly's typed-array form {"dtype", "bdata", "shape"}); None when it has none."""
+    try:
+        custom = figure["data"][int(curve)].get("customdata")
+        if isinstance(custom, dict) and "bdata" in custom:
+            flat = np.frombuffer(base64.b64decode(custom["bdata"]), dtype=np.dtype(custom["dtype"]))
+            shape = custom.get("shape")
+            columns = int(str(shape).split(",")[-1]) if shape and "," in str(shape) else 1
+            custom = flat.reshape(-1, columns).tolist() if columns > 1 else flat.tolist()
+        return custom[int(point)] if custom is not None else None
+    except (TypeError, KeyError, IndexError, ValueError, AttributeError):
+        return None
+
+
+def clicked_index(click: Any, figure: Any = None) -> int | None:
+    """The test index carried by a clicked point (its customdata[0]), if any.
+
+    Some plotly traces (WebGL scatter with typed-array data) send click events without customdata;
+    then the point is looked up by curveNumber / pointNumber in ``figure`` (the graph's figure)."""
     try:
         point = click["points"][0]
-        data = point.get("customdata")
-        value = data[0] if isinstance(data, list) else data
+    except (TypeError, KeyError, IndexError):
+        return None
+    data = point.get("customdata") if isinstance(point, dict) else None
+    if data is None and figure is not None and isinstance(point, dict):
+        data = _point_custom(figure, point.get("curveNumber"), point.get("pointNumber", point.get("pointIndex")))
+    value = data[0] if isinstance(data, list) and data else data
+    try:
         return int(value)
-    except (TypeError, KeyError, IndexError, ValueError):
+    except (TypeError, ValueError):
         return None
 
 

@@ -184,7 +184,9 @@ def scatter_figure(data: EmbeddingData, by: str) -> go.Figure:
     points = data.index[shown]
     xy = data.xy[shown]
     hover = [_hover(data, int(i)) for i in points]
-    custom = points.reshape(-1, 1)
+    # Plain lists, not numpy arrays: plotly sends arrays to the browser as typed arrays (base64
+    # "bdata"), and then a WebGL scatter's click event carries no customdata at all.
+    custom = [[int(i)] for i in points]
     mode, values, title = colour_values(data, by, points)
     fig = go.Figure()
     common = {"mode": "markers", "hovertemplate": "%{hovertext}<extra></extra>"}
@@ -195,21 +197,23 @@ def scatter_figure(data: EmbeddingData, by: str) -> go.Figure:
         for j, category in enumerate([*top, *(["other"] if len(categories) > MAX_CATEGORIES else [])]):
             mask = np.array([g == category for g in grouped])
             fig.add_trace(go.Scattergl(
-                x=xy[mask, 0], y=xy[mask, 1], name=category, customdata=custom[mask],
+                x=xy[mask, 0].tolist(), y=xy[mask, 1].tolist(), name=category,
+                customdata=[c for c, m in zip(custom, mask) if m],
                 hovertext=[h for h, m in zip(hover, mask) if m],
                 marker={"size": 6, "opacity": 0.8, "color": COLORWAY[j % len(COLORWAY)],
                         "symbol": SYMBOLS[j % len(SYMBOLS)]}, **common,
             ))
     else:
         fig.add_trace(go.Scattergl(
-            x=xy[:, 0], y=xy[:, 1], name=title, customdata=custom, hovertext=hover,
-            marker={"size": 6, "opacity": 0.85, "color": values, "colorscale": CONTINUOUS_SCALE, "showscale": True,
-                    "colorbar": {"title": {"text": title}}}, **common,
+            x=xy[:, 0].tolist(), y=xy[:, 1].tolist(), name=title, customdata=custom, hovertext=hover,
+            marker={"size": 6, "opacity": 0.85, "color": np.asarray(values, dtype=np.float64).tolist(),
+                    "colorscale": CONTINUOUS_SCALE, "showscale": True, "colorbar": {"title": {"text": title}}}, **common,
         ))
     ringed = np.array([int(i) in data.with_maps for i in points], dtype=bool)
     if ringed.any():
         fig.add_trace(go.Scattergl(
-            x=xy[ringed, 0], y=xy[ringed, 1], name="attention map stored (click)", customdata=custom[ringed],
+            x=xy[ringed, 0].tolist(), y=xy[ringed, 1].tolist(), name="attention map stored (click)",
+            customdata=[c for c, m in zip(custom, ringed) if m],
             hovertext=[h for h, m in zip(hover, ringed) if m],
             marker={"size": 13, "symbol": "circle-open", "color": "#000000", "line": {"width": 2}}, **common,
         ))
@@ -252,8 +256,10 @@ def view(job: Job | None, method: Any, by: Any) -> tuple[go.Figure, str]:
     return scatter_figure(data, by), status_text(data)
 
 
-def click_text(job: Job | None, click: Any) -> str:
-    index = attention.clicked_index(click)
+def click_text(job: Job | None, click: Any, figure: Any = None) -> str:
+    index = attention.clicked_index(click, figure)
+    if job is not None and index is None and isinstance(click, dict) and click.get("points"):
+        return "The clicked point carries no record index; pick the record in the attention explorer below."
     if job is None or index is None:
         return "Click a point to open its attention map (ringed points have one)."
     samples = attention_samples(explain_artifacts(job).attention)
@@ -293,9 +299,11 @@ def scatter(store: Any, method: Any, by: Any, user: User = None) -> tuple:
     return view(job, method, by)
 
 
-@app.callback(Output(CLICK_ID, "children"), Input(SCATTER, "clickData"), State(STORE_ID, "data"))
-def clicked(click: Any, store: Any, user: User = None) -> str:
-    return click_text(job_for_user(user=user, job_id=store_data(store).get("job_id")), click)
+@app.callback(
+    Output(CLICK_ID, "children"), Input(SCATTER, "clickData"), State(STORE_ID, "data"), State(SCATTER, "figure"),
+)
+def clicked(click: Any, store: Any, figure: Any, user: User = None) -> str:
+    return click_text(job_for_user(user=user, job_id=store_data(store).get("job_id")), click, figure)
 
 
 @app.callback(

@@ -169,20 +169,31 @@ def _line(i: int) -> dict:
 
 
 def _confusion_figure(vs: list[Variant]) -> go.Figure:
+    """One matrix per variant side by side, sharing the true-class axis (its labels and title once, on
+    the left), apart enough that no title or label of one sits over the other; the colour bar (viridis,
+    dark to light, readable in greyscale) on the right with its title along it."""
     classes = vs[0].classes
-    fig = make_subplots(rows=1, cols=len(vs), subplot_titles=[v.label for v in vs], horizontal_spacing=0.12)
+    longest = max((len(str(c)) for c in classes), default=1)
+    spacing = 0.06 if len(vs) > 1 else 0.0
+    fig = make_subplots(rows=1, cols=len(vs), subplot_titles=[v.label for v in vs], shared_yaxes=True,
+                        horizontal_spacing=spacing)
     for col, v in enumerate(vs, start=1):
         m = confusion(v.arrays["y_true"], v.arrays["y_pred"], len(classes))
         share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
         fig.add_trace(go.Heatmap(
             z=share, x=classes, y=classes, text=m, texttemplate="%{text}", colorscale=CONTINUOUS_SCALE, zmin=0, zmax=1,
-            name=v.label, showscale=col == 1, colorbar={"title": {"text": "Share of the true class (0–1)"}},
+            name=v.label, showscale=col == 1,
+            colorbar={"title": {"text": "Share of the true class (0–1)", "side": "right"}, "thickness": 14},
             hovertemplate=("true %{y}, predicted %{x}<br>%{text} records (%{z:.1%} of the class)"
                            f"<extra>{v.label}</extra>"),
         ), row=1, col=col)
-        fig.update_xaxes(title_text="Predicted class", type="category", row=1, col=col)
-        fig.update_yaxes(title_text="True class", type="category", autorange="reversed", row=1, col=col)
-    style_figure(fig, title="Confusion matrix (test split)", height=max(360, 40 * len(classes) + 200), legend=False)
+        fig.update_xaxes(title_text="Predicted class", type="category", tickangle=-45 if longest > 4 else 0,
+                         row=1, col=col)
+        fig.update_yaxes(type="category", autorange="reversed", row=1, col=col,
+                         title_text="True class" if col == 1 else None, showticklabels=col == 1)
+    style_figure(fig, title="Confusion matrix (test split)", height=max(380, 40 * len(classes) + 220), legend=False)
+    # Subplot titles sit a little above their matrix, clear of the figure title.
+    fig.update_annotations(yshift=4, font={"size": 13})
     return fig
 
 
@@ -389,8 +400,19 @@ def target_options(job: Job | None) -> list[dict]:
 
 
 def _box(figure_id: str, filename: str, height: int) -> html.Div:
-    return html.Div(id=f"{figure_id}-box", style={"display": "none"},
+    return html.Div(id=f"{figure_id}-box", style=box_style(figure_id, False),
                     children=[graph(figure_id, filename=filename, height=height)])
+
+
+FULL_WIDTH = (CONFUSION,)  # figures with a grid row of their own (two matrices side by side)
+
+
+def box_style(figure_id: str, shown: bool) -> dict[str, str]:
+    """The style of a figure's box: hidden unless it applies; a full grid row for ``FULL_WIDTH``."""
+    style = {"display": "block" if shown else "none"}
+    if figure_id in FULL_WIDTH:
+        style["gridColumn"] = "1 / -1"
+    return style
 
 
 app = DashboardApp(APP_NAME, title="Evaluation")
@@ -428,7 +450,7 @@ def targets(store: Any, user: User = None) -> tuple:
 def refresh(store: Any, column: Any, user: User = None) -> tuple:
     job = job_for_user(user=user, job_id=store_data(store).get("job_id"))
     result = evaluate(job, column)
-    styles = [{"display": "block" if f in result.shown else "none"} for f in FIGURES]
+    styles = [box_style(f, f in result.shown) for f in FIGURES]
     return (*[result.figures[f] for f in FIGURES], *styles, summary_table(result.summary), result.status)
 
 

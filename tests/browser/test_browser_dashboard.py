@@ -1,7 +1,8 @@
 """The dashboards in Chromium on a finished demo job (the wine cultivars set, a tiny model with the int8
 profile, trained by a real worker): the dataset page's statistics and compression trade-offs with the
 Pareto front; on the job page the training curves, the embedding explorer (coloured by k-means
-cluster), the attention explorer (switching layer and head redraws the heatmap) and the evaluation
+cluster; clicking a point opens that record's attention), the attention explorer (switching layer and
+head redraws the heatmap) and the evaluation
 plots with baseline and optimized model overlaid. Screenshots: test-results/dashboard-*.png."""
 
 from __future__ import annotations
@@ -76,6 +77,21 @@ def _wait_for_new_heatmap(frame: FrameLocator, before: list[float], what: str) -
     return next(t["values"] for t in drawn if t["type"] == "heatmap")
 
 
+# Pixel positions (in the iframe's viewport) of the points of the scatter trace `name` and the record
+# each stands for (customdata): plotly's own axis conversions (a WebGL trace has no SVG point to click).
+_POINTS_JS = """(graph, name) => {
+  const plot = graph.querySelector('.js-plotly-plot');
+  const trace = plot._fullData.find(t => t.name === name);
+  if (!trace) return [];
+  const box = plot.getBoundingClientRect(), size = plot._fullLayout._size;
+  const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+  return Array.from(trace.x).map((x, i) => ({
+    x: box.left + size.l + xa.d2p(x), y: box.top + size.t + ya.d2p(trace.y[i]),
+    index: Number(Array.isArray(trace.customdata[i]) ? trace.customdata[i][0] : trace.customdata[i]),
+  }));
+}"""
+
+
 def test_browser_dashboard_views_attention_embedding_evaluation_pareto(
     page: Page, member, sign_in, shot, start_worker, tmp_path: Path,  # noqa: ANN001
 ) -> None:
@@ -132,6 +148,24 @@ def test_browser_dashboard_views_attention_embedding_evaluation_pareto(
     # One head's attention rows are distributions; so are the mean's, but they differ.
     assert layer2_head2 != layer2_mean
     shot("dashboard-attention-layer2-head2", explorer.locator("#attention-section"))
+
+    # Clicking a ringed embedding point (another record than the one shown) opens its attention.
+    current = explorer.locator("#attention-record-value").inner_text()
+    explorer.locator("#embedding-scatter").scroll_into_view_if_needed()
+    iframe_box = page.locator("[data-dashboard='embedding_explorer'] iframe").bounding_box()
+    points = explorer.locator("#embedding-scatter").evaluate(_POINTS_JS, "attention map stored (click)")
+    target = next(p for p in points if not current.startswith(f"#{p['index']} "))
+    before = _heatmap(explorer)
+    x, y = iframe_box["x"] + target["x"], iframe_box["y"] + target["y"]
+    page.mouse.move(x, y)
+    # Plotly clicks the point it hovers: wait for the hover label of that record first.
+    expect(explorer.locator("#embedding-scatter .hoverlayer .hovertext").first).to_contain_text("click to open")
+    page.mouse.click(x, y)
+    expect(explorer.locator("#embedding-click")).to_have_text(
+        f"Record #{target['index']} opened in the attention explorer below.")
+    expect(explorer.locator("#attention-record-value")).to_contain_text(f"#{target['index']} ")
+    _wait_for_new_heatmap(explorer, before, "clicking an embedding point")
+    shot("dashboard-embedding-click-attention", page.locator("[data-dashboard='embedding_explorer'] iframe"))
 
     # Evaluation: confusion matrix, ROC, precision-recall and calibration, baseline and int8 overlaid.
     evaluation = dashboard(page, "evaluation")

@@ -4,12 +4,14 @@ through the real Dash endpoints."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from plotly.utils import PlotlyJSONEncoder
 
 from mlcore.data import TargetEncoder
 from mlcore.explain import evaluation_arrays, projection_write
@@ -75,11 +77,12 @@ def test_regression_errors_are_absolute_differences():
     assert mode == "continuous" and np.allclose(values, expected) and "target units" in title
 
 
-def _options(client, job_id, click, current=None):
+def _options(client, job_id, click, current=None, figure=None):
     return dash.response_props(dash.update(
         client, APP, outputs=OPTION_OUTPUTS,
         inputs={"store.data": {"job_id": job_id}, f"{emb.SCATTER}.clickData": click},
-        state={f"{att.RECORD_ID}.value": current}, changed=[f"{emb.SCATTER}.clickData"],
+        state={f"{att.RECORD_ID}.value": current, f"{emb.SCATTER}.figure": figure},
+        changed=[f"{emb.SCATTER}.clickData"],
     ))
 
 
@@ -104,7 +107,7 @@ def test_clicking_a_point_opens_its_attention_view(client):
     assert sorted(json.loads(r[columns.index("customdata")])[0] for r in rows) == sorted(s["index"] for s in samples)
     text = dash.response_props(dash.update(
         client, APP, outputs=[f"{emb.CLICK_ID}.children"], inputs={f"{emb.SCATTER}.clickData": _click(target["index"])},
-        state={"store.data": {"job_id": job.pk}},
+        state={"store.data": {"job_id": job.pk}, f"{emb.SCATTER}.figure": None},
     ))[emb.CLICK_ID]["children"]
     assert f"Record #{target['index']} opened" in text
 
@@ -119,9 +122,58 @@ def test_clicking_a_record_without_a_map_keeps_the_view_and_says_so(client):
     assert props[att.RECORD_ID]["value"] == samples[1]["key"]
     text = dash.response_props(dash.update(
         client, APP, outputs=[f"{emb.CLICK_ID}.children"], inputs={f"{emb.SCATTER}.clickData": _click(without)},
-        state={"store.data": {"job_id": job.pk}},
+        state={"store.data": {"job_id": job.pk}, f"{emb.SCATTER}.figure": None},
     ))[emb.CLICK_ID]["children"]
     assert "no stored attention map" in text
+
+
+def _scatter(client, job_id, by="label"):
+    return dash.response_props(dash.update(
+        client, APP, outputs=SCATTER_OUTPUTS,
+        inputs={"store.data": {"job_id": job_id}, f"{emb.METHOD_ID}.value": "pca", f"{emb.COLOUR_ID}.value": by},
+    ))[emb.SCATTER]["figure"]
+
+
+@pytest.mark.parametrize("by", ["label", "error", "cluster"])
+def test_scatter_data_reaches_the_browser_as_plain_lists_not_typed_arrays(client, by):
+    """Plotly sends numpy arrays as base64 typed arrays ("bdata"); a WebGL scatter's click event then
+    carries no customdata and clicking a point did nothing in a real browser."""
+    job = explained_job("dna-classification")
+    client.force_login(job.owner)
+    figure = _scatter(client, job.pk, by)
+    assert figure["data"]
+    for trace in figure["data"]:
+        for field in ("x", "y", "customdata", "hovertext"):
+            assert isinstance(trace[field], list), (trace["name"], field, type(trace[field]))
+        assert all(isinstance(c, list) and len(c) == 1 and isinstance(c[0], int) for c in trace["customdata"])
+        assert isinstance(trace["marker"].get("color"), (str, list)), trace["name"]
+    text = json.dumps(emb.scatter_figure(emb.embedding_data(job, "pca"), by).to_plotly_json(),
+                      cls=PlotlyJSONEncoder)
+    assert "bdata" not in text and '"dtype"' not in text
+
+
+def test_a_click_without_customdata_is_mapped_through_the_figure(client):
+    """A click event as a real browser sent it (curveNumber / pointNumber, no customdata) opens the
+    record the figure holds at that point; without the figure it says it cannot tell."""
+    job = explained_job("dna-classification")
+    client.force_login(job.owner)
+    samples = attention_samples(explain_artifacts(job).attention)
+    figure = _scatter(client, job.pk)
+    curve = next(i for i, t in enumerate(figure["data"]) if t["name"].startswith("attention map stored"))
+    custom = figure["data"][curve]["customdata"]
+    point = next(j for j, c in enumerate(custom) if c[0] != samples[0]["index"])
+    target = custom[point][0]
+    click = {"points": [{"curveNumber": curve, "pointNumber": point, "x": 0.1, "y": 0.2}]}
+    props = _options(client, job.pk, click, current=samples[0]["key"], figure=figure)
+    assert props[att.RECORD_ID]["value"] == next(s["key"] for s in samples if s["index"] == target)
+    assert emb.click_text(job, click, figure) == f"Record #{target} opened in the attention explorer below."
+    assert "carries no record index" in emb.click_text(job, click, None)
+    assert _options(client, job.pk, click, current=samples[0]["key"])[att.RECORD_ID]["value"] == samples[0]["key"]
+    # The typed-array form a numpy figure would have had maps back to the same record.
+    typed = {"data": [{}] * curve + [{"customdata": {
+        "dtype": "i8", "shape": f"{len(custom)}, 1",
+        "bdata": base64.b64encode(np.array(custom, dtype=np.int64).tobytes()).decode()}}]}
+    assert att.clicked_index(click, typed) == target
 
 
 def _big_job(tmp_path: Path, n: int) -> Job:
@@ -175,7 +227,8 @@ def test_a_job_with_10000_test_records_opens_in_under_2_seconds(client, tmp_path
 
 
 VALUES = {f"{emb.METHOD_ID}.value": "pca", f"{emb.COLOUR_ID}.value": "error", f"{att.RECORD_ID}.value": 0,
-          f"{att.LAYER_ID}.value": 0, f"{att.HEAD_ID}.value": att.HEAD_MEAN, f"{emb.SCATTER}.clickData": _click(0)}
+          f"{att.LAYER_ID}.value": 0, f"{att.HEAD_ID}.value": att.HEAD_MEAN, f"{emb.SCATTER}.clickData": _click(0),
+          f"{emb.SCATTER}.figure": None}
 
 
 @pytest.mark.parametrize("who", ["other_lab", "anonymous"])
