@@ -219,3 +219,42 @@ def test_parsed_artifacts_are_cached_within_a_byte_budget(monkeypatch):
     data.cached(("b",), lambda: load(1000))
     data.cached(("c",), lambda: load(1000))  # 3000 bytes > 2500: the least recently used ("a") goes
     assert list(data._cache) == [("b",), ("c",)] and data._cache_bytes == 2000
+
+
+def _ids_in(component) -> set[str]:
+    found = {getattr(component, "id", None)}
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children]:
+        if child is not None and hasattr(child, "to_plotly_json"):
+            found |= _ids_in(child)
+    return found - {None}
+
+
+def test_heatmap_has_a_full_width_row_and_readable_key_labels():
+    """At laptop width the heatmap shared a half row with the bar chart: squeezed, its slanted-less
+    key labels on top of each other. Now it has a row of its own, outside the two-column grid."""
+    section = att.section()
+    grids = [c for c in section.children if getattr(c, "className", None) == "lf-grid"]
+    assert grids and all(att.HEATMAP not in _ids_in(g) for g in grids)
+    row = next(c for c in section.children if att.HEATMAP in _ids_in(c))
+    assert row.style["overflowX"] == "auto"
+    job = explained_job("tabular-classification")
+    sample = attention_samples(explain_artifacts(job).attention)[0]
+    fig = att.draw(job, sample["key"], 0, att.HEAD_MEAN).figures[att.HEATMAP]
+    n = len(sample["tokens"])
+    assert list(fig.layout.xaxis.ticktext) == sample["tokens"]  # every feature named
+    assert fig.layout.xaxis.tickangle == -45  # long feature names slant instead of overlapping
+    assert fig.layout.height >= 22 * n + 180  # cells of at least 22 px, room under the plot for labels
+    assert fig.layout.width is None  # short records fill the row
+
+
+def test_a_long_record_gets_a_wide_scrolling_heatmap_with_thinned_upright_labels():
+    n = 300
+    matrix = np.full((n, n), 1.0 / n)
+    tokens = ["[CLS]", *(f"tok{i}" for i in range(1, n))]
+    view = att.RecordView(sample={}, modality="dna", shape=(1, 1, n, n), matrix=matrix, pooled=matrix[0, 1:],
+                          tokens=tokens, what="layer 1, mean over heads")
+    fig = att.heatmap_figure(view)
+    assert fig.layout.xaxis.tickangle == -90
+    assert len(fig.layout.xaxis.ticktext) <= att.MAX_TICKS
+    assert fig.layout.width >= 10 * n  # wider than a laptop screen: the row scrolls sideways

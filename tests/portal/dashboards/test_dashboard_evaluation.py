@@ -180,3 +180,21 @@ def test_a_finished_job_without_stored_predictions_says_so():
     result = ev.evaluate(job)
     assert result.status == "No per-record predictions were stored for this job." and not result.shown
     assert all(is_empty_figure(f) for f in result.figures.values())
+
+
+def test_the_two_confusion_matrices_do_not_overlap():
+    """Baseline and optimized side by side on a full row, sharing the true-class axis: its title and
+    class labels once, on the left, and a gap between the two matrices."""
+    job = explained_job("dna-classification", profile="int8")
+    fig = ev.evaluate(job).figures[ev.CONFUSION]
+    layout = fig.layout
+    assert len(fig.data) == 2
+    left, right = layout.xaxis.domain, layout.xaxis2.domain
+    assert left[1] < right[0]
+    assert layout.yaxis.title.text == "True class" and layout.yaxis.showticklabels is not False
+    assert layout.yaxis2.title.text is None and layout.yaxis2.showticklabels is False
+    assert layout.yaxis2.matches == "y"  # shared: the same class order in both
+    assert [t.showscale for t in fig.data] == [True, False]  # one colour bar, for both (zmin 0, zmax 1)
+    assert all(t.zmin == 0 and t.zmax == 1 for t in fig.data)
+    assert ev.box_style(ev.CONFUSION, True) == {"display": "block", "gridColumn": "1 / -1"}
+    assert ev.box_style(ev.ROC, True) == {"display": "block"}
