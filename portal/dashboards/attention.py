@@ -306,9 +306,11 @@ def bar_figure(view: RecordView) -> go.Figure:
         marker={"color": "#0072B2"},
     ))
     style_figure(fig, x_title="Token (position: label)", y_title="Attention from [CLS] (0–1)",
-                 title=f"Attention to the pooled token: {view.what}", height=320, legend=False)
+                 title=f"Attention to the pooled token: {view.what}", height=380, legend=False)
     ticks = _ticks([f"{i + 1}:{t}" for i, t in enumerate(labels)])
-    fig.update_xaxes(tickmode="array", tickvals=[v + 1 for v in ticks["tickvals"]], ticktext=ticks["ticktext"])
+    # Slanted down-left (plotly's default slants right and drops the last long labels at the edge).
+    fig.update_xaxes(tickmode="array", tickvals=[v + 1 for v in ticks["tickvals"]], ticktext=ticks["ticktext"],
+                     tickangle=-90 if len(labels) > 20 else -45)
     return fig
 
 

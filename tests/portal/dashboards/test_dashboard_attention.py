@@ -258,3 +258,11 @@ def test_a_long_record_gets_a_wide_scrolling_heatmap_with_thinned_upright_labels
     assert fig.layout.xaxis.tickangle == -90
     assert len(fig.layout.xaxis.ticktext) <= att.MAX_TICKS
     assert fig.layout.width >= 10 * n  # wider than a laptop screen: the row scrolls sideways
+
+
+def test_the_bar_names_every_token_slanted_left():
+    job = explained_job("tabular-classification")
+    sample = attention_samples(explain_artifacts(job).attention)[0]
+    fig = att.draw(job, sample["key"], 0, att.HEAD_MEAN).figures[att.BAR]
+    assert list(fig.layout.xaxis.ticktext) == [f"{i + 1}:{t}" for i, t in enumerate(sample["tokens"][1:])]
+    assert fig.layout.xaxis.tickangle == -45  # towards the left: the last, long labels stay inside the figure
