@@ -207,7 +207,8 @@ def scatter_figure(data: EmbeddingData, by: str) -> go.Figure:
         fig.add_trace(go.Scattergl(
             x=xy[:, 0].tolist(), y=xy[:, 1].tolist(), name=title, customdata=custom, hovertext=hover,
             marker={"size": 6, "opacity": 0.85, "color": np.asarray(values, dtype=np.float64).tolist(),
-                    "colorscale": CONTINUOUS_SCALE, "showscale": True, "colorbar": {"title": {"text": title}}}, **common,
+                    "colorscale": CONTINUOUS_SCALE, "showscale": True, "colorbar": {"title": {"text": title}}},
+            **common,
         ))
     ringed = np.array([int(i) in data.with_maps for i in points], dtype=bool)
     if ringed.any():
