@@ -241,12 +241,18 @@ SPECTACULAR_SETTINGS = {
         "ModalityEnum": "portal.api.serializers.MODALITY_CHOICES",
     },
 }
-# Throttle counters live in this cache; several web processes need a shared one (Redis).
+# Throttle counters and the dashboards' arguments live in this cache, which every web process must
+# share: Redis when CACHE_URL is set, else files under VAR_DIR (several workers on one machine).
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("CACHE_URL")}
         if env_str("CACHE_URL")
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        else {
+            "BACKEND": "portal.config.cache.ExpiringFileCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            # Expired entries go first when full (see portal/config/cache.py).
+            "OPTIONS": {"MAX_ENTRIES": 20000},
+        }
     )
 }
 
@@ -286,9 +292,13 @@ PLOTLY_DASH = {
     # (portal/dashboards/access.py); each callback still loads its job or dataset through the
     # selectors for that user (portal/dashboards/common.py).
     "view_decorator": "portal.dashboards.access.dashboard_view",
-    # The ids a page hands its dashboards (initial_arguments) live in the user's session, not the
-    # cache: the default cache is per process, and an iframe's requests may reach another worker.
-    "cache_arguments": False,
+    # The ids a page hands its dashboards (initial_arguments) live in the default cache, shared by
+    # every web process, bound to the user who rendered the page (portal/dashboards/access.py). Not
+    # in the session: each Dash callback writes the session back, and one still running from the
+    # previous page would save over the arguments the next page had just stored.
+    "cache_arguments": True,
+    # A page left open for a day still works; each request of its dashboard extends this again.
+    "cache_timeout_initial_arguments": 24 * 3600,
 }
 
 # --- jobs -----------------------------------------------------------------------------------

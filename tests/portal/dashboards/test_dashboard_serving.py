@@ -48,22 +48,44 @@ def test_dashboard_page_loads_only_local_assets(client, app_name):
         assert len(body) > 100, source
 
 
-def test_a_session_keeps_only_the_newest_embeddings(client):
-    from portal.dashboards.templatetags.dashboards import KEEP_EMBEDDINGS, SESSION_PREFIX
+def _seconds_left(key: str) -> float:
+    """How long the shared cache keeps ``key`` (Redis, or the file cache of the embedded default)."""
+    import pickle
+    import time
+
+    from django.core.cache import caches
+    from django.core.cache.backends.filebased import FileBasedCache
+
+    cache = caches["default"]
+
+    if isinstance(cache, FileBasedCache):
+        with open(cache._key_to_file(key), "rb") as f:
+            return pickle.load(f) - time.time()
+    return cache._cache.get_client(key).ttl(cache.make_and_validate_key(key))
+
+
+def test_a_used_embedding_stays_alive_and_an_unknown_one_is_a_404(client):
+    """Each request of an embedding extends its lifetime (a page left open keeps working); an id
+    never stored, or expired, is a 404 on every endpoint, callbacks included."""
+    from django.core.cache import cache
+
     from tests.portal.dashboards import dashboard_client as dash
     from tests.portal.factories import DatasetFactory, MembershipFactory
 
     member = MembershipFactory()
     dataset = DatasetFactory(owner=member.user, lab=member.lab)
     client.force_login(member.user)
-    first = None
-    for _ in range(KEEP_EMBEDDINGS // 2 + 3):  # two embeddings per dataset page
-        _html, cache_id = dash.render_embedding(client, member.user, "dashboards/dataset_panels.html", {"dataset": dataset})
-        first = first or cache_id
-    keys = [k for k in client.session.keys() if k.startswith(SESSION_PREFIX)]
-    assert KEEP_EMBEDDINGS - 2 <= len(keys) <= KEEP_EMBEDDINGS + 2
-    assert dash.layout(client, "dataset_explorer", cache_id=first).status_code == 404
-    assert dash.layout(client, "tradeoffs", cache_id=keys[-1]).status_code == 200
+    _html, cache_id = dash.render_embedding(client, member.user, "dashboards/dataset_panels.html", {"dataset": dataset})
+    cache.touch(cache_id, 5)  # nearly expired
+    assert _seconds_left(cache_id) <= 5
+    assert dash.layout(client, "dataset_explorer", cache_id=cache_id).status_code == 200
+    assert _seconds_left(cache_id) > 23 * 3600
+    for unknown in ("dpd-initial-args-0123456789abcdef", cache_id):
+        cache.delete(unknown)
+        assert dash.layout(client, "dataset_explorer", cache_id=unknown).status_code == 404
+        update = client.post(f"{dash.BASE}/dataset_explorer/initial/{unknown}/_dash-update-component",
+                             data="{}", content_type="application/json")
+        assert update.status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -75,8 +97,8 @@ def test_a_session_keeps_only_the_newest_embeddings(client):
         ("dashboards/catalog_panels.html", "jobs", ["tradeoffs"]),
     ],
 )
-def test_an_embedding_is_readable_only_by_its_own_session(client, template, context_key, apps):
-    """The ids a page hands its dashboards come back only to the session that rendered the page:
+def test_an_embedding_is_readable_only_by_its_own_user(client, template, context_key, apps):
+    """The ids a page hands its dashboards come back only to the user who rendered the page:
     another lab's user gets 404 for the same embedding, an anonymous caller the sign-in page."""
     from portal.accounts.models import Visibility
     from tests.portal.dashboards import dashboard_client as dash
