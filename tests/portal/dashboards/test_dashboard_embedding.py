@@ -134,11 +134,12 @@ def _scatter(client, job_id, by="label"):
     ))[emb.SCATTER]["figure"]
 
 
-@pytest.mark.parametrize("by", ["label", "error", "cluster"])
-def test_scatter_data_reaches_the_browser_as_plain_lists_not_typed_arrays(client, by):
+@pytest.mark.parametrize(("task", "by"), [("dna-classification", "label"), ("dna-classification", "error"),
+                                          ("dna-classification", "cluster"), ("dna-regression", "error")])
+def test_scatter_data_reaches_the_browser_as_plain_lists_not_typed_arrays(client, task, by):
     """Plotly sends numpy arrays as base64 typed arrays ("bdata"); a WebGL scatter's click event then
     carries no customdata and clicking a point did nothing in a real browser."""
-    job = explained_job("dna-classification")
+    job = explained_job(task)
     client.force_login(job.owner)
     figure = _scatter(client, job.pk, by)
     assert figure["data"]
