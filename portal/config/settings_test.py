@@ -19,3 +19,9 @@ DATABASES["default"]["TEST"] = {"NAME": _TEST_DB_NAME}  # noqa: F405
 
 # Fast password hashing: tests create many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The shared file cache (throttle counters, dashboard arguments) is this run's own too, so runs never
+# see each other's entries; the live server and subprocesses of this run share it.
+_TEST_CACHE_DIR = os.environ.setdefault("LABFORMER_TEST_CACHE_DIR", f"/tmp/labformer-test-cache-{os.getpid()}")
+if CACHES["default"]["BACKEND"] == "portal.config.cache.ExpiringFileCache":  # noqa: F405
+    CACHES["default"]["LOCATION"] = _TEST_CACHE_DIR  # noqa: F405

@@ -105,8 +105,8 @@ def render_embedding(client: Client, user: Any, template: str, context: dict) ->
     """Render one of the dashboards' templates for ``user`` (signed in on ``client``) the way a
     page includes it; returns the HTML and the first embedded app's initial-arguments id, if any.
 
-    The tag writes the ids into the client's own session, so the iframe's requests that follow
-    (through the same client) find them, exactly as the browser's would.
+    The tag stores the ids in the shared cache bound to ``user``, so the iframe's requests that
+    follow (through the same client, signed in as ``user``) find them, exactly as the browser's would.
     """
     request = RequestFactory().get("/")
     request.session = client.session
