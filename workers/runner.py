@@ -45,8 +45,10 @@ class JobCancelled(Exception):
     """The job was cancelled while it ran."""
 
 
-# Test records whose full attention maps (layers, heads, L, L) are stored for the attention explorer.
-EXPLAIN_SAMPLES = 24
+# Test records whose full attention maps (layers, heads, L, L) are stored for the attention explorer:
+# every test record of a small test set (each embedding point then opens its map), a class-balanced
+# sample of a large one, and never more than ATTENTION_MAX_BYTES.
+EXPLAIN_SAMPLES = 256
 # t-SNE runs on at most this many test records (a seeded subsample beyond; PCA and k-means see all).
 TSNE_MAX = 2000
 # The stored attention maps are trimmed to this many bytes of float16 (fewer samples for long inputs).
