@@ -164,13 +164,20 @@ def _start_gunicorn(port: int) -> subprocess.Popen:
     )
     import requests
 
-    deadline = time.time() + 60
+    # A worker still importing the app (Django, the Dash dashboards, RDKit) accepts the connection
+    # but answers late: a read timeout means "not yet", like a refused connection.
+    deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{port}/api/v1/tasks/", timeout=2)
+            requests.get(f"http://127.0.0.1:{port}/api/v1/tasks/", timeout=10)
             return proc
-        except requests.ConnectionError:
+        except requests.RequestException:
+            if proc.poll() is not None:
+                break
             time.sleep(0.3)
+    if proc.poll() is None:  # never leave the server behind (its workers would hold our stdout)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     raise RuntimeError("gunicorn did not start")
 
 
