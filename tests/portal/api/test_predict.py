@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Callable
 
 import pytest
@@ -20,7 +19,7 @@ from portal.results.models import Prediction
 from portal.results.services import PREDICT_INLINE_MAX_RECORDS
 from tests.portal.api.conftest import TrainedModel, token_client
 from tests.portal.factories import MembershipFactory
-from tests.workers.conftest import planted_motif_csv
+from tests.workers.conftest import planted_motif_csv, wait_for
 
 SEQS = ["ACGTTTGACGTCAAGGCTAACGTTAGCATCGATCGATCGA", "TTTTGGGGCCCCAAAATTTTGGGGCCCCAAAATTTTGGGG",
         "GATTACAGATTACATTGACGTCGATTACAGATTACAGATT"]
@@ -32,13 +31,11 @@ def _predict(client: APIClient, job: Job, records: list, **params: object):  # n
 
 
 def _poll(client: APIClient, url: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def finished() -> dict | None:
         body = client.get(url).json()
-        if body["status"] in ("succeeded", "failed"):
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"prediction at {url} did not finish within {timeout}s: {body}")
+        return body if body["status"] in ("succeeded", "failed") else None
+
+    return wait_for(finished, timeout, f"the prediction at {url} to finish")
 
 
 # --- permissions (no worker: wait=0 answers 202 as soon as the request is stored) --------------------
