@@ -2,12 +2,13 @@
 
     python -m mlcore train --task T --data FILE [--test FILE] [--split random|stratified|scaffold|group|column]
         [--preset tiny|small|base] [--epochs N] [--seed S] [--input-col C] [--target-col C] [--device D]
-        [--profile baseline|mixed-precision|pruned|slim|int8|distilled|compact [--budget X]] --out DIR
+        [--profile baseline|mixed-precision|pruned|slim|int8|distilled|compact [--budget X]] [--folds K] --out DIR
     python -m mlcore predict --model DIR/model --data FILE --out preds.csv
     python -m mlcore tasks        # the catalog's tasks, one per line
 
 `train` shows a progress bar on stderr, prints a metrics table, and writes DIR/metrics.json,
-DIR/model/ and DIR/explain/; with --profile also DIR/report.json and DIR/model-optimized/. Bad input exits with status 2 and one line naming the file, the line
+DIR/model/ and DIR/explain/; with --profile also DIR/report.json and DIR/model-optimized/;
+with --folds K also a K-fold cross-validation of the same recipe on the non-test records (metrics.json "cv"). Bad input exits with status 2 and one line naming the file, the line
 and the reason; no traceback reaches the user (exit 1 for other failures, with the error's message).
 """
 
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="optimization profile applied after training (writes DIR/report.json, DIR/model-optimized/)")
     t.add_argument("--budget", type=float,
                    help="accuracy budget: stop pruning/slimming before the validation metric falls more than this")
+    t.add_argument("--folds", type=int, metavar="K",
+                   help="also run K-fold cross-validation on the non-test records (mean and std per metric "
+                        "in metrics.json under 'cv'); the final model is still trained on the train split")
     t.add_argument("--out", required=True, type=Path, help="output directory")
 
     p = sub.add_parser("predict", help="predict with a trained model directory")
@@ -104,6 +108,7 @@ def _progress_callback(enabled: bool) -> Any:
             self.bar: tqdm | None = None
 
         def on_train_start(self, state: TrainState) -> None:
+            self.close()  # cross-validation trains again: one bar per training run
             self.bar = tqdm(total=state.total_steps, initial=state.step, file=sys.stderr, unit="step",
                             disable=not enabled, dynamic_ncols=True, desc="train")
 
@@ -121,6 +126,7 @@ def _progress_callback(enabled: bool) -> Any:
         def close(self) -> None:
             if self.bar is not None:
                 self.bar.close()
+                self.bar = None
 
     return Progress()
 
@@ -135,8 +141,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         hyperparameters=_overrides(args), input_col=args.input_col,
         target_cols=[c.strip() for c in args.target_col.split(",")] if args.target_col else None,
         id_col=args.id_col, group_col=args.group_col, split_col=args.split_col, device=args.device,
-        explain_samples=args.explain_samples, profile=args.profile, budget=args.budget,
+        explain_samples=args.explain_samples, profile=args.profile, budget=args.budget, cv_folds=args.folds,
     )
+    if args.folds is not None and args.folds < 2:
+        raise ValueError(f"--folds must be at least 2, got {args.folds}")
     if args.budget is not None and args.profile is None:
         raise ValueError("--budget needs --profile")
     progress = _progress_callback(not args.no_progress)
@@ -150,6 +158,13 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{metrics['n_test']} test records, best epoch {metrics['best_epoch']} ({metrics['stopped_reason']}), "
           f"{metrics['train_seconds']:.1f} s")
     print(_table(metrics, list(kind.metrics)))
+    if "cv" in metrics:
+        cv = metrics["cv"]
+        print(f"{cv['k']}-fold cross-validation on {cv['n_records']} non-test records (mean ± std over folds):")
+        for key in kind.metrics:
+            if key in cv["metrics"]:
+                m = cv["metrics"][key]
+                print(f"  {key:18s} {m['mean']:.4f} ± {m['std']:.4f}")
     print(f"wrote {args.out / 'metrics.json'}, {result.model_dir}")
     if result.compression is not None:
         r = result.compression

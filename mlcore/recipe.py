@@ -65,6 +65,9 @@ class RecipeConfig:
     profile: str | None = None
     budget: float | None = None  # pruned / slim / compact: max absolute fall of the val primary metric
     profile_options: dict[str, Any] = field(default_factory=dict)  # the method's config fields
+    # k-fold cross-validation on the non-test records before the final run (None or 0: none);
+    # the folds' metrics land in metrics.json under "cv".
+    cv_folds: int | None = None
 
 
 @dataclass
@@ -217,7 +220,8 @@ def setup(config: RecipeConfig) -> Prepared:
     seed = hyper["seed"]
     train_set = ExampleSet(featurizer, [r.input for r in train_records], train_ex, train_y,
                            augment=hyper["augment"], seed=seed)
-    val_set = ExampleSet(featurizer, [], val_ex, val_y) if val_ex else None
+    # The raw val inputs ride along (unused without augmentation) so cross-validation can re-pool them.
+    val_set = ExampleSet(featurizer, [r.input for r in val_records], val_ex, val_y) if val_ex else None
     test_set = ExampleSet(featurizer, [], test_ex, test_y)
     columns = {"input_col": input_col, "target_cols": target_cols, "id_col": config.id_col,
                "feature_cols": table.feature_cols}
@@ -288,6 +292,9 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     )
     train_seconds = time.perf_counter() - t_start
     model = result.model
+    cv = None
+    if config.cv_folds and result.stopped_reason != "cancelled":
+        cv = cross_validate_prepared(prep, config, config.cv_folds, callbacks=callbacks)
     out = Path(config.out)
     if result.stopped_reason == "cancelled":
         # A cancelled job wants no test pass, explanations or model directory: return what is known.
@@ -320,6 +327,8 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
         "train_seconds": round(train_seconds, 3),
         "params": sum(p.numel() for p in model.parameters()),
     }
+    if cv is not None:
+        metrics["cv"] = cv
 
     model.eval()
     model_dir = model_save(out / "model", model=model.cpu(), featurizer=featurizer, targets=targets,
@@ -353,6 +362,51 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
             metrics["stopped_reason"] = STOP_CANCELLED
     json_write(out / "metrics.json", metrics)
     return run
+
+
+def cross_validate_prepared(prep: Prepared, config: RecipeConfig, k: int, *,
+                            callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """k-fold cross-validation of the recipe's model on the non-test records (train + val pooled).
+
+    The test records stay out of every fold, so the CV estimate and the final test score are
+    independent. Folds are seeded and stratified for classification; each fold trains a fresh model
+    (same preset and hyperparameters as the final run) and early-stops on an inner validation split
+    of its training folds, never on the held-out fold (`mlcore.trainer.cross_validate`). The
+    featurizer and target scaling are the ones fitted on the run's training split.
+    Returns `{"k", "n_records", "metrics": {name: {"mean", "std"}}, "folds": [...], "best_epochs": [...]}`.
+    """
+    from mlcore.trainer import cross_validate
+
+    pool_examples = list(prep.train.examples) + (list(prep.val.examples) if prep.val else [])
+    pool_inputs = list(prep.train.inputs) + (list(prep.val.inputs) if prep.val else [])
+    pool_labels = list(prep.train.labels) + (list(prep.val.labels) if prep.val else [])
+    if not 2 <= k <= len(pool_examples):
+        raise ValueError(f"cross-validation needs 2 <= folds <= {len(pool_examples)} (non-test records), got {k}")
+    pool = ExampleSet(prep.featurizer, pool_inputs, pool_examples, pool_labels, augment=prep.hyper["augment"],
+                      seed=prep.hyper["seed"])
+    kind = prep.targets.kind
+    kind_meta = catalog.TARGET_KINDS[kind]
+    stratify = None
+    if kind in ("binary", "multiclass"):
+        stratify = [int(y) for y in pool_labels]
+        smallest = min(np.bincount(stratify))
+        if smallest < k:
+            log.warning("cross-validation: the rarest class has %d records, fewer than %d folds", smallest, k)
+    log.info("cross-validation: %d folds over %d records", k, len(pool))
+    result = cross_validate(
+        k=k, model_factory=lambda: build(prep, config.preset), dataset=pool,
+        collate=collate_fn(prep.featurizer, kind), length=prep.featurizer.length, evaluate=evaluate_fn(prep.targets),
+        primary_metric=kind_meta.primary_metric, greater_is_better=kind_meta.greater_is_better,
+        config=train_config(prep.hyper, config.device), stratify=stratify, inner_val_frac=prep.hyper["val_frac"],
+        callbacks=callbacks,
+    )
+    for i, fold in enumerate(result.folds):
+        log.info("fold %d/%d: %s", i + 1, k, " ".join(f"{m}={v:.4g}" for m, v in fold.items()))
+    return {
+        "k": k, "n_records": len(pool), "primary_metric": kind_meta.primary_metric,
+        "metrics": {m: {"mean": result.mean[m], "std": result.std[m]} for m in result.mean},
+        "folds": result.folds, "best_epochs": result.best_epochs,
+    }
 
 
 def recipe_profile(config: RecipeConfig, run: RecipeResult, *, profile: str | None = None,

@@ -570,6 +570,11 @@ class _Subset(Sequence):
     def __iter__(self) -> Iterator[Any]:
         return (self.data[i] for i in self.indices)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Pass the epoch on to an augmenting dataset (its draws depend on it)."""
+        if hasattr(self.data, "set_epoch"):
+            self.data.set_epoch(epoch)
+
 
 def cross_validate(*, k: int, model_factory: Callable[[], nn.Module], dataset: Sequence, collate: Collate,
                    length: Callable[[Any], int], evaluate: Evaluate, primary_metric: str,
