@@ -69,7 +69,8 @@ def _reexec_with_malloc_env() -> None:
 
 
 def _backends(run, threads: int, runs: int) -> dict:
-    """torch.ao vs torchao dynamic int8 on the trained baseline, timed interleaved with it."""
+    """torch.ao (engine auto, fbgemm alone, oneDNN alone) vs torchao dynamic int8 on the trained baseline,
+    timed interleaved with it."""
     import copy
 
     from mlcore.compress.int8 import quantize_model
@@ -78,7 +79,9 @@ def _backends(run, threads: int, runs: int) -> dict:
 
     prep = run.prepared
     models = {"fp32": copy.deepcopy(run.model).eval(),
-              "torch.ao": quantize_model(copy.deepcopy(run.model), backend="torch.ao")}
+              "torch.ao": quantize_model(copy.deepcopy(run.model), backend="torch.ao"),  # engine "auto"
+              "torch.ao-fbgemm": quantize_model(copy.deepcopy(run.model), backend="torch.ao", engine="fbgemm"),
+              "torch.ao-onednn": quantize_model(copy.deepcopy(run.model), backend="torch.ao", engine="onednn")}
     try:
         models["torchao"] = quantize_model(copy.deepcopy(run.model), backend="torchao")
     except ImportError as exc:

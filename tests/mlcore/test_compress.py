@@ -19,7 +19,7 @@ from torch import nn
 
 from mlcore.compress import METHODS
 from mlcore.compress.base import encoder_linears
-from mlcore.compress.int8 import WindowLinear
+from mlcore.compress.int8 import LARGE_ROWS, DualEngineLinear, WindowLinear, quantized_engine
 from mlcore.compress.pruned import linear_sparsity
 from mlcore.modeldir import model_load
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_profile, recipe_run
@@ -114,6 +114,32 @@ def test_int8_quarters_encoder_weights_and_keeps_logits(trained, tmp_path: Path)
     corr = np.corrcoef(fp32.ravel(), int8.ravel())[0, 1]
     assert corr > 0.99, corr
     assert not np.array_equal(fp32, int8)  # it really computes in int8
+
+
+def test_dual_engine_linear_routes_by_rows_and_agrees_with_fbgemm() -> None:
+    torch.manual_seed(0)
+    linear = nn.Sequential(nn.Linear(64, 48)).eval()
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with quantized_engine("fbgemm"):
+        single = quantize_dynamic(linear, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)[0]
+    dual = DualEngineLinear.from_dynamic(single)
+    with torch.inference_mode():
+        for rows in (8, LARGE_ROWS - 1, LARGE_ROWS, 4 * LARGE_ROWS):
+            x = torch.randn(rows, 64)
+            ref = linear(x)
+            got = dual(x)
+            # both kernels compute the same int8 product: close to the float layer and to fbgemm alone
+            assert torch.corrcoef(torch.stack([ref.ravel(), got.ravel()]))[0, 1] > 0.999
+            torch.testing.assert_close(got, single(x), rtol=0, atol=0.05)
+        # the routing itself: a oneDNN packing of zero weights shows which calls take it
+        zero_w = torch.quantize_per_channel(torch.zeros(48, 64), torch.ones(48, dtype=torch.double),
+                                            torch.zeros(48, dtype=torch.long), 0, torch.qint8)
+        bias = single.bias()
+        dual._large.set_weight_bias(zero_w, bias)
+        small, large = torch.randn(LARGE_ROWS - 1, 64), torch.randn(LARGE_ROWS, 64)
+        torch.testing.assert_close(dual(small), single(small))
+        torch.testing.assert_close(dual(large), bias.expand(LARGE_ROWS, 48))
 
 
 def test_window_linear_computes_the_convolution() -> None:
