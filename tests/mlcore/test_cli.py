@@ -81,3 +81,24 @@ def test_bad_target_and_unknown_task(tmp_path: Path) -> None:
     proc = run_cli("train", "--task", "dna-clasification", "--data", data, "--out", tmp_path / "o")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "unknown task 'dna-clasification'" in proc.stderr and "dna-classification" in proc.stderr
+
+
+def test_folds_adds_a_cross_validation_of_the_non_test_records(tmp_path: Path) -> None:
+    seqs, labels = synthetic.dna(120, seed=2)
+    train = synthetic.write_csv(tmp_path / "train.csv", ["sequence", "label"], list(zip(seqs[:90], labels[:90])))
+    test = synthetic.write_csv(tmp_path / "test.csv", ["sequence", "label"], list(zip(seqs[90:], labels[90:])))
+    proc = run_cli("train", "--task", "dna-classification", "--data", train, "--test", test, "--preset", "tiny",
+                   "--epochs", "3", "--seed", "0", "--folds", "3", "--no-progress", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "3-fold cross-validation on 90 non-test records" in proc.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    cv = metrics["cv"]
+    assert cv["k"] == 3 and cv["n_records"] == 90 and cv["primary_metric"] == "roc_auc"
+    assert len(cv["folds"]) == 3 and len(cv["best_epochs"]) == 3
+    aucs = [fold["roc_auc"] for fold in cv["folds"]]
+    assert all(0.0 <= a <= 1.0 for a in aucs) and len(set(aucs)) > 1  # three different held-out folds
+    assert cv["metrics"]["roc_auc"]["mean"] == pytest.approx(sum(aucs) / 3)
+    assert metrics["n_train"] + metrics["n_val"] == 90 and metrics["n_test"] == 30  # the final run is unchanged
+
+    bad = run_cli("train", "--task", "dna-classification", "--data", train, "--folds", "1", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "--folds must be at least 2" in bad.stderr
