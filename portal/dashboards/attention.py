@@ -473,7 +473,7 @@ def section() -> html.Div:
             html.Div(style={"overflowX": "auto", "maxWidth": "100%"},
                      children=[graph(DOMAIN, filename="attention-domain", height=320)]),
             html.Div(children=[html.Div("Top windows (candidate motifs)", className="lf-status"),
-                               html.Ol(id=MOTIFS_ID, children=[])]),
+                               html.Div(id=MOTIFS_ID, children=[])]),
         ],
     )
 
@@ -507,16 +507,18 @@ def register(app: DjangoDash, *, click_source: str | None = None) -> None:
     @app.callback(
         Output(HEATMAP, "figure"), Output(BAR, "figure"), Output(DOMAIN, "figure"),
         Output(MOLECULE_ID, "src"), Output(MOLECULE_ID, "style"), Output(MOTIFS_ID, "children"),
-        Output(STATUS_ID, "children"),
+        Output(STATUS_ID, "children"), Output(LAYER_ID, "disabled"),
         Input(STORE_ID, "data"), Input(RECORD_ID, "value"), Input(LAYER_ID, "value"), Input(HEAD_ID, "value"),
     )
     def figures(store: Any, key: Any, layer: Any, head: Any, user: User = None) -> tuple:
         job = job_for_user(user=user, job_id=store_data(store).get("job_id"))
         drawn = draw(job, key, layer, head)
         style = {"maxWidth": "100%", "display": "block" if drawn.molecule_src else "none"}
-        motifs = drawn.motifs or [html.Li("None for this modality.")]
+        motifs = (html.Ol(drawn.motifs) if drawn.motifs
+                  else html.P("Top windows are found in sequence records; none for this one.", className="text-muted"))
+        # The rollout combines every layer: the layer choice does not apply to it.
         return (drawn.figures[HEATMAP], drawn.figures[BAR], drawn.figures[DOMAIN], drawn.molecule_src or "", style,
-                motifs, drawn.status)
+                motifs, drawn.status, head == HEAD_ROLLOUT)
 
     for figure_id in FIGURES:
         _register_download(app, figure_id)

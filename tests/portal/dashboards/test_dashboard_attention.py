@@ -23,7 +23,8 @@ pytestmark = pytest.mark.django_db
 
 APP = att.APP_NAME
 FIGURE_OUTPUTS = [f"{att.HEATMAP}.figure", f"{att.BAR}.figure", f"{att.DOMAIN}.figure", f"{att.MOLECULE_ID}.src",
-                  f"{att.MOLECULE_ID}.style", f"{att.MOTIFS_ID}.children", f"{att.STATUS_ID}.children"]
+                  f"{att.MOLECULE_ID}.style", f"{att.MOTIFS_ID}.children", f"{att.STATUS_ID}.children",
+                  f"{att.LAYER_ID}.disabled"]
 
 
 # --- pure data -------------------------------------------------------------------------------------
@@ -145,10 +146,14 @@ def test_switching_layer_and_head_changes_the_heatmap(client):
     job = explained_job("dna-classification")
     client.force_login(job.owner)
     key = attention_samples(explain_artifacts(job).attention)[0]["key"]
-    first = _figures(client, job.pk, key, 0, 0)[att.HEATMAP]["figure"]
+    first_props = _figures(client, job.pk, key, 0, 0)
+    first = first_props[att.HEATMAP]["figure"]
     other_head = _figures(client, job.pk, key, 0, 1)[att.HEATMAP]["figure"]
     other_layer = _figures(client, job.pk, key, 1, 0)[att.HEATMAP]["figure"]
-    rollout = _figures(client, job.pk, key, 0, att.HEAD_ROLLOUT)[att.HEATMAP]["figure"]
+    rollout_props = _figures(client, job.pk, key, 0, att.HEAD_ROLLOUT)
+    rollout = rollout_props[att.HEATMAP]["figure"]
+    # the rollout spans every layer: the layer dropdown is switched off for it, and only for it
+    assert rollout_props[att.LAYER_ID]["disabled"] is True and first_props[att.LAYER_ID]["disabled"] is False
     zs = [json.dumps(f["data"][0]["z"]) for f in (first, other_head, other_layer, rollout)]
     assert len(set(zs)) == 4
     assert "layer 1, head 1" in first["layout"]["title"]["text"]
