@@ -15,6 +15,7 @@ Ids (stable, for browser tests): ``embedding-method`` (PCA / t-SNE), ``embedding
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from html import escape as html_escape
 from typing import Any
@@ -161,8 +162,19 @@ def colour_values(data: EmbeddingData, by: str, points: np.ndarray) -> tuple[str
     if regression:
         return "continuous", np.array([_number(values[i]) for i in points]), f"{title} (target units)"
     if data.kind == "token_labels":
-        return "continuous", np.array([len(str(values[i])) for i in points], dtype=float), "Sequence length (tokens)"
+        return "categorical", [majority_token_class(values[i]) for i in points], f"{title}: most frequent token class"
     return "categorical", [str(values[i]) for i in points], title
+
+
+def majority_token_class(labels: Any) -> str:
+    """The most frequent class among a record's per-token labels ("HHHEEC" or a list), "" when none;
+    ties go to the class seen first."""
+    tokens = list(labels) if isinstance(labels, (str, list, tuple)) else []
+    if not tokens:
+        return ""
+    counts = Counter(str(t) for t in tokens)
+    best = max(counts.values())
+    return next(str(t) for t in tokens if counts[str(t)] == best)
 
 
 def _hover(data: EmbeddingData, i: int) -> str:

@@ -69,6 +69,19 @@ def test_projection_clusters_and_colours_come_from_the_stored_data():
     assert (f"k-means k = {data.k}" in status) if data.k > 1 else ("k = 1" in status)
 
 
+def test_per_token_labels_colour_by_each_record_s_most_frequent_class():
+    assert emb.majority_token_class("HHEEEC") == "E"
+    assert emb.majority_token_class(["C", "H", "H", "C"]) == "C"  # a tie goes to the class seen first
+    assert emb.majority_token_class("") == "" and emb.majority_token_class(None) == ""
+    job = explained_job("residue-labeling")
+    data = emb.embedding_data(job, "pca")
+    points = np.arange(data.n)
+    mode, values, title = emb.colour_values(data, "label", points)
+    assert mode == "categorical" and "most frequent token class" in title
+    assert values == [emb.majority_token_class(data.labels[i]) for i in points]
+    assert set(values) <= {str(c) for y in data.labels for c in y}  # classes, not sequence lengths
+
+
 def test_regression_errors_are_absolute_differences():
     job = explained_job("dna-regression")
     data = emb.embedding_data(job, "pca")
