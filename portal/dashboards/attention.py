@@ -305,7 +305,7 @@ def bar_figure(view: RecordView) -> go.Figure:
         customdata=labels, hovertemplate="token %{x} %{customdata}<br>%{y:.4f}<extra></extra>",
         marker={"color": "#0072B2"},
     ))
-    style_figure(fig, x_title="Token (position: label)", y_title="Attention from [CLS] (0–1)",
+    style_figure(fig, x_title="Token (position: label)", y_title="Attention from [CLS]",
                  title=f"Attention to the pooled token: {view.what}", height=380, legend=False)
     ticks = _ticks([f"{i + 1}:{t}" for i, t in enumerate(labels)])
     # Slanted down-left (plotly's default slants right and drops the last long labels at the edge).
@@ -342,7 +342,7 @@ def _sequence(view: RecordView) -> tuple[go.Figure, list[tuple[int, int, float]]
         x=list(range(1, n + 1)), y=view.pooled, customdata=labels, name="attention",
         hovertemplate="position %{x} %{customdata}<br>%{y:.4f}<extra></extra>", marker={"color": "#009E73"},
     ))
-    style_figure(fig, x_title="Position in the sequence (residue)", y_title="Attention from [CLS] (0–1)",
+    style_figure(fig, x_title="Position in the sequence (residue)", y_title="Attention from [CLS]",
                  title="Attention along the sequence", height=320, legend=False)
     fig.update_xaxes(tickmode="array", tickvals=list(range(1, n + 1)), ticktext=labels, tickangle=0,
                      tickfont={"family": "monospace", "size": 11})
