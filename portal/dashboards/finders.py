@@ -14,10 +14,20 @@ from django_plotly_dash import finders
 
 
 class DashComponentFinder(finders.DashComponentFinder):
-    """dash's renderer and component bundles (dcc, html, dash_table) and plotly.js."""
+    """dash's renderer and component bundles (dcc, html, dash_table) and plotly.js.
+
+    dash registers its renderer's files under two components, so the library's finder lists three of
+    them twice (collectstatic then warns "Found another file with the destination path"); each path
+    is listed once here.
+    """
 
     def list(self, ignore_patterns: list[str] | None) -> Iterator[tuple[str, Any]]:
-        return super().list(list(ignore_patterns or []))
+        seen: set[str] = set()
+        for path, storage in super().list(list(ignore_patterns or [])):
+            key = f"{getattr(storage, 'prefix', '') or ''}/{path}"
+            if key not in seen:
+                seen.add(key)
+                yield path, storage
 
 
 class DashAssetFinder(finders.DashAssetFinder):

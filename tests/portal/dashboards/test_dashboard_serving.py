@@ -121,3 +121,14 @@ def test_an_embedding_is_readable_only_by_its_own_user(client, template, context
     client.logout()
     for app, cache_id in embedded:
         assert dash.layout(client, app, cache_id=cache_id).status_code == 302
+
+
+def test_static_finders_list_each_destination_path_once():
+    # collectstatic warns ("Found another file with the destination path") and keeps the first of
+    # duplicates; dash registers its renderer under two components, which our finder folds into one.
+    from django.contrib.staticfiles.finders import get_finders
+
+    paths = [f"{getattr(storage, 'prefix', '') or ''}/{path}".lstrip("/")
+             for finder in get_finders() for path, storage in finder.list([])]
+    assert any("dash_renderer" in p for p in paths)  # the renderer is among them: this test can fail
+    assert len(paths) == len(set(paths)), sorted({p for p in paths if paths.count(p) > 1})[:5]
