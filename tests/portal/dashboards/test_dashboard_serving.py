@@ -132,3 +132,19 @@ def test_static_finders_list_each_destination_path_once():
              for finder in get_finders() for path, storage in finder.list([])]
     assert any("dash_renderer" in p for p in paths)  # the renderer is among them: this test can fail
     assert len(paths) == len(set(paths)), sorted({p for p in paths if paths.count(p) > 1})[:5]
+
+
+def test_the_library_s_add_stateless_apps_view_is_for_staff_only(client):
+    from django_plotly_dash.models import StatelessApp
+
+    url = "/django_plotly_dash/add_stateless_apps"
+    before = StatelessApp.objects.count()
+    response = client.get(url)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    client.force_login(UserFactory())
+    response = client.get(url)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert StatelessApp.objects.count() == before  # nothing was written for them
+    client.force_login(UserFactory(is_staff=True))
+    response = client.get(url)
+    assert response.status_code in (200, 302) and "/admin/login/" not in response.get("Location", "")
