@@ -8,7 +8,9 @@ What runs, per real demo dataset (`synthetic=False` in `mlcore.demo_data`):
   exactly the same records; the recipe uses the column as a user-provided split.
 - The model: the real recipe (`mlcore.recipe.recipe_run`, `small` preset, CPU) with the overrides in
   `MODEL_SETTINGS`: it trains on train, early-stops and restores the best epoch on val, and reports
-  the test metrics.
+  the test metrics. Molecules get the [FP] fingerprint token beside the SMILES (the `fingerprint`
+  hyperparameter, on by default; `--fingerprint off` asks for the plain SMILES model); the row says
+  which the trained model really had (read back from its featurizer.json).
 - The baseline, trained on train with its one hyperparameter chosen on val (the same information
   the model's early stopping sees):
   molecules: random forest on Morgan fingerprints (radius 2, 2048 bits, RDKit);
@@ -20,7 +22,9 @@ What runs, per real demo dataset (`synthetic=False` in `mlcore.demo_data`):
 
 Seeded and deterministic on CPU (torch, numpy and scikit-learn all take the bench seed).
 
-Usage: `python bench/quality.py [--datasets a,b] [--max-epochs N] [--seed S]`. The table is printed
+Usage: `python bench/quality.py [--datasets a,b] [--max-epochs N] [--seed S] [--threads N]
+[--fingerprint on|off]`. `--threads 1` on a machine other jobs are using: two torch threads competing
+with other processes for two cores ran a training step about 7x slower than one. The table is printed
 as each dataset finishes; the last line printed is JSON:
 {"<dataset>": {"model": x, "baseline": y, "metric": "roc_auc", "task": "...", "greater_is_better": true}, ...}.
 """
@@ -80,6 +84,7 @@ class Outcome:
     epochs_run: int
     model_seconds: float
     baseline_seconds: float
+    model_desc: str = ""
 
     @property
     def model_wins(self) -> bool:
@@ -140,8 +145,13 @@ def dataset_prepare(spec: DemoDataset, directory: Path, *, seed: int) -> Path:
 
 
 def model_run(spec: DemoDataset, path: Path, out: Path, *, seed: int, max_epochs: int | None = None,
-              verbose: bool = False) -> dict[str, Any]:
-    """Train the `small` preset through `recipe_run` on the bench split; the recipe's metrics dict."""
+              verbose: bool = False, fingerprint: bool | None = None) -> tuple[dict[str, Any], str]:
+    """Train the `small` preset through `recipe_run` on the bench split; the recipe's metrics dict and
+    what the model was (molecules: with or without the [FP] token, read from the saved featurizer).
+
+    `fingerprint` (molecules; None = the catalog default) is passed as the hyperparameter; a run whose
+    saved featurizer disagrees raises, so a figure is never labelled with an option the run ignored.
+    """
     from mlcore.recipe import RecipeConfig, recipe_run
     from mlcore.trainer import Callback
 
@@ -154,10 +164,21 @@ def model_run(spec: DemoDataset, path: Path, out: Path, *, seed: int, max_epochs
     hyper = dict(MODEL_SETTINGS[task.modality], seed=seed)
     if max_epochs is not None:
         hyper["epochs"] = min(hyper["epochs"], max_epochs)
+    if fingerprint is not None and task.modality == "smiles":
+        hyper["fingerprint"] = fingerprint
     config = RecipeConfig(task=task.key, data=path, out=out, preset=PRESET, hyperparameters=hyper,
                           input_col=spec.input_col or None, target_cols=list(spec.target_cols),
                           id_col=spec.id_col, split_col=SPLIT_COL, device="cpu", explain_samples=0)
-    return recipe_run(config, callbacks=[EpochLog()] if verbose else ()).metrics
+    result = recipe_run(config, callbacks=[EpochLog()] if verbose else ())
+    desc = ""
+    if task.modality == "smiles":
+        state = json.loads((result.model_dir / "featurizer.json").read_text())
+        used = bool(state.get("fingerprint"))
+        if fingerprint is not None and used != fingerprint:
+            raise RuntimeError(f"asked for fingerprint={fingerprint} but the model was built with {used}: "
+                               "the recipe does not pass the `fingerprint` hyperparameter to the featurizer")
+        desc = ("SMILES + [FP]" + (" + descriptors" if state.get("descriptors") else "")) if used else "SMILES only"
+    return result.metrics, desc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,12 +315,12 @@ def baseline_run(spec: DemoDataset, path: Path, *, seed: int) -> tuple[dict[str,
 
 
 def dataset_compare(spec: DemoDataset, directory: Path, *, seed: int, max_epochs: int | None = None,
-                    verbose: bool = False) -> Outcome:
+                    verbose: bool = False, fingerprint: bool | None = None) -> Outcome:
     """Model and baseline on one dataset's bench split."""
     path = dataset_prepare(spec, directory, seed=seed)
     t0 = time.perf_counter()
-    metrics = model_run(spec, path, directory / f"{spec.key}-run", seed=seed, max_epochs=max_epochs,
-                        verbose=verbose)
+    metrics, model_desc = model_run(spec, path, directory / f"{spec.key}-run", seed=seed, max_epochs=max_epochs,
+                                    verbose=verbose, fingerprint=fingerprint)
     t1 = time.perf_counter()
     base, desc = baseline_run(spec, path, seed=seed)
     t2 = time.perf_counter()
@@ -309,7 +330,8 @@ def dataset_compare(spec: DemoDataset, directory: Path, *, seed: int, max_epochs
                    greater_is_better=meta.greater_is_better, model=float(metrics["test"][meta.primary_metric]),
                    baseline=float(base[meta.primary_metric]), baseline_desc=desc, n_train=metrics["n_train"],
                    n_val=metrics["n_val"], n_test=metrics["n_test"], best_epoch=metrics["best_epoch"],
-                   epochs_run=len(metrics["history"]), model_seconds=t1 - t0, baseline_seconds=t2 - t1)
+                   epochs_run=len(metrics["history"]), model_seconds=t1 - t0, baseline_seconds=t2 - t1,
+                   model_desc=model_desc)
 
 
 def summary_json(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
@@ -323,7 +345,8 @@ def _row(o: Outcome) -> str:
     arrow = "higher" if o.greater_is_better else "lower"
     return (f"{o.key:26s} {o.metric:9s} ({arrow:6s}) model {o.model:8.4f}  baseline {o.baseline:8.4f}  "
             f"better: {verdict:8s} n={o.n_train}/{o.n_val}/{o.n_test} best epoch {o.best_epoch}/{o.epochs_run} "
-            f"[{o.model_seconds:.0f}s + {o.baseline_seconds:.0f}s]")
+            f"[{o.model_seconds:.0f}s + {o.baseline_seconds:.0f}s]"
+            + (f" model: {o.model_desc}" if o.model_desc else ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -332,9 +355,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-epochs", type=int, default=None, help="cap every dataset's epochs (smoke runs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="print every epoch's metrics to stderr")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--fingerprint", choices=("on", "off"), default=None,
+                        help="molecules: the [FP] token on or off (default: the catalog default)")
     args = parser.parse_args(argv)
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fingerprint = None if args.fingerprint is None else args.fingerprint == "on"
     torch.manual_seed(args.seed)
     specs = real_datasets()
     if args.datasets:
@@ -343,13 +372,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             parser.error(f"not a real demo dataset: {', '.join(unknown)}")
         specs = [s for s in specs if s.key in wanted]
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
     print(f"quality: {PRESET} preset vs scikit-learn baselines, seed {args.seed}, "
-          f"torch threads {torch.get_num_threads()}", flush=True)
+          f"torch threads {torch.get_num_threads()}, load average {load}", flush=True)
     outcomes: list[Outcome] = []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="labformer-quality-") as tmp:
         for spec in specs:
-            outcome = dataset_compare(spec, Path(tmp), seed=args.seed, max_epochs=args.max_epochs, verbose=args.verbose)
+            outcome = dataset_compare(spec, Path(tmp), seed=args.seed, max_epochs=args.max_epochs,
+                                      verbose=args.verbose, fingerprint=fingerprint)
             outcomes.append(outcome)
             print(_row(outcome), flush=True)
             print(f"{'':26s} baseline: {outcome.baseline_desc}", flush=True)

@@ -435,6 +435,9 @@ HYPERPARAMETERS: dict[str, HyperParameter] = {
         # k-mer ids let a small model see motifs at once: on a planted 8-mer task a tiny model reaches
         # test ROC-AUC 1.0 in 8 epochs with k=4, about 0.6 with single bases only.
         HyperParameter("kmer", "int", 4, "DNA: also embed the overlapping k-mer starting at each base; 1 = single bases only.", 1, 6),
+        # The [FP] token beside the SMILES (mlcore/modalities/smiles.py); measured against a fingerprint
+        # random forest in bench/README.md, "Quality".
+        HyperParameter("fingerprint", "bool", True, "Molecules: add one [FP] token built from the Morgan count fingerprint (radius 2, 2048 bits) beside the SMILES tokens.", None, None),
         HyperParameter("class_weights", "bool", False, "Weight the classification loss by inverse class frequency.", None, None),
     )
 }

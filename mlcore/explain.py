@@ -144,7 +144,8 @@ def explain_write(
         if "atom_index" in example:  # molecules: token -> RDKit atom index of the canonical SMILES
             # Checked against RDKit's own parse of the very string the tokens come from.
             exact = smiles_atom_map(str(example.get("smiles")), list(example["text"]))
-            entry["atom_index"] = [-1, *exact.tolist()]
+            # [CLS] first; tokens after the SMILES ones (the [FP] fingerprint token) denote no atom.
+            entry["atom_index"] = [-1, *exact.tolist(), *[-1] * (len(m["tokens"]) - 1 - len(exact))]
             entry["smiles"] = example.get("smiles")
         if "p4" in example:  # particles: (pt, eta, phi, energy) per particle, for the eta-phi drawing
             entry["p4"] = np.asarray(example["p4"], dtype=np.float64).round(6).tolist()

@@ -59,8 +59,9 @@ task_def_register(TaskDef("protein-classification", {"conv_kernel": 3}))
 task_def_register(TaskDef("protein-regression", {"conv_kernel": 3}))
 # Per-residue labels depend on neighbours (secondary structure spans ~4-10 residues).
 task_def_register(TaskDef("residue-labeling", {"conv_kernel": 5}))
-task_def_register(TaskDef("molecule-classification", {"conv_kernel": 3}))
-task_def_register(TaskDef("molecule-regression", {"conv_kernel": 3}))
+# The [FP] token (Morgan count fingerprint beside the SMILES, see smiles.py): the bench's ChEMBL sets.
+task_def_register(TaskDef("molecule-classification", {"conv_kernel": 3, "fingerprint": True}))
+task_def_register(TaskDef("molecule-regression", {"conv_kernel": 3, "fingerprint": True}))
 # Pairwise Delta R / kT / z / m^2 bias: the Particle Transformer's main gain over a plain set model.
 task_def_register(TaskDef("jet-tagging", {"pairwise": True}))
 task_def_register(TaskDef("lightcurve-classification", {}))
@@ -75,8 +76,9 @@ def task_def_get(key: str) -> TaskDef:
 
 
 def featurizer_for_task(key: str, *, max_len: int | None = None, kmer: int | None = None,
-                        **extra: Any) -> Featurizer:
-    """An unfitted featurizer for task `key` with its defaults, `max_len` and (DNA) `kmer` applied."""
+                        fingerprint: bool | None = None, **extra: Any) -> Featurizer:
+    """An unfitted featurizer for task `key` with its defaults, `max_len`, (DNA) `kmer` and
+    (molecules) `fingerprint` applied; None keeps the task's default."""
     task_def = task_def_get(key)
     options = dict(task_def.featurizer_options)
     options.update(extra)
@@ -87,6 +89,10 @@ def featurizer_for_task(key: str, *, max_len: int | None = None, kmer: int | Non
         options.setdefault("max_len", catalog.MODALITIES[modality].default_max_len)
     if kmer is not None and modality == "dna":
         options["kmer"] = kmer
+    if fingerprint is not None and modality == "smiles":
+        options["fingerprint"] = fingerprint
+        if not fingerprint:
+            options.pop("descriptors", None)  # descriptors ride on the [FP] token
     return featurizer_build(modality, **options)
 
 
