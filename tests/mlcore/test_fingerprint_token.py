@@ -210,3 +210,42 @@ def test_an_old_model_directory_still_loads(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = model(**collate_fn(f, "regression")([f.encode(s) for s in TRAIN])).logits.numpy()
     np.testing.assert_allclose(np.stack(loaded.logits(TRAIN)), expected, rtol=1e-5, atol=1e-6)
+
+
+def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
+    """One of two gloo ranks training a tiny [FP] + descriptors model on augmented molecules."""
+    import os
+
+    from mlcore.tasks import ExampleSet, evaluate_fn
+    from mlcore.trainer import TrainConfig, train
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    smiles, labels, _ = synthetic.molecules(32)
+    f = featurizer_for_task("molecule-classification", descriptors=True).fit(smiles)
+    targets = TargetEncoder.fit("binary", ["y"], labels)
+    data = ExampleSet(f, smiles, [f.encode(s) for s in smiles], [targets.encode(y) for y in labels], augment=True)
+    torch.manual_seed(rank)  # different initial weights per rank: DDP broadcasts rank 0's
+    model = model_build(f, encoder_tiny(max_len=f.max_len), "binary", 2)
+    result = train(model=model, train_set=data, val_set=None, collate=collate_fn(f, "binary"), length=f.length,
+                   evaluate=evaluate_fn(targets), primary_metric="loss", greater_is_better=False,
+                   config=TrainConfig(epochs=2, batch_size=8, patience=None, seed=0, device="cpu"))
+    torch.save(result.model.state_dict(), Path(out_dir) / f"rank{rank}.pt")
+
+
+def test_ddp_ranks_train_the_fp_stem_identically(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    from tests.mlcore.test_ddp import _free_port
+
+    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    for key in r0:
+        assert torch.equal(r0[key], r1[key]), key
+    torch.manual_seed(0)  # rank 0's initial weights
+    smiles, _, _ = synthetic.molecules(32)
+    f = featurizer_for_task("molecule-classification", descriptors=True).fit(smiles)
+    initial = model_build(f, encoder_tiny(max_len=f.max_len), "binary", 2).state_dict()
+    for key in ("stem.fp.weight", "stem.desc.weight"):  # gradients reached the [FP] token's Linears
+        assert not torch.equal(r0[key], initial[key]), key
