@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from mlcore import catalog
+from mlcore import distributed as dist_utils
 from mlcore.data import DataError, Record, Table, TargetEncoder, load_records, split_indices
 from mlcore.explain import ExplainOutputs, choose_samples, explain_write
 from mlcore.model import EncoderConfig, encoder_base, encoder_small, encoder_tiny
@@ -296,7 +297,8 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     if config.cv_folds and result.stopped_reason != "cancelled":
         cv = cross_validate_prepared(prep, config, config.cv_folds, callbacks=callbacks)
     out = Path(config.out)
-    if result.stopped_reason == "cancelled":
+    # Under DDP only rank 0 goes on (test pass, explanations, model directory); the other ranks just trained.
+    if result.stopped_reason == "cancelled" or not dist_utils.setup(resolve_device(config.device)).is_main:
         # A cancelled job wants no test pass, explanations or model directory: return what is known.
         metrics = {"task": prep.task.key, "target_kind": kind, "test": {}, "val": result.best_metrics,
                    "history": result.history, "stopped_reason": result.stopped_reason}

@@ -9,19 +9,30 @@
 - stores a checkpoint artifact every epoch, and at the end the result, model, predictions,
   attention maps, embeddings, report and log,
 - and ends the job through the state machine: succeeded, cancelled, or failed with the traceback.
+
+A job asking for several GPUs is run by `job_run_distributed` instead: the same inputs, then one
+process per GPU under torch.distributed (workers/ddp.py), rank 0 doing all of the above.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import traceback
 import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +48,7 @@ from portal.jobs.models import Job
 from portal.results import services as result_services
 from portal.results.models import Artifact
 from portal.results.services import Point
+from workers import ddp
 
 log = logging.getLogger(__name__)
 
@@ -270,35 +282,67 @@ def _store_evaluation(job: Job, result: RecipeResult, work: Path, *, variant: st
     result_services.artifact_create(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=path, metadata=meta)
 
 
-def job_run(*, job: Job) -> str:
-    """Run one attempt of a job that this worker has just moved to running. Returns the final status."""
-    work_root = Path(settings.LABFORMER_WORK_DIR)
-    work_root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"job-{job.pk}-a{job.attempts}-", dir=work_root))
-    log_path = work / "job.log"
+@contextlib.contextmanager
+def job_logging(log_path: Path) -> Iterator[Path]:
+    """The mlcore and workers loggers also write to the job's log file while the block runs."""
     handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("mlcore", "workers"):
         logging.getLogger(name).addHandler(handler)
+    try:
+        yield log_path
+    finally:
+        for name in ("mlcore", "workers"):
+            logging.getLogger(name).removeHandler(handler)
+        handler.close()
+
+
+def _store_log(job: Job, log_path: Path) -> None:
+    try:
+        result_services.artifact_create(job_id=job.pk, kind=Artifact.Kind.LOG, path=log_path,
+                                        name=f"attempt-{job.attempts}.log", metadata={"attempt": job.attempts})
+    except Exception:  # the log is a convenience; never let it hide the real outcome
+        log.exception("job %s: could not store the log", job.pk)
+
+
+def _work_dir(job: Job) -> Path:
+    work_root = Path(settings.LABFORMER_WORK_DIR)
+    work_root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"job-{job.pk}-a{job.attempts}-", dir=work_root))
+
+
+def _inputs_fetch(job: Job, work: Path) -> tuple[RecipeConfig, Path | None]:
+    """Copy the dataset file into `work`, fetch the last checkpoint if an earlier attempt left one.
+
+    Returns the recipe config (reading the local copy, writing `work/out`) and the checkpoint to
+    resume from (None: start from scratch).
+    """
+    dataset = job.dataset
+    canonical = bool(dataset.canonical_file)
+    source = dataset.canonical_file if canonical else dataset.original_file
+    suffix = "".join(Path(source.name).suffixes[-2:]) or ".csv"
+    data = _local_copy(source, work / f"data{suffix}")
+    resume_from = None
+    checkpoint = result_services.artifact_latest(job_id=job.pk, kind=Artifact.Kind.CHECKPOINT)
+    if checkpoint is not None:
+        resume_from = result_services.artifact_fetch(artifact=checkpoint, destination=work / "resume" / "last.pt")
+        log.info("job %s attempt %s resumes from %s", job.pk, job.attempts, checkpoint.metadata)
+    return _recipe_config(job, data, work / "out", canonical=canonical), resume_from
+
+
+def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, work: Path, log_path: Path,
+                recipe: Callable[..., RecipeResult] = recipe_run) -> str:
+    """Train, record and end one attempt of a running job whose inputs are in `work`. Returns the final status.
+
+    Runs in the worker for a job on one device, and in rank 0 of a multi-GPU job (workers/ddp.py,
+    which passes its own `recipe`). Stores the log `log_path` at the end, whatever happened.
+    """
     reporter = DatabaseReporter(job_id=job.pk, attempt=job.attempts, interval=settings.LABFORMER_HEARTBEAT_INTERVAL)
     try:
-        dataset = job.dataset
-        canonical = bool(dataset.canonical_file)
-        source = dataset.canonical_file if canonical else dataset.original_file
-        suffix = "".join(Path(source.name).suffixes[-2:]) or ".csv"
-        data = _local_copy(source, work / f"data{suffix}")
-        resume_from = None
-        checkpoint = result_services.artifact_latest(job_id=job.pk, kind=Artifact.Kind.CHECKPOINT)
-        if checkpoint is not None:
-            resume_from = result_services.artifact_fetch(artifact=checkpoint, destination=work / "resume" / "last.pt")
-            log.info("job %s attempt %s resumes from %s", job.pk, job.attempts, checkpoint.metadata)
-        out = work / "out"
+        out = Path(config.out)
         reporter.start()
         started = time.perf_counter()
-        result = recipe_run(
-            _recipe_config(job, data, out, canonical=canonical), callbacks=[reporter], checkpoint_dir=work / "checkpoints",
-            resume_from=resume_from,
-        )
+        result = recipe(config, callbacks=[reporter], checkpoint_dir=work / "checkpoints", resume_from=resume_from)
         reporter.stop()
         if "cancelled" in (result.train_result.stopped_reason, result.metrics.get("stopped_reason")):
             raise JobCancelled()
@@ -342,20 +386,213 @@ def job_run(*, job: Job) -> str:
     finally:
         if reporter._thread.is_alive():
             reporter.stop()
-        for name in ("mlcore", "workers"):
-            logging.getLogger(name).removeHandler(handler)
-        handler.close()
-        try:
-            result_services.artifact_create(job_id=job.pk, kind=Artifact.Kind.LOG, path=log_path,
-                                            name=f"attempt-{job.attempts}.log")
-        except Exception:  # the log is a convenience; never let it hide the real outcome
-            log.exception("job %s: could not store the log", job.pk)
-        shutil.rmtree(work, ignore_errors=True)
+        _store_log(job, log_path)
     if status == Job.Status.CANCELLED:
         job_services.job_mark_cancelled(job_id=job.pk)
     else:
         job_services.job_succeed(job_id=job.pk)
     return status
+
+
+def job_run(*, job: Job) -> str:
+    """Run one attempt of a job that this worker has just moved to running. Returns the final status.
+
+    A job asking for several GPUs runs as that many rank processes (`job_run_distributed`); any
+    other job trains here, in the worker's process.
+    """
+    if job.device == Job.Device.GPU and job.gpu_count > 1:
+        return job_run_distributed(job=job)
+    work = _work_dir(job)
+    try:
+        with job_logging(work / "job.log") as log_path:
+            try:
+                config, resume_from = _inputs_fetch(job, work)
+            except BaseException:
+                _store_log(job, log_path)
+                raise
+            return job_execute(job=job, config=config, resume_from=resume_from, work=work, log_path=log_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- multi-GPU jobs: one process per GPU under torch.distributed ---------------------------------
+
+# Seconds the ranks get to end by themselves once the job was cancelled or ended elsewhere, and to
+# exit after SIGTERM, before they are killed.
+DDP_STOP_GRACE_S = 5.0
+# Characters of each rank's output kept in the traceback of a failed distributed run.
+DDP_OUTPUT_TAIL = 3000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ranks_start(work: Path, world_size: int) -> list[subprocess.Popen]:
+    """Start `python -m workers.ddp WORK` once per rank with the torchrun environment.
+
+    Each rank runs in its own session (process group), so a signal meant for the worker's group does
+    not reach it half-way and the ranks can be stopped group by group; a rank dies with this process
+    (PR_SET_PDEATHSIG, set by the rank itself: see workers/ddp.py).
+    """
+    root = str(Path(__file__).resolve().parents[1])
+    base = {
+        **os.environ,
+        "WORLD_SIZE": str(world_size), "LOCAL_WORLD_SIZE": str(world_size),
+        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+        ddp.PARENT_PID_ENV: str(os.getpid()),
+        "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+        "PYTHONUNBUFFERED": "1",
+    }
+    # As torchrun does: the ranks share the machine's cores instead of each taking all of them.
+    base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world_size)))
+    ranks = []
+    for rank in range(world_size):
+        with open(work / f"rank{rank}.log", "wb") as output:
+            ranks.append(subprocess.Popen(
+                [sys.executable, "-m", "workers.ddp", str(work)],
+                env={**base, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            ))
+    return ranks
+
+
+def _ranks_stop(ranks: list[subprocess.Popen]) -> None:
+    """SIGTERM every rank's process group, then SIGKILL what is still there after the grace period."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        # Only ranks not yet reaped: the pid of one already waited for may belong to someone else now.
+        alive = [proc for proc in ranks if proc.poll() is None]
+        for proc in alive:
+            try:
+                os.killpg(proc.pid, sig)  # each rank leads its own group (start_new_session)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + DDP_STOP_GRACE_S
+        for proc in alive:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def _exit_words(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _first_failed(ranks: list[subprocess.Popen]) -> int | None:
+    """The rank to blame among those that exited non-zero: one killed by a signal (the others then
+    fail in their next collective), else the lowest."""
+    down = [r for r, proc in enumerate(ranks) if proc.returncode not in (None, 0)]
+    return min(down, key=lambda r: (ranks[r].returncode > 0, r)) if down else None
+
+
+def _ranks_supervise(job: Job, ranks: list[subprocess.Popen]) -> int | None:
+    """Wait for the ranks; stop them all when one fails, or when the job was cancelled or ended
+    elsewhere and they have not ended by themselves after a grace period. Returns the failed rank."""
+    stop_asked_at: float | None = None
+    next_check = 0.0
+    while any(proc.poll() is None for proc in ranks):
+        failed = _first_failed(ranks)
+        if failed is not None:
+            # The others would wait in their next collective until a timeout: stop them (torchrun does too).
+            log.error("job %s: rank %d %s; stopping the other ranks", job.pk, failed,
+                      _exit_words(ranks[failed].returncode))
+            _ranks_stop(ranks)
+            return failed
+        now = time.monotonic()
+        if now >= next_check:
+            next_check = now + 1.0
+            row = Job.objects.filter(pk=job.pk).values_list("status", "cancel_requested").first()
+            if row is None or row[0] != Job.Status.RUNNING or row[1]:
+                stop_asked_at = stop_asked_at or now
+                if now - stop_asked_at > DDP_STOP_GRACE_S:
+                    log.warning("job %s is %s; stopping its ranks", job.pk,
+                                "cancelled" if row and row[1] else (row[0] if row else "gone"))
+                    _ranks_stop(ranks)
+                    return None
+        time.sleep(0.2)
+    return _first_failed(ranks)
+
+
+def _rank_report(work: Path, rank: int, code: int | None) -> tuple[str, str]:
+    """(one line saying what went wrong on `rank`, the tail of its output)."""
+    error = ddp.rank_error_read(work, rank)
+    line = f"rank {rank} {_exit_words(code) if code is not None else 'did not exit'}"
+    if error:
+        line += f": {error['message']}"
+    try:
+        tail = (work / f"rank{rank}.log").read_text(errors="replace")[-DDP_OUTPUT_TAIL:]
+    except OSError:
+        tail = ""
+    return line, tail
+
+
+def job_run_distributed(*, job: Job) -> str:
+    """Run a job asking for `gpu_count` GPUs as that many processes under torch.distributed (DDP).
+
+    This process (the Celery pool process) copies the dataset file and the resume checkpoint into a
+    work folder, writes the recipe config there (workers/ddp.py `launch_write`), starts one rank per
+    GPU and waits. Rank 0 reports, stores and ends the job as `job_execute` does; the other ranks only
+    train. If the ranks end and the job is still running (a rank crashed, NCCL failed), the job fails
+    here with the first failed rank's error and the tail of every rank's output. The soft time limit
+    (raised here while waiting) and a cancel the ranks do not act on stop every rank's process group.
+    """
+    world_size = job.gpu_count
+    device = settings.LABFORMER_DDP_DEVICE
+    if device not in ("cuda", "cpu"):
+        raise ValueError(f"LABFORMER_DDP_DEVICE={device!r}: expected cuda, or cpu for a rehearsal")
+    if device == "cuda":
+        import torch
+
+        visible = torch.cuda.device_count()
+        if visible < world_size:
+            raise RuntimeError(
+                f"the job asks for {world_size} GPUs; this worker sees {visible} "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}, "
+                f"LABFORMER_WORKER_GPUS={settings.LABFORMER_WORKER_GPUS})")
+    work = _work_dir(job)
+    ranks: list[subprocess.Popen] = []
+    try:
+        with job_logging(work / "job.log") as log_path:
+            try:
+                config, resume_from = _inputs_fetch(job, work)
+                ddp.launch_write(work, job_id=job.pk, config=replace(config, device=device), resume_from=resume_from)
+                log.info("job %s: %d ranks on %s (%s)%s", job.pk, world_size, device,
+                         "nccl" if device == "cuda" else "gloo",
+                         " - LABFORMER_DDP_DEVICE=cpu: a rehearsal, not GPU training" if device == "cpu" else "")
+                ranks = _ranks_start(work, world_size)
+                failed = _ranks_supervise(job, ranks)
+            finally:
+                _ranks_stop(ranks)
+                status, cancel = Job.objects.filter(pk=job.pk).values_list("status", "cancel_requested").first() or (
+                    None, False)
+                # Rank 0 stores the log when it gets to the end of `job_execute`; if it did not, store it here.
+                if status == Job.Status.RUNNING and not Artifact.objects.filter(
+                        job_id=job.pk, kind=Artifact.Kind.LOG, metadata__attempt=job.attempts).exists():
+                    _store_log(job, log_path)
+        if status != Job.Status.RUNNING:  # rank 0 ended it (or the job was requeued meanwhile)
+            return status
+        if cancel:
+            job_services.job_mark_cancelled(job_id=job.pk)
+            return Job.Status.CANCELLED
+        reports = [_rank_report(work, r, proc.returncode) for r, proc in enumerate(ranks)]
+        if failed is None:
+            message = "the distributed run ended without finishing the job"
+        else:
+            message = f"distributed training failed: {reports[failed][0]}"
+        details = "\n\n".join(f"--- {line}\n{tail}" for line, tail in reports)
+        log.error("job %s: %s", job.pk, message)
+        job_services.job_fail(job_id=job.pk, message=message, traceback=details)
+        return Job.Status.FAILED
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def job_run_safely(*, job: Job) -> str:

@@ -17,7 +17,7 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import celeryd_after_setup
 
 from portal.config.celery import (
-    QUEUE_PREDICT, TASK_DISPATCH_PENDING_JOBS, TASK_PREDICT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB,
+    QUEUE_GPU, QUEUE_PREDICT, TASK_DISPATCH_PENDING_JOBS, TASK_PREDICT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB,
     TASK_SWEEP_PREDICTIONS, TASK_VALIDATE_DATASET, app,
 )
 from portal.jobs import selectors as job_selectors
@@ -51,10 +51,35 @@ class JobTask(Task):
                 log.info("job %s: %s", args[0], transition)
 
 
+def multi_gpu_queue(gpu_count: int) -> str:
+    """Where a job asking for `gpu_count` GPUs waits for a worker owning that many (`gpu-x4`)."""
+    return f"{QUEUE_GPU}-x{gpu_count}"
+
+
+def _pass_on_if_too_big(task: Task, job_id: int) -> str | None:
+    """A queued job asking for more GPUs than LABFORMER_WORKER_GPUS is sent on to its `gpu-x<N>`
+    queue, unstarted, with the same time limits and priority; returns None when the job fits here."""
+    row = Job.objects.filter(pk=job_id).values_list("status", "device", "gpu_count").first()
+    if row is None or row[0] != Job.Status.QUEUED or row[1] != Job.Device.GPU:
+        return None  # job_start below tells the rest
+    gpus, owned = row[2], settings.LABFORMER_WORKER_GPUS
+    if gpus <= owned:
+        return None
+    hard, soft = task.request.timelimit or (None, None)
+    queue = multi_gpu_queue(gpus)
+    app.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, priority=(task.request.delivery_info or {}).get("priority"),
+                  soft_time_limit=soft, time_limit=hard)
+    log.info("job %s asks for %d GPUs, this worker has %d: passed on to queue %s", job_id, gpus, owned, queue)
+    return "passed on"
+
+
 @app.task(name=TASK_RUN_JOB, bind=True, base=JobTask)
 def run_job(self, job_id: int) -> str:  # noqa: ANN001 - bound task
     """Start the job (exactly one delivery wins) and run it; a duplicate delivery does nothing."""
     hostname = self.request.hostname or socket.gethostname()
+    passed_on = _pass_on_if_too_big(self, job_id)
+    if passed_on:
+        return passed_on
     try:
         job_services.job_start(job_id=job_id, worker_hostname=hostname)
     except job_services.JobTransitionError as exc:
@@ -104,6 +129,16 @@ def serve_predict_queue(sender: str, instance, **kwargs) -> None:  # noqa: ANN00
     message (prefetch 1, late ack), so a dedicated `-Q predict` worker is what keeps predictions fast
     while every training worker is busy."""
     instance.app.amqp.queues.select_add(QUEUE_PREDICT)
+
+
+@celeryd_after_setup.connect
+def serve_multi_gpu_queues(sender: str, instance, **kwargs) -> None:  # noqa: ANN001
+    """A `gpu` worker owning G GPUs (LABFORMER_WORKER_GPUS) also consumes `gpu-x2` ... `gpu-xG`: the jobs
+    asking for 2 to G GPUs that a smaller worker took from `gpu` and passed on."""
+    queues = instance.app.amqp.queues
+    if QUEUE_GPU in queues.consume_from:
+        for gpus in range(2, settings.LABFORMER_WORKER_GPUS + 1):
+            queues.select_add(multi_gpu_queue(gpus))
 
 
 class PredictionTask(Task):

@@ -313,3 +313,9 @@ LABFORMER_JOB_TIME_LIMIT = env_int("LABFORMER_JOB_TIME_LIMIT", 24 * 3600)
 # Queued jobs whose message was sent longer ago than this are sent again (a broker that restarted
 # without persistence loses messages; a duplicate delivery is harmless).
 LABFORMER_REDISPATCH_AFTER = env_int("LABFORMER_REDISPATCH_AFTER", 1800)
+# GPUs a job may get on this worker (its CUDA_VISIBLE_DEVICES should list that many). A job asking for
+# more is passed on to the queue `gpu-x<N>`, which a `gpu` worker also consumes for every N up to its own.
+LABFORMER_WORKER_GPUS = env_int("LABFORMER_WORKER_GPUS", 1)
+# Device of a multi-GPU job's ranks: "cuda" (NCCL). "cpu" (gloo) is a rehearsal and testing switch for
+# machines without GPUs, never for real jobs.
+LABFORMER_DDP_DEVICE = env_str("LABFORMER_DDP_DEVICE", "cuda")
