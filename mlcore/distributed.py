@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistContext", "all_gather_objects", "any_true", "broadcast_object", "cleanup", "mean_across",
+__all__ = ["DistContext", "all_gather_objects", "any_true", "broadcast_object", "cleanup", "leave", "mean_across",
            "setup", "unwrap", "wrap_model"]
 
 
@@ -49,7 +49,7 @@ def setup(device: torch.device) -> DistContext:
     `device` is the single-process choice; under DDP on CUDA each rank takes `cuda:LOCAL_RANK`.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    if world_size <= 1 or _left:
         return DistContext(device=device)
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
@@ -66,6 +66,19 @@ def cleanup() -> None:
     """Destroy the process group (if any)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+_left = False  # set by leave(): this process trains alone from now on
+
+
+def leave() -> None:
+    """End this process's part in data-parallel training: every rank calls it at the same point; the
+    process group is destroyed and `setup` returns a single-process context for the rest of the
+    process's life. `recipe_run` calls it after training, so that rank 0 alone can test, explain,
+    save, and apply a profile that fine-tunes, while the other ranks exit."""
+    global _left
+    cleanup()
+    _left = True
 
 
 def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:

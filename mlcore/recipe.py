@@ -297,8 +297,12 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     if config.cv_folds and result.stopped_reason != "cancelled":
         cv = cross_validate_prepared(prep, config, config.cv_folds, callbacks=callbacks)
     out = Path(config.out)
-    # Under DDP only rank 0 goes on (test pass, explanations, model directory); the other ranks just trained.
-    if result.stopped_reason == "cancelled" or not dist_utils.setup(resolve_device(config.device)).is_main:
+    # Under DDP only rank 0 goes on (test pass, explanations, model directory, the profile, which may
+    # fine-tune); every rank leaves the process group here and the other ranks just return.
+    ctx = dist_utils.setup(resolve_device(config.device))
+    if ctx.enabled:
+        dist_utils.leave()
+    if result.stopped_reason == "cancelled" or not ctx.is_main:
         # A cancelled job wants no test pass, explanations or model directory: return what is known.
         metrics = {"task": prep.task.key, "target_kind": kind, "test": {}, "val": result.best_metrics,
                    "history": result.history, "stopped_reason": result.stopped_reason}

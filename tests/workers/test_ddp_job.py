@@ -157,8 +157,9 @@ import json, sys
 from pathlib import Path
 from mlcore.recipe import RecipeConfig, recipe_run
 run = recipe_run(RecipeConfig(task="dna-classification", data=Path(sys.argv[1]), out=Path(sys.argv[2]), device="cpu",
-                              hyperparameters={"epochs": 1, "batch_size": 16}, explain_samples=2))
-print(json.dumps({"test": run.metrics["test"], "explain": run.explain is not None, "model": run.prepared is not None}))
+                              hyperparameters={"epochs": 1, "batch_size": 16}, explain_samples=2, profile="slim"))
+print(json.dumps({"test": run.metrics["test"], "explain": run.explain is not None, "model": run.prepared is not None,
+                  "profile": run.compression is not None}))
 """
 
 
@@ -181,6 +182,8 @@ def test_under_ddp_only_rank_0_tests_explains_and_saves(tmp_path) -> None:  # no
     assert [proc.returncode for proc in ranks] == [0, 0]
     assert outputs[0]["test"] and outputs[0]["explain"] and outputs[0]["model"]
     assert (tmp_path / "out0" / "metrics.json").exists() and (tmp_path / "out0" / "model").is_dir()
+    # slim fine-tunes: after DDP training rank 0 left the process group and did it alone (no hang)
+    assert outputs[0]["profile"] and (tmp_path / "out0" / "report.json").exists()
     # Rank 1 trained (DDP needs it for every step) and stopped there: nothing evaluated, nothing written.
-    assert outputs[1] == {"test": {}, "explain": False, "model": False}
+    assert outputs[1] == {"test": {}, "explain": False, "model": False, "profile": False}
     assert not (tmp_path / "out1").exists()
