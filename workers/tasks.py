@@ -18,7 +18,7 @@ from celery.signals import celeryd_after_setup
 
 from portal.config.celery import (
     QUEUE_GPU, QUEUE_PREDICT, TASK_DISPATCH_PENDING_JOBS, TASK_PREDICT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB,
-    TASK_SWEEP_PREDICTIONS, TASK_VALIDATE_DATASET, app,
+    TASK_SWEEP_PREDICTIONS, TASK_VALIDATE_DATASET, app, job_queue,
 )
 from portal.jobs import selectors as job_selectors
 from portal.jobs import services as job_services
@@ -53,12 +53,13 @@ class JobTask(Task):
 
 def multi_gpu_queue(gpu_count: int) -> str:
     """Where a job asking for `gpu_count` GPUs waits for a worker owning that many (`gpu-x4`)."""
-    return f"{QUEUE_GPU}-x{gpu_count}"
+    return job_queue("gpu", gpu_count)
 
 
 def _pass_on_if_too_big(task: Task, job_id: int) -> str | None:
     """A queued job asking for more GPUs than LABFORMER_WORKER_GPUS is sent on to its `gpu-x<N>`
-    queue, unstarted, with the same time limits and priority; returns None when the job fits here."""
+    queue, unstarted (submission sends such jobs there directly; this catches a message that reached
+    `gpu` anyway, e.g. one sent before that routing existed), with the same time limits and priority; returns None when the job fits here."""
     row = Job.objects.filter(pk=job_id).values_list("status", "device", "gpu_count").first()
     if row is None or row[0] != Job.Status.QUEUED or row[1] != Job.Device.GPU:
         return None  # job_start below tells the rest

@@ -29,6 +29,14 @@ QUEUE_GPU = "gpu"
 # workers/tasks.py when the worker starts); a worker started with `-Q predict` serves nothing else.
 QUEUE_PREDICT = "predict"
 
+
+def job_queue(device: str, gpu_count: int = 0) -> str:
+    """The queue a job waits on: `cpu`, `gpu` (one GPU), or `gpu-x<N>` for a job asking for N > 1 GPUs,
+    which only workers owning at least N GPUs consume (LABFORMER_WORKER_GPUS, workers/tasks.py)."""
+    if device != "gpu":
+        return QUEUE_CPU
+    return QUEUE_GPU if gpu_count <= 1 else f"{QUEUE_GPU}-x{gpu_count}"
+
 app = Celery("labformer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(

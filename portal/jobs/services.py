@@ -25,7 +25,7 @@ from mlcore import catalog
 from portal.accounts.models import Lab, Membership, Visibility
 from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
-from portal.config.celery import QUEUE_CPU, QUEUE_GPU, TASK_RUN_JOB, app
+from portal.config.celery import TASK_RUN_JOB, app, job_queue
 from portal.datasets.models import Dataset
 from portal.jobs.models import Job
 
@@ -96,7 +96,7 @@ def _job_enqueue(*, job: Job) -> bool:
         app.send_task(
             TASK_RUN_JOB,
             args=[job.pk],
-            queue=QUEUE_GPU if job.device == Job.Device.GPU else QUEUE_CPU,
+            queue=job_queue(job.device, job.gpu_count),
             priority=_broker_priority(job.priority),
             soft_time_limit=job.time_limit_s,
             time_limit=job.time_limit_s + HARD_LIMIT_GRACE_S,

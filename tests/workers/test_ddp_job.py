@@ -23,6 +23,7 @@ import pytest
 import torch
 from django.core.files.base import ContentFile
 
+from portal.config.celery import QUEUE_GPU, TASK_RUN_JOB, app, job_queue
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results.models import Artifact, MetricPoint, Result
@@ -70,9 +71,11 @@ def _training(job: Job) -> bool:
 
 def test_a_two_gpu_job_is_passed_on_and_runs_as_two_ranks(start_worker, dna_dataset, tmp_path) -> None:  # noqa: ANN001
     small = start_worker()  # LABFORMER_WORKER_GPUS defaults to 1
-    job = _submit(dna_dataset(n=160), batch_size=16)
+    job = _submit(dna_dataset(n=160), batch_size=16)  # routed to gpu-x2 at submission: the small worker never sees it
+    # A message that reaches `gpu` anyway (sent before this routing existed) is passed on, unstarted.
+    app.send_task(TASK_RUN_JOB, args=[job.pk], queue=QUEUE_GPU)
     wait_for(lambda: "passed on to queue gpu-x2" in small.output(), 60, "the one-GPU worker to pass the job on", small)
-    assert _status(job) == S.QUEUED
+    assert _status(job) == S.QUEUED and small.output().count("passed on to queue gpu-x2") == 1
     big = start_worker(**DDP_WORKER)
     wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 240, "the two-rank job to finish", big)
     job.refresh_from_db()
@@ -99,6 +102,10 @@ def test_a_two_gpu_job_is_passed_on_and_runs_as_two_ranks(start_worker, dna_data
         log_text = fh.read().decode()
     assert "2 ranks on cpu (gloo)" in log_text and "rank 0 of 2" in log_text and "epoch 2/2" in log_text, log_text
     wait_for(lambda: not _ranks(tmp_path), 10, "the ranks to exit", big)
+
+
+def test_jobs_are_queued_by_device_and_gpu_count() -> None:
+    assert job_queue("cpu") == "cpu" and job_queue("gpu", 1) == "gpu" and job_queue("gpu", 4) == "gpu-x4"
 
 
 def test_a_failing_rank_fails_the_job_with_its_message(start_worker, dna_dataset, tmp_path) -> None:  # noqa: ANN001

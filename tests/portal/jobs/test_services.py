@@ -165,7 +165,7 @@ def broker() -> redis.Redis:
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
 
     def _clear() -> None:
-        for queue in (QUEUE_CPU, QUEUE_GPU):
+        for queue in (QUEUE_CPU, QUEUE_GPU, "gpu-x2"):
             for key in [_key(queue), *client.keys(f"{_key(queue)}\x06\x16*")]:
                 client.delete(key)
 
@@ -197,6 +197,16 @@ def test_submit_freezes_config_and_enqueues_on_commit(broker: redis.Redis, djang
     message = gpu_messages[0]
     assert message["headers"]["task"] == TASK_RUN_JOB
     assert json.loads(__import__("base64").b64decode(message["body"]))[0] == [job.pk]
+
+
+def test_a_job_asking_for_two_gpus_waits_on_gpu_x2(broker: redis.Redis, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    dataset = _ready_dataset()
+    with django_capture_on_commit_callbacks(execute=True):
+        job = services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", preset="tiny",
+                                  device="gpu", gpu_count=2)
+    # only workers owning two or more GPUs consume gpu-x2 (LABFORMER_WORKER_GPUS)
+    assert len(_queued_messages(broker, "gpu-x2")) == 1 and _queued_messages(broker, QUEUE_GPU) == []
+    assert job.gpu_count == 2
 
 
 @pytest.mark.parametrize(
