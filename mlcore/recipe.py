@@ -182,7 +182,9 @@ def setup(config: RecipeConfig) -> Prepared:
         extra["columns"] = table.feature_cols
     # max_len only when asked for: each modality has its own sensible default (catalog).
     max_len = hyper["max_len"] if "max_len" in config.hyperparameters else None
-    featurizer = featurizer_for_task(task.key, max_len=max_len, kmer=hyper["kmer"], **extra)
+    # Molecules: the [FP] token beside the SMILES (catalog `fingerprint`; the task's default is on).
+    fingerprint = hyper.get("fingerprint") if task.modality == "smiles" else None
+    featurizer = featurizer_for_task(task.key, max_len=max_len, kmer=hyper["kmer"], fingerprint=fingerprint, **extra)
     try:
         featurizer.fit([r.input for r in train_records])
     except ValueError as exc:

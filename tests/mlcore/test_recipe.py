@@ -118,3 +118,14 @@ def test_a_run_logs_its_data_every_epoch_and_the_test_metrics(tmp_path: Path, ca
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert [e.split()[1] for e in epochs] == ["1/2", "2/2"] and all("train_loss=" in e and "val_" in e for e in epochs)
     assert any(line.startswith("trained in") and "roc_auc=" in line for line in lines)
+
+
+def test_the_fingerprint_hyperparameter_reaches_the_molecule_featurizer(tmp_path: Path) -> None:
+    from mlcore.recipe import setup
+
+    smiles, _, targets = synthetic.molecules(40)
+    data = synthetic.write_csv(tmp_path / "mols.csv", ["smiles", "atoms"], [[s, t[0]] for s, t in zip(smiles, targets)])
+    base = dict(task="molecule-regression", data=data, out=tmp_path / "run", target_cols=["atoms"], device="cpu")
+    assert setup(RecipeConfig(**base)).featurizer.fingerprint  # the task's default: on
+    off = setup(RecipeConfig(**base, hyperparameters={"fingerprint": False})).featurizer
+    assert not off.fingerprint
