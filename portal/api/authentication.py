@@ -1,11 +1,14 @@
-"""Personal API tokens: `Authorization: Bearer lf_<prefix>_<secret>` (or `Token ...`)."""
+"""Personal API tokens: `Authorization: Bearer lf_<prefix>_<secret>` (or `Token ...`).
+
+Checked by accounts.services.api_token_authenticate through a short-lived cache (token_cache.py).
+"""
 
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from portal.accounts.services import api_token_authenticate
+from portal.api.token_cache import token_authenticate_cached
 
 
 class APITokenAuthentication(authentication.BaseAuthentication):
@@ -17,7 +20,7 @@ class APITokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("malformed Authorization header: expected 'Bearer <token>'")
-        token = api_token_authenticate(raw=header[1].decode(errors="replace"))
+        token = token_authenticate_cached(raw=header[1].decode(errors="replace"))
         if token is None:
             raise exceptions.AuthenticationFailed("invalid, expired or revoked API token")
         return token.user, token
