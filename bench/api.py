@@ -6,14 +6,15 @@
   database): the job list at page sizes 10 and 200 and the job detail; the counts must not grow
   with the page (no N+1).
 - Latency: gunicorn (`portal.config.wsgi`, gthread workers) on a free loopback port, 8 client
-  threads (one requests.Session each) hitting the filtered, paginated job list (first pages and
-  followed cursors) and then the job detail, each for BENCH_API_SECONDS; p50/p95 and requests/s.
+  threads (one keep-alive HTTP/1.1 connection each, http.client) hitting the filtered, paginated job
+  list (first pages and followed cursors) and then the job detail, each for BENCH_API_SECONDS;
+  p50/p95, requests/s, and the CPU per request of the server, its database backends and the clients.
 - Upload: a BENCH_UPLOAD_MB (500) MB file through the chunked API (labformer_client, 32 MiB chunks),
   create → last chunk → finish (which re-hashes and stores the file); the gunicorn processes' RSS
   is sampled from /proc every 20 ms meanwhile.
 
-Prints a JSON object as its last line: {"list_p95_ms", "detail_p95_ms", "list_rps", "queries_per_list",
-"queries_per_detail", "upload_mb_per_s", "upload_peak_rss_mb", ...}.
+Prints a JSON object as its last line: {"list_p95_ms", "detail_p95_ms", "list_rps", "list_server_cpu_ms",
+"queries_per_list", "queries_per_detail", "upload_mb_per_s", "upload_peak_rss_mb", ...}.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DB_NAME = "labformer_bench_api"
+DB_NAME = os.environ.get("BENCH_API_DB", "labformer_bench_api")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/13")
 N_JOBS = int(os.environ.get("BENCH_JOBS", "10000"))
@@ -212,35 +213,87 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def _load(base: str, token: str, make_url, seconds: float) -> dict[str, float]:  # noqa: ANN001
-    """CLIENTS threads, each with its own keep-alive session, for ``seconds``; latency in ms."""
-    import requests
+def _cpu_s(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of these processes so far (from /proc; gone ones left out)."""
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
 
+
+def _cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds these processes spent since ``before`` (a process started since counts whole)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in _cpu_s(pids).items())
+
+
+def _db_backends() -> list[int]:
+    """PostgreSQL backend processes serving the bench database (the server's pooled connections)."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        return [row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (DB_NAME,))]
+
+
+def _load(base: str, token: str, make_url, seconds: float, server_pid: int | None = None) -> dict[str, float]:  # noqa: ANN001
+    """CLIENTS threads, each with its own keep-alive HTTP/1.1 connection, for ``seconds``; latency in ms.
+
+    With ``server_pid``, also the CPU each request cost, in ms: the gunicorn processes, the PostgreSQL
+    backends serving them, and the client threads. Other work on the machine stretches the latencies
+    but hardly these.
+
+    The clients use the standard library's http.client, not requests: they run on the same cores as
+    the server they measure, and a requests.Session spends ~3 ms of CPU per request against ~1 ms
+    (bench/README.md), time taken from the server. The requests are the same (GET, the token in the
+    Authorization header, Accept */*, the whole JSON body read and parsed).
+    """
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(base)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "*/*", "User-Agent": "labformer-bench"}
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
     stop = time.monotonic() + seconds
 
+    client_cpu = [0.0]
+
     def run(k: int) -> None:
+        cpu0 = time.thread_time()
         rng = random.Random(k)
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {token}"
+        conn = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
         mine: list[float] = []
         state: dict = {}
         while time.monotonic() < stop:
             url = make_url(rng, state)
             t0 = time.perf_counter()
-            response = session.get(base + url, timeout=30)
-            body = response.json()
+            try:
+                conn.request("GET", url, headers=headers)
+                response = conn.getresponse()
+                body = json.loads(response.read())
+                status = response.status
+            except (OSError, http.client.HTTPException, ValueError):
+                conn.close()  # reconnects on the next request
+                body, status = None, 0
             mine.append((time.perf_counter() - t0) * 1000)
-            if response.status_code != 200:
+            if status != 200:
                 with lock:
                     errors[0] += 1
             state["next"] = body.get("next") if isinstance(body, dict) else None
-        session.close()
+        conn.close()
         with lock:
             latencies.extend(mine)
+            client_cpu[0] += time.thread_time() - cpu0
 
+    # A database connection closed meanwhile (DATABASE_CONN_MAX_AGE) takes its CPU with it: the
+    # db figure can come out a little low, never high.
+    server = _process_tree(server_pid) if server_pid else []
+    server0, db0 = _cpu_s(server), _cpu_s(_db_backends() if server_pid else [])
     t0 = time.monotonic()
     threads = [threading.Thread(target=run, args=(k,)) for k in range(CLIENTS)]
     for t in threads:
@@ -248,8 +301,14 @@ def _load(base: str, token: str, make_url, seconds: float) -> dict[str, float]: 
     for t in threads:
         t.join()
     elapsed = time.monotonic() - t0
-    return {"n": len(latencies), "errors": errors[0], "p50_ms": round(_pct(latencies, 0.5), 1),
-            "p95_ms": round(_pct(latencies, 0.95), 1), "rps": round(len(latencies) / elapsed, 1)}
+    n = len(latencies)
+    out = {"n": n, "errors": errors[0], "p50_ms": round(_pct(latencies, 0.5), 1),
+           "p95_ms": round(_pct(latencies, 0.95), 1), "rps": round(n / elapsed, 1)}
+    if server_pid:
+        out.update({"server_cpu_ms": round(_cpu_since(server0, server) * 1000 / n, 2),
+                    "db_cpu_ms": round(_cpu_since(db0, _db_backends()) * 1000 / n, 2),
+                    "client_cpu_ms": round(client_cpu[0] * 1000 / n, 2)})
+    return out
 
 
 def _upload(base: str, token: str, server_pid: int) -> dict[str, float]:
@@ -340,9 +399,9 @@ def main() -> None:
             return f"/api/v1/jobs/{rng.choice(visible)}/"
 
         _load(base, token, list_url, 2)  # warm up: connections, imports, caches
-        listing = _load(base, token, list_url, SECONDS)
+        listing = _load(base, token, list_url, SECONDS, server.pid)
         log(f"list: {listing}")
-        detail = _load(base, token, detail_url, SECONDS)
+        detail = _load(base, token, detail_url, SECONDS, server.pid)
         log(f"detail: {detail}")
         upload = _upload(base, token, server.pid)
         log(f"upload: {upload}")
@@ -350,6 +409,9 @@ def main() -> None:
             "list_p50_ms": listing["p50_ms"], "list_p95_ms": listing["p95_ms"], "list_rps": listing["rps"],
             "detail_p50_ms": detail["p50_ms"], "detail_p95_ms": detail["p95_ms"], "detail_rps": detail["rps"],
             "errors": listing["errors"] + detail["errors"],
+            # CPU per request (ms): gunicorn processes, PostgreSQL backends, the bench's client threads.
+            "list_server_cpu_ms": listing["server_cpu_ms"], "list_db_cpu_ms": listing["db_cpu_ms"],
+            "list_client_cpu_ms": listing["client_cpu_ms"], "detail_server_cpu_ms": detail["server_cpu_ms"],
             "queries_per_list": queries["list_200"], "queries_per_list_10": queries["list_10"],
             "queries_per_dataset_list": queries["datasets_200"], "queries_per_detail": queries["detail"],
             **upload,
