@@ -437,7 +437,7 @@ HYPERPARAMETERS: dict[str, HyperParameter] = {
         HyperParameter("kmer", "int", 4, "DNA: also embed the overlapping k-mer starting at each base; 1 = single bases only.", 1, 6),
         # The [FP] token beside the SMILES (mlcore/modalities/smiles.py); measured against a fingerprint
         # random forest in bench/README.md, "Quality".
-        HyperParameter("fingerprint", "bool", True, "Molecules: add one [FP] token built from the Morgan count fingerprint (radius 2, 2048 bits) beside the SMILES tokens.", None, None),
+        HyperParameter("fingerprint", "bool", True, "Molecules: add one [FP] token beside the SMILES tokens, built from the Morgan count fingerprint (radius 2, 2048 bits) and ten standardized RDKit descriptors.", None, None),
         HyperParameter("class_weights", "bool", False, "Weight the classification loss by inverse class frequency.", None, None),
     )
 }

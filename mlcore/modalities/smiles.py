@@ -6,15 +6,18 @@ The map: RDKit numbers atoms in the order they are written in a SMILES string, a
 exactly one token per atom (bracket atoms are one token), so the k-th atom token is atom k of
 `Chem.MolFromSmiles(canonical_smiles)`. A dashboard can colour atoms by token attention exactly.
 
-The fingerprint token (featurizer option `fingerprint`, hyperparameter of the same name, on by
-default for molecule tasks): one extra token per molecule, after the SMILES tokens, built from RDKit's
-Morgan count fingerprint (radius 2, folded to 2048 bits, counts as log(1 + count)) through one
-`nn.Linear(2048, d_model)`, plus (option `descriptors`) a few RDKit descriptors standardized with the
-training records' mean and std through a second Linear summed into the same token. It is computed
-from the parsed molecule, so a randomized SMILES of a molecule carries exactly the fingerprint of its
-canonical SMILES. It gives the encoder the exact substructure evidence a fingerprint random forest
-uses, which a small SMILES Transformer trained on ~1,000 molecules of a congeneric series does not
-learn from the string alone (bench/README.md, "Quality").
+The fingerprint token (featurizer option `fingerprint`, hyperparameter of the same name; the molecule
+tasks turn it on with `descriptors`, mlcore/tasks.py): one extra token per molecule, after the SMILES
+tokens, built from RDKit's Morgan count fingerprint (radius 2, folded to 2048 bits, counts as
+log(1 + count)) through one `nn.Linear(2048, d_model)`, plus (option `descriptors`) ten RDKit
+descriptors (`DESCRIPTORS`) standardized with the training records' mean and std through a second
+Linear summed into the same token. It is computed from the parsed molecule, so a randomized SMILES of
+a molecule carries exactly the fingerprint of its canonical SMILES. The fingerprint gives the encoder
+the exact substructure evidence a fingerprint random forest uses, which a small SMILES Transformer
+trained on ~1,000 molecules of a congeneric series does not learn from the string alone; the
+descriptors carry whole-molecule properties (logP, polarity, size) that solubility depends on
+(bench/README.md, "Quality", has the measurements). Option `fp_dropout` (default 0) drops fingerprint
+entries while training.
 
 Token order (what attention maps and token labels show): `[CLS]` (added by the encoder), the SMILES
 tokens in the order written, then `[FP]`. In a padded batch the `[FP]` token comes after the padding
@@ -160,8 +163,9 @@ class FingerprintStem(SequenceStem):
     """
 
     def __init__(self, vocab_size: int, d_model: int, max_len: int, *, conv_kernel: int, n_bits: int,
-                 n_descriptors: int = 0) -> None:
+                 n_descriptors: int = 0, fp_dropout: float = 0.0) -> None:
         super().__init__(vocab_size, d_model, max_len, conv_kernel=conv_kernel)
+        self.fp_dropout = fp_dropout
         self.fp = nn.Linear(n_bits, d_model)
         self.desc = nn.Linear(n_descriptors, d_model, bias=False) if n_descriptors else None
         self.fp_norm = nn.LayerNorm(d_model)
@@ -171,7 +175,12 @@ class FingerprintStem(SequenceStem):
         x, pad_mask, _ = super().forward(tokens)  # (B, T, D), (B, T)
         if fp is None:
             raise ValueError("this model's stem needs the fingerprint input 'fp' (a featurizer with fingerprint=True)")
-        token = self.fp(fp.to(x.dtype))  # (B, D)
+        # Dropping fingerprint entries while training is to the [FP] token what randomized SMILES are
+        # to the sequence: the same molecule seen slightly differently each epoch.
+        fp = fp.to(x.dtype)
+        if self.fp_dropout:
+            fp = nn.functional.dropout(fp, self.fp_dropout, self.training)
+        token = self.fp(fp)  # (B, D)
         if self.desc is not None and desc is not None:
             token = token + self.desc(desc.to(x.dtype))
         token = self.fp_norm(token).unsqueeze(1)  # (B, 1, D)
@@ -191,7 +200,7 @@ class SmilesFeaturizer(Featurizer):
     modality = "smiles"
 
     def __init__(self, *, max_len: int = 256, conv_kernel: int = 3, min_count: int = 1,
-                 fingerprint: bool = False, descriptors: bool = False) -> None:
+                 fingerprint: bool = False, descriptors: bool = False, fp_dropout: float = 0.0) -> None:
         super().__init__(max_len=max_len)
         if descriptors and not fingerprint:
             raise ValueError("descriptors ride on the fingerprint token: set fingerprint=True too")
@@ -199,6 +208,7 @@ class SmilesFeaturizer(Featurizer):
         self.min_count = min_count
         self.vocab: list[str] = ["[PAD]", "[UNK]", *_BASE_TOKENS]
         self.fingerprint = fingerprint
+        self.fp_dropout = fp_dropout
         self.fp_radius, self.fp_bits = FP_RADIUS, FP_BITS
         self.descriptors: list[str] = list(DESCRIPTORS) if descriptors else []
         self.desc_mean: list[float] = []
@@ -238,14 +248,14 @@ class SmilesFeaturizer(Featurizer):
     def state(self) -> dict[str, Any]:
         return {"max_len": self.max_len, "conv_kernel": self.conv_kernel, "min_count": self.min_count,
                 "vocab": self.vocab, "fingerprint": self.fingerprint, "fp_radius": self.fp_radius,
-                "fp_bits": self.fp_bits, "descriptors": self.descriptors, "desc_mean": self.desc_mean,
-                "desc_std": self.desc_std}
+                "fp_bits": self.fp_bits, "fp_dropout": self.fp_dropout, "descriptors": self.descriptors,
+                "desc_mean": self.desc_mean, "desc_std": self.desc_std}
 
     @classmethod
     def _state_decode(cls, state: dict[str, Any]) -> dict[str, Any]:
         # A model saved before the fingerprint option has none of these keys: it had no [FP] token.
-        defaults = {"fingerprint": False, "fp_radius": FP_RADIUS, "fp_bits": FP_BITS, "descriptors": [],
-                    "desc_mean": [], "desc_std": []}
+        defaults = {"fingerprint": False, "fp_radius": FP_RADIUS, "fp_bits": FP_BITS, "fp_dropout": 0.0,
+                    "descriptors": [], "desc_mean": [], "desc_std": []}
         return {**defaults, **state}
 
     @property
@@ -304,4 +314,4 @@ class SmilesFeaturizer(Featurizer):
         if not self.fingerprint:  # the plain stem: the same modules (and weight names) as before the option
             return SequenceStem(len(self.vocab), d_model, self.max_len, conv_kernel=self.conv_kernel)
         return FingerprintStem(len(self.vocab), d_model, self.max_len, conv_kernel=self.conv_kernel,
-                               n_bits=self.fp_bits, n_descriptors=len(self.descriptors))
+                               n_bits=self.fp_bits, n_descriptors=len(self.descriptors), fp_dropout=self.fp_dropout)

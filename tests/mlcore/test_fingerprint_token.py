@@ -112,6 +112,22 @@ def test_descriptors_are_standardized_on_the_training_records() -> None:
         featurizer_build("smiles", descriptors=True)
 
 
+def test_fp_dropout_only_while_training_and_saved() -> None:
+    f = featurizer_build("smiles", fingerprint=True, fp_dropout=0.5).fit(TRAIN)
+    assert featurizer_from_state("smiles", json.loads(json.dumps(f.state()))).fp_dropout == 0.5
+    torch.manual_seed(0)
+    stem = f.stem(16, 2)
+    batch = f.collate([f.encode(PARACETAMOL)])
+    stem.train()
+    first, second = stem(**batch)[0][0, -1], stem(**batch)[0][0, -1]  # the [FP] token, two dropout draws
+    assert not torch.equal(first, second)
+    stem.eval()
+    torch.testing.assert_close(stem(**batch)[0], stem(**batch)[0])
+    tokens_only = stem(**batch)[0][0, :-1]
+    stem.train()  # the SMILES tokens themselves are untouched by the fingerprint's dropout
+    torch.testing.assert_close(stem(**batch)[0][0, :-1], tokens_only)
+
+
 def test_fp_token_counts_towards_max_len() -> None:
     smiles = "CCCCCCCC"
     assert featurizer_build("smiles", max_len=8).fit([smiles]).encode(smiles)
@@ -122,9 +138,11 @@ def test_fp_token_counts_towards_max_len() -> None:
 def test_the_option_is_a_hyperparameter_on_by_default_for_molecule_tasks() -> None:
     assert catalog.HYPERPARAMETERS["fingerprint"].type == "bool"
     assert catalog.hyperparameter_defaults("small")["fingerprint"] is True
-    assert featurizer_for_task("molecule-regression").fingerprint
-    assert featurizer_for_task("molecule-classification").fingerprint
-    assert not featurizer_for_task("molecule-regression", fingerprint=False).fingerprint
+    for task in ("molecule-regression", "molecule-classification"):
+        f = featurizer_for_task(task)
+        assert f.fingerprint and f.descriptors == list(DESCRIPTORS)
+    off = featurizer_for_task("molecule-regression", fingerprint=False)
+    assert not off.fingerprint and not off.descriptors
     assert not hasattr(featurizer_for_task("dna-classification", fingerprint=True), "fingerprint")
 
 
@@ -155,8 +173,8 @@ def fp_run(tmp_path_factory: pytest.TempPathFactory):
     smiles, _, targets = synthetic.molecules(64)
     data = synthetic.write_csv(tmp / "mols.csv", ["smiles", "atoms"], [[s, t[0]] for s, t in zip(smiles, targets)])
     config = RecipeConfig(task="molecule-regression", data=data, out=tmp / "run", preset="tiny",
-                          target_cols=["atoms"], hyperparameters={"epochs": 2, "augment": True, "seed": 0}, device="cpu",
-                          explain_samples=3)
+                          target_cols=["atoms"], hyperparameters={"epochs": 2, "augment": True, "seed": 0},
+                          device="cpu", explain_samples=3)
     return config, recipe_run(config), smiles
 
 
