@@ -8,9 +8,9 @@ What runs, per real demo dataset (`synthetic=False` in `mlcore.demo_data`):
   exactly the same records; the recipe uses the column as a user-provided split.
 - The model: the real recipe (`mlcore.recipe.recipe_run`, `small` preset, CPU) with the overrides in
   `MODEL_SETTINGS`: it trains on train, early-stops and restores the best epoch on val, and reports
-  the test metrics. Molecules get the [FP] fingerprint token beside the SMILES (the `fingerprint`
-  hyperparameter, on by default; `--fingerprint off` asks for the plain SMILES model); the row says
-  which the trained model really had (read back from its featurizer.json).
+  the test metrics. Molecules get the [FP] token beside the SMILES (Morgan count fingerprint plus
+  RDKit descriptors: the `fingerprint` hyperparameter, on by default; `--fingerprint off` asks for the
+  plain SMILES model); the row says which the trained model really had (read from its featurizer.json).
 - The baseline, trained on train with its one hyperparameter chosen on val (the same information
   the model's early stopping sees):
   molecules: random forest on Morgan fingerprints (radius 2, 2048 bits, RDKit);
