@@ -215,11 +215,20 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _is_better(value: float, best: float | None, greater_is_better: bool) -> bool:
+def _is_better(value: float, best: float | None, greater_is_better: bool, *,
+               loss: float | None = None, best_loss: float | None = None) -> bool:
+    """Whether an epoch's validation `value` beats the best so far.
+
+    An exact tie on the primary metric goes to the lower validation loss. Small validation sets tie
+    often (macro-F1 on 18 wine records, a ROC-AUC of 1.0), and without the tie-break the first epoch
+    to reach the value is kept however much better later epochs separate the classes.
+    """
     if value is None or math.isnan(value):
         return False  # an undefined metric never counts as an improvement
     if best is None or math.isnan(best):
         return True
+    if value == best and loss is not None and best_loss is not None and not math.isnan(loss):
+        return math.isnan(best_loss) or loss < best_loss
     return value > best if greater_is_better else value < best
 
 
@@ -451,7 +460,8 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
             if primary_metric not in metrics:
                 raise KeyError(f"evaluate() returned no {primary_metric!r} (got {sorted(metrics)})")
             row.update({f"val_{k}": v for k, v in metrics.items()})
-            if _is_better(metrics[primary_metric], best_value, greater_is_better):
+            if _is_better(metrics[primary_metric], best_value, greater_is_better,
+                          loss=metrics.get("loss"), best_loss=best_metrics.get("loss")):
                 best_value, best_epoch, best_metrics = metrics[primary_metric], epoch + 1, metrics
                 best_state = _cpu_state(base_model)
                 bad_epochs = 0

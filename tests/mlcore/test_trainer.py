@@ -246,6 +246,22 @@ def test_lower_is_better_and_nan_never_improves() -> None:
     assert result.best_epoch == 3 and result.best_metrics["rmse"] == 2.0
 
 
+def test_a_tie_on_the_metric_goes_to_the_lower_validation_loss() -> None:
+    # Small validation sets tie often (macro-F1 on 18 records): the tie must not freeze the first epoch.
+    scores = iter([0.5, 0.9, 0.9, 0.9, 0.9, 0.9])
+
+    def scripted(logits: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
+        return {"score": next(scores)}
+
+    result = fit(fresh_model(), TrainConfig(epochs=6, patience=3, **FAST), TRAIN, VAL, evaluate=scripted,
+                 primary_metric="score")
+    losses = [row["val_loss"] for row in result.history]
+    tied = range(1, len(losses))  # epochs 2.. all score 0.9
+    best = min(tied, key=lambda i: losses[i]) + 1
+    assert best > 2, f"the toy model's validation loss should fall after epoch 2: {losses}"
+    assert result.best_epoch == best and result.best_metrics["loss"] == losses[best - 1]
+
+
 def test_callbacks_progress_and_cancellation() -> None:
     recorder = Recorder()
     config = TrainConfig(epochs=2, **FAST)
