@@ -497,8 +497,20 @@ def _ranks_supervise(job: Job, ranks: list[subprocess.Popen]) -> int | None:
     """Wait for the ranks; stop them all when one fails, or when the job was cancelled or ended
     elsewhere and they have not ended by themselves after a grace period. Returns the failed rank."""
     stop_asked_at: float | None = None
-    next_check = 0.0
-    while any(proc.poll() is None for proc in ranks):
+    # One waiter thread per rank wakes the loop the moment a rank ends; otherwise the loop wakes once a
+    # second to read the job row (cancel, or ended elsewhere).
+    rank_ended = threading.Event()
+
+    def waiter(proc: subprocess.Popen) -> None:
+        proc.wait()
+        rank_ended.set()
+
+    for rank, proc in enumerate(ranks):
+        threading.Thread(target=waiter, args=(proc,), name=f"job-{job.pk}-rank-{rank}-waiter", daemon=True).start()
+    while True:
+        rank_ended.clear()  # before looking: a rank ending after this point sets it again
+        if all(proc.poll() is not None for proc in ranks):
+            return _first_failed(ranks)
         failed = _first_failed(ranks)
         if failed is not None:
             # The others would wait in their next collective until a timeout: stop them (torchrun does too).
@@ -507,18 +519,15 @@ def _ranks_supervise(job: Job, ranks: list[subprocess.Popen]) -> int | None:
             _ranks_stop(ranks)
             return failed
         now = time.monotonic()
-        if now >= next_check:
-            next_check = now + 1.0
-            row = Job.objects.filter(pk=job.pk).values_list("status", "cancel_requested").first()
-            if row is None or row[0] != Job.Status.RUNNING or row[1]:
-                stop_asked_at = stop_asked_at or now
-                if now - stop_asked_at > DDP_STOP_GRACE_S:
-                    log.warning("job %s is %s; stopping its ranks", job.pk,
-                                "cancelled" if row and row[1] else (row[0] if row else "gone"))
-                    _ranks_stop(ranks)
-                    return None
-        time.sleep(0.2)
-    return _first_failed(ranks)
+        row = Job.objects.filter(pk=job.pk).values_list("status", "cancel_requested").first()
+        if row is None or row[0] != Job.Status.RUNNING or row[1]:
+            stop_asked_at = stop_asked_at or now
+            if now - stop_asked_at > DDP_STOP_GRACE_S:
+                log.warning("job %s is %s; stopping its ranks", job.pk,
+                            "cancelled" if row and row[1] else (row[0] if row else "gone"))
+                _ranks_stop(ranks)
+                return None
+        rank_ended.wait(1.0)
 
 
 def _rank_report(work: Path, rank: int, code: int | None) -> tuple[str, str]:
