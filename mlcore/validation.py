@@ -938,7 +938,13 @@ class _Moments:
         }
 
 
-def _length_summary(counts: Counter[int], unit: str, default_max_len: int) -> dict[str, Any]:
+def _extra_tokens(modality: str) -> int:
+    """Tokens a job adds beside the record's own by default: the [FP] token of the molecule tasks
+    (catalog `fingerprint`, on by default), which counts against max_len at training."""
+    return 1 if modality == "smiles" and catalog.HYPERPARAMETERS["fingerprint"].default else 0
+
+
+def _length_summary(counts: Counter[int], unit: str, default_max_len: int, extra_tokens: int = 0) -> dict[str, Any]:
     total = sum(counts.values())
     if not total:
         return {"unit": unit, "count": 0}
@@ -955,8 +961,9 @@ def _length_summary(counts: Counter[int], unit: str, default_max_len: int) -> di
         "mean": float((values * weights).sum() / total),
         "quantiles": {"p5": q(0.05), "p25": q(0.25), "p50": q(0.5), "p75": q(0.75), "p95": q(0.95)},
         "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in hist_counts]},
-        "over_default_max_len": int(weights[values > default_max_len].sum()),
+        "over_default_max_len": int(weights[values + extra_tokens > default_max_len].sum()),
         "default_max_len": default_max_len,
+        "extra_tokens": extra_tokens,
     }
 
 
@@ -1106,7 +1113,7 @@ class _Aggregator:
         dataset_problems: list[Problem] = []
         drop_lines: set[int] = set()
         stats: dict[str, Any] = {"length": _length_summary(self.lengths, _LENGTH_UNITS[plan.modality],
-                                                           plan.default_max_len)}
+                                                           plan.default_max_len, _extra_tokens(plan.modality))}
         if plan.target_kind == "classification":
             small = {c: n for c, n in self.classes.items() if n < options.min_per_class}
             for label, count in sorted(small.items()):
@@ -1182,9 +1189,11 @@ class _Aggregator:
                                               if g["conflicting_targets"]][:_WARNING_EXAMPLES]})
         if stats["length"].get("over_default_max_len"):
             n = stats["length"]["over_default_max_len"]
+            fp = " counting the [FP] token molecule tasks add" if stats["length"]["extra_tokens"] else ""
             warnings.append({"code": "over_default_max_len", "count": n,
                              "message": f"{n} valid record(s) are longer than the default max_len "
-                                        f"{plan.default_max_len}; train with a larger max_len or they are rejected"})
+                                        f"{plan.default_max_len}{fp}; train with a larger max_len or they are "
+                                        "rejected"})
         for note in notes:
             warnings.append({"code": "note", "count": 1, "message": note})
 

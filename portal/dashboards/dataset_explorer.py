@@ -301,7 +301,7 @@ def length_figure(dataset: Dataset) -> go.Figure:
                       annotation_text=f"default max_len {max_len}", annotation_position="top left")
     over = length.get("over_default_max_len")
     if over:
-        title += f"; {over} longer than the default max_len"
+        title += f"; {over} longer than the default max_len" + (" with the [FP] token" if length.get("extra_tokens") else "")
     style_figure(fig, x_title=f"Length ({unit})", y_title="Records (count)", title=title, height=320, legend=False)
     return fig
 

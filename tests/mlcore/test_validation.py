@@ -57,6 +57,20 @@ def test_smiles_problems_name_lines_columns_and_rdkit_messages(tmp_path: Path) -
     assert strict.status == "invalid" and _lines(strict) == _lines(result)
 
 
+def test_over_default_max_len_counts_the_fp_token_of_molecule_tasks(tmp_path: Path) -> None:
+    # SMILES default max_len is 256; the [FP] token (molecule tasks' default) takes one position, so a
+    # SMILES of exactly 256 tokens fails training with the defaults and must be counted at upload.
+    limit = 256
+    rows = [("C" * (limit - 1), 1.0), ("C" * limit, 2.0), ("CCO", 3.0), ("CCN", 4.0)]
+    path = _write(tmp_path, "long.csv", "smiles,target\n" + "".join(f"{s},{t}\n" for s, t in rows))
+    result = validate_file(path, task="molecule-regression", policy="skip")
+    length = result.stats["length"]
+    assert (length["default_max_len"], length["extra_tokens"], length["max"]) == (limit, 1, limit)
+    assert length["over_default_max_len"] == 1
+    warning = next(w for w in result.warnings if w["code"] == "over_default_max_len")
+    assert warning["count"] == 1 and "[FP] token" in warning["message"]
+
+
 def test_canonical_copy_and_duplicates_with_conflicting_labels(tmp_path: Path) -> None:
     path = _write(tmp_path, "m.csv", "smiles,label,split\nOCC,1,train\nC1=CC=CC=C1,0,test\nCCO,0,val\n"
                                      "c1ccccc1,0,valid\nCC,1,train\nCCC,1,Train\n")
