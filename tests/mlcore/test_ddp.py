@@ -17,6 +17,7 @@ import torch
 import torch.multiprocessing as mp
 
 from mlcore.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from mlcore.distributed import cleanup
 from mlcore.metrics import compute_metrics
 from mlcore.trainer import TrainConfig
 from tests.mlcore.test_trainer import FAST, TRAIN, VAL, Recorder, fit, fresh_model
@@ -48,6 +49,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
                 "n_steps": len(recorder.steps), "n_checkpoints": len(recorder.checkpoints),
                 "total_steps": recorder.starts[0].total_steps if recorder.starts else None},
                Path(out_dir) / f"rank{rank}.pt")
+    # Leave the process group before exiting, as recipe_run does: a rank that exits with the group
+    # alive can abort in gloo's teardown ("terminate called without an active exception", seen once
+    # under a loaded full suite).
+    cleanup()
 
 
 def test_two_gloo_ranks_end_identical_and_learn(tmp_path: Path) -> None:
