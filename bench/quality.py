@@ -169,7 +169,7 @@ def model_run(spec: DemoDataset, path: Path, out: Path, *, seed: int, max_epochs
             print(f"  {spec.key} {shown}", file=sys.stderr, flush=True)
 
     task = catalog.task_get(spec.task_keys[0])
-    result, chosen = None, ""
+    result, best, chosen = None, float("nan"), ""
     choices = MODEL_CHOICES.get(task.modality, [{}])
     for n, choice in enumerate(choices):
         hyper = dict(MODEL_SETTINGS[task.modality], seed=seed, **choice)
@@ -183,12 +183,10 @@ def model_run(spec: DemoDataset, path: Path, out: Path, *, seed: int, max_epochs
         run = recipe_run(config, callbacks=[EpochLog()] if verbose else ())
         meta = catalog.TARGET_KINDS[run.metrics["target_kind"]]
         val = run.metrics["val"].get(meta.primary_metric, float("nan"))
-        best = None if result is None else result.metrics["val"].get(meta.primary_metric, float("nan"))
         if result is None or (val > best if meta.greater_is_better else val < best):
-            result = run
+            result, best = run, val
             if len(choices) > 1:
                 chosen = f"lr {hyper['lr']:g}, {hyper['epochs']} epochs (of {len(choices)} settings, chosen on val)"
-    assert result is not None
     desc = chosen
     if task.modality == "smiles":
         state = json.loads((result.model_dir / "featurizer.json").read_text())

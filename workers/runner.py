@@ -509,9 +509,10 @@ def _ranks_supervise(job: Job, ranks: list[subprocess.Popen]) -> int | None:
         threading.Thread(target=waiter, args=(proc,), name=f"job-{job.pk}-rank-{rank}-waiter", daemon=True).start()
     while True:
         rank_ended.clear()  # before looking: a rank ending after this point sets it again
-        if all(proc.poll() is not None for proc in ranks):
-            return _first_failed(ranks)
-        failed = _first_failed(ranks)
+        all_ended = all(proc.poll() is not None for proc in ranks)
+        failed = _first_failed(ranks)  # after the poll: a rank seen ended has its return code set
+        if all_ended:
+            return failed
         if failed is not None:
             # The others would wait in their next collective until a timeout: stop them (torchrun does too).
             log.error("job %s: rank %d %s; stopping the other ranks", job.pk, failed,
