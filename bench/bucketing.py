@@ -3,8 +3,9 @@
 Both variants run the real `mlcore.trainer.train` for one epoch on the project's encoder
 (`mlcore.model`, preset shapes from `mlcore.catalog`) over sequences with lengths uniform in
 20..512, in the same process, interleaved (bucketed, padded, padded, bucketed, ...) after an
-untimed warm-up, and the medians are compared. Bucketing uses the trainer's default
-`bucket_chunk` (256) and pads each batch to its own longest member; the baseline shuffles plainly
+untimed warm-up, and the medians are compared. Bucketing uses the trainer's defaults
+(`bucket_chunk` 3200, i.e. the whole epoch here, sorted by length with `bucket_jitter` ±2%: see
+mlcore/sampler.py) and pads each batch to its own longest member; the baseline shuffles plainly
 (`bucket_chunk=0`) and pads every batch to 512.
 
 Usage: `python bench/bucketing.py [--preset small|base] [--n 512] [--repeats 3] [--precision fp32] [--threads N]`.
@@ -92,7 +93,8 @@ def main() -> None:
     config = TrainConfig(epochs=1, batch_size=args.batch_size, patience=None, precision=args.precision,
                          device="cpu", seed=0)
 
-    batches = list(BucketBatchSampler(lengths, batch_size=args.batch_size, chunk=config.bucket_chunk, seed=0))
+    batches = list(BucketBatchSampler(lengths, batch_size=args.batch_size, chunk=config.bucket_chunk,
+                                       jitter=config.bucket_jitter, seed=0))
     frac_bucketed = padding_fraction(lengths, batches)
     frac_padded = padding_fraction(lengths, batches, pad_to=MAX_LEN)
 

@@ -62,7 +62,8 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 | auto (bf16 where the device supports it, else fp32)
     seed: int = 0
     device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
-    bucket_chunk: int = 256  # examples sorted by length together; 0 = no bucketing (plain shuffle)
+    bucket_chunk: int = 3200  # examples sorted by length together (100 batches of 32); 0 = no bucketing
+    bucket_jitter: float = 0.02  # sort key = length x a random factor within ±2%: batches differ each epoch
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -368,8 +369,8 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
                                   # The fused CPU/CUDA kernel is faster and deterministic on CPU.
                                   fused=device.type in ("cpu", "cuda"))
     sampler = BucketBatchSampler([length(ex) for ex in train_set], batch_size=config.batch_size,
-                                 chunk=config.bucket_chunk, seed=config.seed, rank=ctx.rank,
-                                 world_size=ctx.world_size)
+                                 chunk=config.bucket_chunk, jitter=config.bucket_jitter, seed=config.seed,
+                                 rank=ctx.rank, world_size=ctx.world_size)
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = max(1, round(config.warmup_frac * total_steps)) if config.warmup_frac > 0 else 0

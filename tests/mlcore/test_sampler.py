@@ -70,3 +70,36 @@ def test_eval_batches_sorted_by_length() -> None:
     flat = [i for b in batches for i in b]
     assert sorted(flat) == list(range(len(LENGTHS)))
     assert [LENGTHS[i] for i in flat] == sorted(LENGTHS, reverse=True)
+
+
+def test_jittered_sort_keeps_padding_low_and_changes_batches_every_epoch() -> None:
+    exact = BucketBatchSampler(LENGTHS, batch_size=32, chunk=len(LENGTHS), seed=0)
+    jittered = BucketBatchSampler(LENGTHS, batch_size=32, chunk=len(LENGTHS), jitter=0.02, seed=0)
+    small_chunks = BucketBatchSampler(LENGTHS, batch_size=32, chunk=256, seed=0)
+
+    def co_batched(sampler: BucketBatchSampler, epoch: int) -> set[tuple[int, int]]:
+        sampler.set_epoch(epoch)
+        return {(a, b) for batch in sampler for a in batch for b in batch if a < b}
+
+    def repeated(sampler: BucketBatchSampler) -> float:  # pairs sharing a batch in epoch 0 and again in 1
+        first, second = co_batched(sampler, 0), co_batched(sampler, 1)
+        return len(first & second) / len(first)
+
+    # An exact sort of the whole epoch nearly repeats its batches (only ties move); the jitter draws
+    # different batches each epoch.
+    assert repeated(exact) > 0.9
+    assert repeated(jittered) < 0.75, repeated(jittered)
+    for epoch in range(3):
+        for s in (jittered, small_chunks):
+            s.set_epoch(epoch)
+        assert sorted(i for b in jittered for i in b) == list(range(len(LENGTHS)))
+        fj, fc = padding_fraction(LENGTHS, list(jittered)), padding_fraction(LENGTHS, list(small_chunks))
+        assert fj < 0.06 and fj < 0.7 * fc, (fj, fc)
+    # Still a pure function of (seed, epoch), and the jitter is part of the resume state.
+    again = BucketBatchSampler(LENGTHS, batch_size=32, chunk=len(LENGTHS), jitter=0.02, seed=0)
+    again.set_epoch(2)
+    assert list(again) == list(jittered)
+    with pytest.raises(ValueError, match="jitter"):
+        exact.load_state_dict(jittered.state_dict())
+    with pytest.raises(ValueError, match="jitter must be in"):
+        BucketBatchSampler(LENGTHS, batch_size=32, jitter=1.5)
