@@ -37,12 +37,17 @@ STATS_KEYS = {"metrics", "params", "bytes", "latency_ms_b1", "latency_ms_b32", "
               "encoder_weight_bytes"}
 
 
-def _dna_file(path: Path, n: int, seed: int, flip: float = 0.0) -> Path:
-    """Motif-labelled sequences; `flip` of the labels are flipped at random (label noise)."""
-    seqs, labels = synthetic.dna(n, seed=seed, length=40)
+def _dna_file(path: Path, n: int, seed: int, flip: float = 0.0, clean_val: int = 0) -> Path:
+    """Motif-labelled sequences; `flip` of the labels are flipped at random (label noise). With
+    `clean_val`, that many more records with true labels follow, marked `val` in a `split` column
+    (the rest `train`): a curated validation set beside a noisy training set."""
+    seqs, labels = synthetic.dna(n + clean_val, seed=seed, length=40)
     rng = np.random.default_rng(seed + 10)
-    labels = [("1" if y == "0" else "0") if rng.random() < flip else y for y in labels]
-    return synthetic.write_csv(path, ["sequence", "label"], [[s, y] for s, y in zip(seqs, labels)])
+    labels = [("1" if y == "0" else "0") if i < n and rng.random() < flip else y for i, y in enumerate(labels)]
+    if not clean_val:
+        return synthetic.write_csv(path, ["sequence", "label"], [[s, y] for s, y in zip(seqs, labels)])
+    rows = [[s, y, "train" if i < n else "val"] for i, (s, y) in enumerate(zip(seqs, labels))]
+    return synthetic.write_csv(path, ["sequence", "label", "split"], rows)
 
 
 @pytest.fixture(scope="module")
@@ -212,20 +217,27 @@ def test_budget_stops_pruning_before_the_metric_falls_too_far(trained, tmp_path:
 
 def test_distilled_student_is_smaller_and_beats_one_trained_alone(tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    # 30% of the training labels are flipped: a student fitting hard labels learns the noise, the
-    # teacher's soft targets (early-stopped, so smoother than the labels) carry the clean signal.
-    config = RecipeConfig(task="dna-classification", data=_dna_file(tmp_path / "train.csv", 240, 3, flip=0.3),
-                          test_data=_dna_file(tmp_path / "test.csv", 200, 4), out=tmp_path / "run", preset="tiny",
-                          hyperparameters={"epochs": 6, "seed": 0, "patience": 0}, explain_samples=0, device="cpu")
+    # 30% of the 480 training labels are flipped; 120 validation records keep their true labels (a
+    # curated validation set beside noisy training data). A student fitting the hard labels learns the
+    # noise; the teacher's soft targets (its best validation epoch) carry the clean signal.
+    # Measured, distilled minus alone test ROC-AUC, teacher seeds 0-5: +0.026, +0.013, +0.022, -0.002,
+    # +0.025, +0.024. Distillation wins in 5 of 6 seeds and by about 0.02: the test pins seed 0.
+    # (The earlier version, 240 records with noisy validation labels too, gave -0.11 to +0.07 across
+    # seeds: its validation set could not tell a good epoch from a bad one.)
+    config = RecipeConfig(task="dna-classification", data=_dna_file(tmp_path / "train.csv", 480, 3, flip=0.3,
+                                                                   clean_val=120),
+                          split_col="split", test_data=_dna_file(tmp_path / "test.csv", 400, 4),
+                          out=tmp_path / "run", preset="tiny",
+                          hyperparameters={"epochs": 10, "seed": 0, "patience": 0}, explain_samples=0, device="cpu")
     run = recipe_run(config)
-    options = {"epochs": 6, "alpha": 0.9, "temperature": 2.0}
+    assert run.metrics["n_val"] == 120
+    options = {"epochs": 10, "alpha": 0.9, "temperature": 2.0}
     report, student_dir = recipe_profile(config, run, profile="distilled", out=tmp_path / "kd", options=options)
     # alpha 0: the same student, seed and epochs on the task loss alone (the teacher's outputs unused)
     alone, _ = recipe_profile(config, run, profile="distilled", out=tmp_path / "alone", options={**options, "alpha": 0.0})
     assert report.optimized.params < report.baseline.params
     assert model_load(student_dir).model.encoder.config.n_layers < run.model.encoder.config.n_layers
-    # measured 0.959 vs 0.885 (seed 0): a margin far above seed-to-seed noise
-    assert report.optimized.metrics["roc_auc"] > alone.optimized.metrics["roc_auc"] + 0.02
+    assert report.optimized.metrics["roc_auc"] > alone.optimized.metrics["roc_auc"] + 0.01
 
 
 def test_cli_profile_writes_report_and_optimized_model(tmp_path: Path) -> None:
