@@ -77,3 +77,29 @@ def test_two_gloo_ranks_end_identical_and_learn(tmp_path: Path) -> None:
     assert ckpt["world_size"] == WORLD and len(ckpt["rng"]) == WORLD
     # The two ranks drew different dropout streams (seed + rank).
     assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
+
+
+def test_the_cli_under_torchrun_trains_on_two_ranks_and_rank0_writes_the_run(tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 -m mlcore train ...`, the way a user launches it: both ranks exit 0,
+    rank 0 alone prints the table and writes DIR/ (the other rank used to fail on the missing test metrics)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.mlcore import synthetic
+
+    seqs, labels = synthetic.dna(160, seed=0, length=40)
+    data = synthetic.write_csv(tmp_path / "data.csv", ["sequence", "label"], [[s, y] for s, y in zip(seqs, labels)])
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD),
+         "-m", "mlcore", "train", "--task", "dna-classification", "--data", str(data), "--preset", "tiny",
+         "--epochs", "2", "--no-progress", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.count("wrote ") == 1  # rank 0 only
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"roc_auc", "accuracy"} and len(metrics["history"]) == 2
+    assert (out / "model" / "model.safetensors").exists()
