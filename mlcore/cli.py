@@ -152,7 +152,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = recipe_run(config, callbacks=[progress])
     finally:
         progress.close()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) > 0:
+    from mlcore.distributed import launched_rank
+
+    if launched_rank()[0] > 0:
         return 0  # another rank under torchrun: it only trained; rank 0 tests, prints and writes DIR/
     metrics = result.metrics
     kind = catalog.TARGET_KINDS[metrics["target_kind"]]

@@ -119,10 +119,10 @@ def _rank0(work: Path, job_id: int, config: RecipeConfig, resume_from: Path | No
     import django
 
     django.setup()
+    from django.db import connections
+
     from portal.jobs.models import Job
     from workers.runner import job_logging, job_execute
-
-    from django.db import connections
 
     try:
         job = Job.objects.select_related("dataset").get(pk=job_id)
@@ -130,7 +130,7 @@ def _rank0(work: Path, job_id: int, config: RecipeConfig, resume_from: Path | No
             job_execute(job=job, config=config, resume_from=resume_from, work=work, log_path=log_path,
                         recipe=_recipe_rank0)
     finally:
-        connections.close_all()  # the process ends with os._exit (see the bottom of this module)
+        connections.close_all()  # the process ends in dist_utils.exit_rank, without teardown
 
 
 def _train_only(work: Path, rank: int, config: RecipeConfig, resume_from: Path | None) -> None:
@@ -162,21 +162,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _exit(code: int) -> None:
-    """End the rank process without the interpreter's teardown.
-
-    After the process group is destroyed, gloo's C++ threads can still be joinable when the
-    interpreter's static destructors run, and the process then dies with "terminate called without
-    an active exception" (SIGABRT): seen in 2 of the full test runs of sessions 4-5, after the rank had
-    finished and written everything. The supervisor would report that as a failed job. By this point
-    every result is on disk or in the database (rank 0 closed its connections), so the process
-    flushes its output and exits directly.
-    """
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main())
+    dist_utils.exit_rank(main())  # no interpreter teardown: see mlcore.distributed.exit_rank

@@ -7,9 +7,12 @@ bucketed batches, gathered validation, rank-0-only callbacks and checkpoints.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,7 @@ from mlcore.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from mlcore.distributed import cleanup
 from mlcore.metrics import compute_metrics
 from mlcore.trainer import TrainConfig
+from tests.mlcore import synthetic
 from tests.mlcore.test_trainer import FAST, TRAIN, VAL, Recorder, fit, fresh_model
 
 WORLD = 2
@@ -82,12 +86,6 @@ def test_two_gloo_ranks_end_identical_and_learn(tmp_path: Path) -> None:
 def test_the_cli_under_torchrun_trains_on_two_ranks_and_rank0_writes_the_run(tmp_path: Path) -> None:
     """`torchrun --nproc_per_node 2 -m mlcore train ...`, the way a user launches it: both ranks exit 0,
     rank 0 alone prints the table and writes DIR/ (the other rank used to fail on the missing test metrics)."""
-    import json
-    import subprocess
-    import sys
-
-    from tests.mlcore import synthetic
-
     seqs, labels = synthetic.dna(160, seed=0, length=40)
     data = synthetic.write_csv(tmp_path / "data.csv", ["sequence", "label"], [[s, y] for s, y in zip(seqs, labels)])
     out = tmp_path / "run"
