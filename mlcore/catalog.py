@@ -425,6 +425,9 @@ HYPERPARAMETERS: dict[str, HyperParameter] = {
         HyperParameter("warmup_frac", "float", 0.1, "Fraction of steps with linear warmup before cosine decay.", 0.0, 0.5),
         HyperParameter("dropout", "float", 0.1, "Dropout in the encoder and head.", 0.0, 0.9),
         HyperParameter("patience", "int", 5, "Epochs without validation improvement before stopping; 0 disables early stopping.", 0, 1000),
+        # The average of the k best epochs' weights (mlcore/trainer.py); measured against the single
+        # best epoch on every real demo set in bench/README.md, "Quality".
+        HyperParameter("average_best", "int", 5, "Final weights: the average of this many best validation epochs' weights; 1 = the single best epoch.", 1, 50),
         HyperParameter("seed", "int", 0, "Random seed for initialization, splits and batching.", 0, 2**31 - 1),
         HyperParameter("max_len", "int", 512, "Longest record in tokens or elements; longer ones are rejected.", 4, 16384),
         HyperParameter("grad_clip", "float", 1.0, "Gradient norm clipping threshold; 0 disables.", 0.0, 1000.0),

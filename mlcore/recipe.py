@@ -261,6 +261,7 @@ def train_config(hyper: dict[str, Any], device: str) -> TrainConfig:
         epochs=hyper["epochs"], batch_size=hyper["batch_size"], lr=hyper["lr"],
         weight_decay=hyper["weight_decay"], warmup_frac=hyper["warmup_frac"], grad_clip=hyper["grad_clip"],
         patience=hyper["patience"] or None, precision=hyper["precision"], seed=hyper["seed"], device=device,
+        average_best=hyper["average_best"],
     )
 
 
@@ -328,6 +329,7 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
         "val": result.best_metrics,
         "history": result.history,
         "best_epoch": result.best_epoch,
+        "averaged_epochs": result.averaged_epochs,
         "stopped_reason": result.stopped_reason,
         "n_train": len(prep.train), "n_val": len(prep.val) if prep.val else 0, "n_test": len(prep.test),
         "preset": config.preset,

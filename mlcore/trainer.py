@@ -8,8 +8,16 @@ bucketing and for trimming per-token outputs) and `evaluate` (per-example logits
 What `train` does, in order: AdamW (no weight decay on biases, norms, embeddings), linear warmup
 then cosine decay per step, gradient clipping, optional autocast (bf16 / fp16 with GradScaler),
 length-bucketed batches (`mlcore.sampler`), validation each epoch with early stopping on the
-primary metric and best-weights restore, callbacks (rank 0 only), a checkpoint every epoch
+primary metric and best-weights restore (optionally the average of the best epochs' weights, below), callbacks (rank 0 only), a checkpoint every epoch
 (`mlcore.checkpoint`) and an exact resume from it, DDP under torchrun (`mlcore.distributed`).
+
+Averaging the best epochs (`TrainConfig.average_best` = k > 1): the weights of the k epochs with the
+best validation metric are kept, and at the end their uniform average replaces the single best
+epoch's (a "soup" of checkpoints from one run, in the spirit of stochastic weight averaging). On the
+small tables of bench/quality.py it was the one change that helped across seeds (bench/README.md,
+"Quality"). The average is kept whatever its validation metric: the best single epoch's metric is
+the maximum over noisy epochs and biased upwards, so comparing the two on the same validation set
+would favour the single epoch by construction. `TrainResult.averaged_epochs` names the epochs used.
 
 Determinism: all randomness comes from the seeded python / numpy / torch generators (saved in
 checkpoints) and from the sampler, which is a pure function of (seed, epoch). On CPU the same seed
@@ -64,12 +72,15 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
     bucket_chunk: int = 3200  # examples sorted by length together (100 batches of 32); 0 = no bucketing
     bucket_jitter: float = 0.02  # sort key = length x a random factor within ±2%: batches differ each epoch
+    average_best: int = 1  # k > 1: the result is the average of the k best validation epochs' weights (module doc)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.epochs < 0 or self.batch_size < 1:
             raise ValueError("epochs must be >= 0 and batch_size >= 1")
+        if self.average_best < 1:
+            raise ValueError(f"average_best must be >= 1, got {self.average_best}")
 
 
 @dataclass
@@ -115,8 +126,9 @@ class TrainResult:
     model: nn.Module
     history: list[dict[str, float]]  # per epoch: epoch, train_loss, val_loss, val_<metric>..., lr, time
     best_epoch: int  # 1-based; the last epoch when there is no validation set; 0 if none finished
-    best_metrics: dict[str, float]  # validation metrics (unprefixed) of best_epoch
+    best_metrics: dict[str, float]  # validation metrics (unprefixed) of the returned weights
     stopped_reason: str  # completed | early_stopping | cancelled
+    averaged_epochs: list[int] = field(default_factory=list)  # 1-based, best first, when the weights are an average
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -235,6 +247,43 @@ def _is_better(value: float, best: float | None, greater_is_better: bool, *,
 
 def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+@dataclass
+class _Ranked:
+    """One epoch among the best kept for averaging: its validation value and loss, and its weights."""
+
+    epoch: int  # 1-based
+    value: float
+    loss: float
+    state: dict[str, Tensor] | None  # None only in a checkpoint: the checkpoint's own model weights
+
+
+def _rank_key(r: _Ranked, greater_is_better: bool) -> tuple[float, float]:
+    """Sort key, best first: the metric, then (on an exact tie) the lower loss, then the earlier epoch."""
+    loss = r.loss if not math.isnan(r.loss) else math.inf
+    return (-r.value if greater_is_better else r.value, loss, r.epoch)
+
+
+def _keep_best(ranked: list[_Ranked], new: _Ranked, k: int, greater_is_better: bool) -> list[_Ranked]:
+    """The k best of `ranked` + `new` (an undefined metric never enters), best first."""
+    if math.isnan(new.value):
+        return ranked
+    return sorted([*ranked, new], key=lambda r: _rank_key(r, greater_is_better))[:k]
+
+
+def average_states(states: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Uniform average of state dicts with the same keys; non-float entries are taken from the first."""
+    out: dict[str, Tensor] = {}
+    for key, first in states[0].items():
+        if first.is_floating_point():
+            total = torch.zeros_like(first, dtype=torch.float64)
+            for state in states:
+                total += state[key].to(torch.float64)
+            out[key] = (total / len(states)).to(first.dtype)
+        else:
+            out[key] = first.clone()
+    return out
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -383,6 +432,7 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
     history: list[dict[str, float]] = []
     best_value: float | None = None
     best_epoch, best_metrics, best_state = 0, {}, None
+    ranked: list[_Ranked] = []  # the average_best best epochs, when averaging
     bad_epochs = 0
     stopped_reason: str | None = None
 
@@ -401,6 +451,8 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
         best_state = ckpt["best_model"] if ckpt["best_model"] is not None else (
             ckpt["model"] if best_epoch == start_epoch else None)
         bad_epochs, stopped_reason = ckpt["bad_epochs"], ckpt["stopped_reason"]
+        ranked = [_Ranked(r["epoch"], r["value"], r["loss"], r["state"] if r["state"] is not None else ckpt["model"])
+                  for r in ckpt.get("ranked", [])]
         rng = ckpt["rng"]
         if len(rng) == ctx.world_size:
             restore_rng(rng[ctx.rank])
@@ -461,10 +513,17 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
             if primary_metric not in metrics:
                 raise KeyError(f"evaluate() returned no {primary_metric!r} (got {sorted(metrics)})")
             row.update({f"val_{k}": v for k, v in metrics.items()})
-            if _is_better(metrics[primary_metric], best_value, greater_is_better,
-                          loss=metrics.get("loss"), best_loss=best_metrics.get("loss")):
+            improved = _is_better(metrics[primary_metric], best_value, greater_is_better,
+                                  loss=metrics.get("loss"), best_loss=best_metrics.get("loss"))
+            if improved:
                 best_value, best_epoch, best_metrics = metrics[primary_metric], epoch + 1, metrics
                 best_state = _cpu_state(base_model)
+            if config.average_best > 1:
+                candidate = _Ranked(epoch + 1, metrics[primary_metric], metrics.get("loss", math.nan), None)
+                ranked = _keep_best(ranked, candidate, config.average_best, greater_is_better)
+                if any(r is candidate for r in ranked):  # one copy of the weights serves both lists
+                    candidate.state = best_state if improved else _cpu_state(base_model)
+            if improved:
                 bad_epochs = 0
             else:
                 bad_epochs += 1
@@ -505,6 +564,9 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
                 # The model weights above already are the best ones when the best epoch is this one.
                 "best_model": best_state if best_state is not None and best_epoch != epoch else None,
                 "bad_epochs": bad_epochs,
+                # The epochs kept for averaging; this epoch's weights are "model" above.
+                "ranked": [{"epoch": r.epoch, "value": r.value, "loss": r.loss,
+                            "state": None if r.epoch == epoch else r.state} for r in ranked],
                 "stopped_reason": stopped_reason,
                 "history": history,
                 "config": asdict(config),
@@ -516,10 +578,20 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
             for cb in cbs:
                 cb.on_checkpoint(path)
 
-    if best_state is not None and best_epoch != epoch:
+    averaged: list[int] = []
+    if stopped_reason != STOP_CANCELLED and val_set is not None and len(ranked) > 1:
+        # Every rank holds the same ranked weights (metrics are broadcast), so all can validate the average.
+        base_model.load_state_dict(average_states([r.state for r in ranked]))
+        best_metrics = _validate(base_model, val_set, val_lengths, collate, length, evaluate,
+                                 config.batch_size, device, amp_dtype, ctx)
+        averaged = [r.epoch for r in ranked]
+        if ctx.is_main:
+            log.info("weights: the average of epochs %s (validation %s %.4g; best single epoch %d: %.4g)",
+                     averaged, primary_metric, best_metrics[primary_metric], best_epoch, best_value)
+    elif best_state is not None and best_epoch != epoch:
         base_model.load_state_dict(best_state)
     return TrainResult(model=base_model, history=history, best_epoch=best_epoch, best_metrics=best_metrics,
-                       stopped_reason=stopped_reason or STOP_COMPLETED)
+                       stopped_reason=stopped_reason or STOP_COMPLETED, averaged_epochs=averaged)
 
 
 # Fields that may differ between the interrupted run and its resume without breaking exactness.
@@ -527,7 +599,9 @@ _RESUME_FREE_FIELDS = ("device",)
 
 
 def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, n_train: int) -> None:
-    saved = {k: v for k, v in ckpt["config"].items() if k not in _RESUME_FREE_FIELDS}
+    # A field added after the checkpoint was written counts as its default there.
+    defaults = asdict(TrainConfig())
+    saved = {k: v for k, v in {**defaults, **ckpt["config"]}.items() if k not in _RESUME_FREE_FIELDS}
     now = {k: v for k, v in asdict(config).items() if k not in _RESUME_FREE_FIELDS}
     diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
     if diff:

@@ -110,6 +110,16 @@ TRAIN, VAL = DATA[:128], DATA[128:]
 FAST = dict(batch_size=16, lr=1e-2, bucket_chunk=64)  # tiny model: a high lr learns in a few epochs
 
 
+def scripted_metric(name: str, values: list[float]) -> Any:
+    """An `evaluate` that ignores the predictions and returns the next of `values` under `name`."""
+    it = iter(values)
+
+    def evaluate_scripted(logits: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
+        return {name: next(it)}
+
+    return evaluate_scripted
+
+
 class Crash(Exception):
     """Stands in for a worker dying: raised from a callback after a chosen checkpoint."""
 
@@ -169,9 +179,11 @@ def test_same_seed_gives_identical_weights_and_other_seed_differs() -> None:
     assert not torch.equal(a.head.out.weight, c.head.out.weight)
 
 
-def test_exact_resume_is_bit_identical(tmp_path: Path) -> None:
-    # patience 2 with a noisy validation set: the early-stopping counter and best weights matter.
-    config = TrainConfig(epochs=5, patience=3, **FAST)
+@pytest.mark.parametrize("average_best", [1, 3])
+def test_exact_resume_is_bit_identical(tmp_path: Path, average_best: int) -> None:
+    # patience 3 with a noisy validation set: the early-stopping counter and best weights matter; with
+    # averaging, so do the ranked epochs' weights carried by the checkpoint.
+    config = TrainConfig(epochs=5, patience=3, average_best=average_best, **FAST)
     full = fit(fresh_model(), config, TRAIN, VAL[:12], checkpoint_dir=tmp_path / "full")
 
     crashing = Recorder(crash_after_epoch=2)
@@ -185,6 +197,8 @@ def test_exact_resume_is_bit_identical(tmp_path: Path) -> None:
 
     assert_same_weights(full.model, resumed.model)
     assert resumed.best_epoch == full.best_epoch and resumed.stopped_reason == full.stopped_reason
+    assert resumed.averaged_epochs == full.averaged_epochs
+    assert len(full.averaged_epochs) == (0 if average_best == 1 else 3)
     drop_time = [{k: v for k, v in row.items() if k != "time"} for row in resumed.history]
     assert drop_time == [{k: v for k, v in row.items() if k != "time"} for row in full.history]
     # Training continued where it stopped: the first resumed step is the one after epoch 2.
@@ -260,6 +274,36 @@ def test_a_tie_on_the_metric_goes_to_the_lower_validation_loss() -> None:
     best = min(tied, key=lambda i: losses[i]) + 1
     assert best > 2, f"the toy model's validation loss should fall after epoch 2: {losses}"
     assert result.best_epoch == best and result.best_metrics["loss"] == losses[best - 1]
+
+
+def test_average_best_returns_the_mean_of_the_k_best_epochs_weights() -> None:
+    # Epochs 2, 6 and 4 score best; the last value is the validation of their average.
+    scripted = scripted_metric("score", [0.5, 0.9, 0.6, 0.8, 0.7, 0.85, 0.95])
+    model = fresh_model()
+    recorder = Recorder(model=model)
+    result = fit(model, TrainConfig(epochs=6, patience=None, average_best=3, **FAST), TRAIN, VAL,
+                 evaluate=scripted, primary_metric="score", callbacks=[recorder])
+    assert result.averaged_epochs == [2, 6, 4]
+    assert result.best_epoch == 2  # the best single epoch is still reported
+    assert result.best_metrics["score"] == 0.95  # the returned weights' own validation
+    snaps = [recorder.snapshots[e - 1] for e in (2, 6, 4)]
+    for key, value in result.model.state_dict().items():
+        expected = sum(s[key].double() for s in snaps) / 3
+        assert torch.allclose(value.double(), expected, rtol=0, atol=1e-6), key
+    assert not torch.equal(result.model.head.out.weight, snaps[0]["head.out.weight"])  # not the best epoch's
+
+
+def test_average_best_skips_undefined_metrics_and_needs_two_epochs() -> None:
+    scripted = scripted_metric("score", [float("nan"), 0.7, float("nan")])
+    model = fresh_model()
+    recorder = Recorder(model=model)
+    result = fit(model, TrainConfig(epochs=3, patience=None, average_best=5, **FAST), TRAIN, VAL,
+                 evaluate=scripted, primary_metric="score", callbacks=[recorder])
+    assert result.averaged_epochs == [] and result.best_epoch == 2  # one defined epoch: nothing to average
+    for key, value in recorder.snapshots[1].items():
+        assert torch.equal(result.model.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="average_best"):
+        TrainConfig(average_best=0)
 
 
 def test_callbacks_progress_and_cancellation() -> None:
