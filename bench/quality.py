@@ -7,8 +7,9 @@ What runs, per real demo dataset (`synthetic=False` in `mlcore.demo_data`):
   through `mlcore.data.load_records` with the same column mapping, so they train, select and test on
   exactly the same records; the recipe uses the column as a user-provided split.
 - The model: the real recipe (`mlcore.recipe.recipe_run`, `small` preset, CPU) with the overrides in
-  `MODEL_SETTINGS`: it trains on train, early-stops and restores the best epoch on val, and reports
-  the test metrics. Where `MODEL_CHOICES` lists several settings (tabular: two learning rates), each
+  `MODEL_SETTINGS`: it trains on train, early-stops on val, keeps the average of the weights of the
+  5 best validation epochs (the catalog's `average_best`; `--average-best 1` keeps the single best
+  epoch instead), and reports the test metrics. Where `MODEL_CHOICES` lists several settings (tabular: two learning rates), each
   is trained and the one with the better validation metric is reported, as the baselines choose
   their one knob on val. Molecules get the [FP] token beside the SMILES (Morgan count fingerprint plus
   RDKit descriptors: the `fingerprint` hyperparameter, on by default; `--fingerprint off` asks for the
@@ -25,7 +26,7 @@ What runs, per real demo dataset (`synthetic=False` in `mlcore.demo_data`):
 Seeded and deterministic on CPU (torch, numpy and scikit-learn all take the bench seed).
 
 Usage: `python bench/quality.py [--datasets a,b] [--max-epochs N] [--seed S] [--threads N]
-[--fingerprint on|off]`. `--threads 1` on a machine other jobs are using: two torch threads competing
+[--fingerprint on|off] [--average-best K]`. `--threads 1` on a machine other jobs are using: two torch threads competing
 with other processes for two cores ran a training step about 7x slower than one. The table is printed
 as each dataset finishes; the last line printed is JSON:
 {"<dataset>": {"model": x, "baseline": y, "metric": "roc_auc", "task": "...", "greater_is_better": true}, ...}.
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ class Outcome:
     model_seconds: float
     baseline_seconds: float
     model_desc: str = ""
+    averaged_epochs: list[int] = field(default_factory=list)  # the epochs whose weights were averaged, if any
 
     @property
     def model_wins(self) -> bool:
@@ -153,7 +155,8 @@ def dataset_prepare(spec: DemoDataset, directory: Path, *, seed: int) -> Path:
 
 
 def model_run(spec: DemoDataset, path: Path, out: Path, *, seed: int, max_epochs: int | None = None,
-              verbose: bool = False, fingerprint: bool | None = None) -> tuple[dict[str, Any], str]:
+              verbose: bool = False, fingerprint: bool | None = None,
+              average_best: int | None = None) -> tuple[dict[str, Any], str]:
     """Train the `small` preset through `recipe_run` on the bench split; the recipe's metrics dict and
     what the model was (molecules: with or without the [FP] token, read from the saved featurizer).
 
@@ -177,6 +180,8 @@ def model_run(spec: DemoDataset, path: Path, out: Path, *, seed: int, max_epochs
             hyper["epochs"] = min(hyper["epochs"], max_epochs)
         if fingerprint is not None and task.modality == "smiles":
             hyper["fingerprint"] = fingerprint
+        if average_best is not None:
+            hyper["average_best"] = average_best
         config = RecipeConfig(task=task.key, data=path, out=out / str(n), preset=PRESET, hyperparameters=hyper,
                               input_col=spec.input_col or None, target_cols=list(spec.target_cols),
                               id_col=spec.id_col, split_col=SPLIT_COL, device="cpu", explain_samples=0)
@@ -332,12 +337,13 @@ def baseline_run(spec: DemoDataset, path: Path, *, seed: int) -> tuple[dict[str,
 
 
 def dataset_compare(spec: DemoDataset, directory: Path, *, seed: int, max_epochs: int | None = None,
-                    verbose: bool = False, fingerprint: bool | None = None) -> Outcome:
+                    verbose: bool = False, fingerprint: bool | None = None,
+                    average_best: int | None = None) -> Outcome:
     """Model and baseline on one dataset's bench split."""
     path = dataset_prepare(spec, directory, seed=seed)
     t0 = time.perf_counter()
     metrics, model_desc = model_run(spec, path, directory / f"{spec.key}-run", seed=seed, max_epochs=max_epochs,
-                                    verbose=verbose, fingerprint=fingerprint)
+                                    verbose=verbose, fingerprint=fingerprint, average_best=average_best)
     t1 = time.perf_counter()
     base, desc = baseline_run(spec, path, seed=seed)
     t2 = time.perf_counter()
@@ -348,7 +354,7 @@ def dataset_compare(spec: DemoDataset, directory: Path, *, seed: int, max_epochs
                    baseline=float(base[meta.primary_metric]), baseline_desc=desc, n_train=metrics["n_train"],
                    n_val=metrics["n_val"], n_test=metrics["n_test"], best_epoch=metrics["best_epoch"],
                    epochs_run=len(metrics["history"]), model_seconds=t1 - t0, baseline_seconds=t2 - t1,
-                   model_desc=model_desc)
+                   model_desc=model_desc, averaged_epochs=list(metrics.get("averaged_epochs") or []))
 
 
 def summary_json(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
@@ -362,7 +368,8 @@ def _row(o: Outcome) -> str:
     arrow = "higher" if o.greater_is_better else "lower"
     return (f"{o.key:26s} {o.metric:9s} ({arrow:6s}) model {o.model:8.4f}  baseline {o.baseline:8.4f}  "
             f"better: {verdict:8s} n={o.n_train}/{o.n_val}/{o.n_test} best epoch {o.best_epoch}/{o.epochs_run} "
-            f"[{o.model_seconds:.0f}s + {o.baseline_seconds:.0f}s]"
+            + (f"(weights: mean of epochs {','.join(map(str, o.averaged_epochs))}) " if o.averaged_epochs else "")
+            +             f"[{o.model_seconds:.0f}s + {o.baseline_seconds:.0f}s]"
             + (f" model: {o.model_desc}" if o.model_desc else ""))
 
 
@@ -373,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="print every epoch's metrics to stderr")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--average-best", type=int, default=None,
+                        help="average the weights of this many best epochs (default: the catalog default; 1 = off)")
     parser.add_argument("--fingerprint", choices=("on", "off"), default=None,
                         help="molecules: the [FP] token on or off (default: the catalog default)")
     args = parser.parse_args(argv)
@@ -397,7 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="labformer-quality-") as tmp:
         for spec in specs:
             outcome = dataset_compare(spec, Path(tmp), seed=args.seed, max_epochs=args.max_epochs,
-                                      verbose=args.verbose, fingerprint=fingerprint)
+                                      verbose=args.verbose, fingerprint=fingerprint,
+                                      average_best=args.average_best)
             outcomes.append(outcome)
             print(_row(outcome), flush=True)
             print(f"{'':26s} baseline: {outcome.baseline_desc}", flush=True)
