@@ -12,7 +12,8 @@ primary metric and best-weights restore (optionally the average of the best epoc
 (`mlcore.checkpoint`) and an exact resume from it, DDP under torchrun (`mlcore.distributed`).
 
 Averaging the best epochs (`TrainConfig.average_best` = k > 1): the weights of the k epochs with the
-best validation metric are kept, and at the end their uniform average replaces the single best
+best validation metric are kept, and at the end their uniform average (of at most half the epochs
+run, best first: a short run's first epochs are far from where it ends) replaces the single best
 epoch's (a "soup" of checkpoints from one run, in the spirit of stochastic weight averaging). On the
 small tables of bench/quality.py it was the one change that helped across seeds (bench/README.md,
 "Quality"). The average is kept whatever its validation metric: the best single epoch's metric is
@@ -579,12 +580,14 @@ def train(*, model: nn.Module, train_set: Sequence, val_set: Sequence | None, co
                 cb.on_checkpoint(path)
 
     averaged: list[int] = []
-    if stopped_reason != STOP_CANCELLED and val_set is not None and len(ranked) > 1:
+    # At most half the epochs run: a short run's early epochs are far from its result.
+    soup = ranked[:len(history) // 2]
+    if stopped_reason != STOP_CANCELLED and val_set is not None and len(soup) > 1:
         # Every rank holds the same ranked weights (metrics are broadcast), so all can validate the average.
-        base_model.load_state_dict(average_states([r.state for r in ranked]))
+        base_model.load_state_dict(average_states([r.state for r in soup]))
         best_metrics = _validate(base_model, val_set, val_lengths, collate, length, evaluate,
                                  config.batch_size, device, amp_dtype, ctx)
-        averaged = [r.epoch for r in ranked]
+        averaged = [r.epoch for r in soup]
         if ctx.is_main:
             log.info("weights: the average of epochs %s (validation %s %.4g; best single epoch %d: %.4g)",
                      averaged, primary_metric, best_metrics[primary_metric], best_epoch, best_value)
