@@ -85,7 +85,8 @@ def test_two_gloo_ranks_end_identical_and_learn(tmp_path: Path) -> None:
 
 def test_the_cli_under_torchrun_trains_on_two_ranks_and_rank0_writes_the_run(tmp_path: Path) -> None:
     """`torchrun --nproc_per_node 2 -m mlcore train ...`, the way a user launches it: both ranks exit 0,
-    rank 0 alone prints the table and writes DIR/ (the other rank used to fail on the missing test metrics)."""
+    rank 0 alone prints the table and writes DIR/ (the other rank used to fail on the missing test metrics).
+    Four epochs, so the final weights are an average of epochs (a collective validation at the end)."""
     seqs, labels = synthetic.dna(160, seed=0, length=40)
     data = synthetic.write_csv(tmp_path / "data.csv", ["sequence", "label"], [[s, y] for s, y in zip(seqs, labels)])
     out = tmp_path / "run"
@@ -93,11 +94,13 @@ def test_the_cli_under_torchrun_trains_on_two_ranks_and_rank0_writes_the_run(tmp
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD),
          "-m", "mlcore", "train", "--task", "dna-classification", "--data", str(data), "--preset", "tiny",
-         "--epochs", "2", "--no-progress", "--out", str(out)],
+         "--epochs", "4", "--set", "patience=0", "--no-progress", "--out", str(out)],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.stdout.count("wrote ") == 1  # rank 0 only
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["test"]) >= {"roc_auc", "accuracy"} and len(metrics["history"]) == 2
+    assert set(metrics["test"]) >= {"roc_auc", "accuracy"} and len(metrics["history"]) == 4
+    # The catalog's average_best: both ranks averaged the 2 best epochs and validated the average together.
+    assert len(metrics["averaged_epochs"]) == 2
     assert (out / "model" / "model.safetensors").exists()
