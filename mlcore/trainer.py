@@ -8,8 +8,9 @@ bucketing and for trimming per-token outputs) and `evaluate` (per-example logits
 What `train` does, in order: AdamW (no weight decay on biases, norms, embeddings), linear warmup
 then cosine decay per step, gradient clipping, optional autocast (bf16 / fp16 with GradScaler),
 length-bucketed batches (`mlcore.sampler`), validation each epoch with early stopping on the
-primary metric and best-weights restore (optionally the average of the best epochs' weights, below), callbacks (rank 0 only), a checkpoint every epoch
-(`mlcore.checkpoint`) and an exact resume from it, DDP under torchrun (`mlcore.distributed`).
+primary metric and best-weights restore (or the average of the best epochs' weights, below),
+callbacks (rank 0 only), a checkpoint every epoch (`mlcore.checkpoint`) and an exact resume from it,
+DDP under torchrun (`mlcore.distributed`).
 
 Averaging the best epochs (`TrainConfig.average_best` = k > 1): the weights of the k epochs with the
 best validation metric are kept, and at the end their uniform average (of at most half the epochs
@@ -262,7 +263,7 @@ class _Ranked:
     state: dict[str, Tensor] | None  # None only in a checkpoint: the checkpoint's own model weights
 
 
-def _rank_key(r: _Ranked, greater_is_better: bool) -> tuple[float, float]:
+def _rank_key(r: _Ranked, greater_is_better: bool) -> tuple[float, float, int]:
     """Sort key, best first: the metric, then (on an exact tie) the lower loss, then the earlier epoch."""
     loss = r.loss if not math.isnan(r.loss) else math.inf
     return (-r.value if greater_is_better else r.value, loss, r.epoch)
