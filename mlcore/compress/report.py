@@ -18,6 +18,11 @@ same test split, in the same process, on the same machine:
 - `sparsity`: share of exactly-zero encoder Linear weights; `dtype`: what the model computes in.
 - `threads` (torch intra-op threads) and the load average at measurement time are recorded, because
   on a shared machine they decide how far the timings can be trusted.
+- `time_split_b32`: per model, milliseconds per batch of 32 spent in the matrix-multiply layers
+  (Linear and Conv1d, float or int8) and in everything else (attention scores and softmax, GELU,
+  LayerNorm, residual adds, embeddings), timed with forward hooks in separate interleaved runs (CPU
+  models only). It says where a profile's gain comes from: int8 speeds up only the first part, so
+  the second bounds its speedup however fast the int8 kernels are.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class CompressionReport:
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     torch_version: str = torch.__version__
+    time_split_b32: dict[str, dict[str, float]] = field(default_factory=dict)  # see the module docstring
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (the `report.json` layout)."""
@@ -162,6 +168,69 @@ def measure_latency(models: dict[str, nn.Module], batches: dict[int, list[dict[s
         raw.update(times)
     sizes = {bs: next(iter(v.values())).shape[0] for bs, inputs in batches.items() for v in inputs[:1]}
     return {name: {bs: statistics.median(t) * 1e3 / sizes[bs] for bs, t in per.items()} for name, per in times.items()}
+
+
+def is_matmul_layer(module: nn.Module) -> bool:
+    """Linear / Conv1d layers, float or int8 (a dynamic quantized Linear keeps `_packed_params`)."""
+    return isinstance(module, (nn.Linear, nn.Conv1d)) or (
+        hasattr(module, "_packed_params") and callable(getattr(module, "weight", None)))
+
+
+@torch.inference_mode()
+def time_split(models: dict[str, nn.Module], batch: dict[str, Tensor], *, runs: int = 10,
+               warmup: int = 3) -> dict[str, dict[str, float]]:
+    """Median milliseconds per forward of `batch` in matrix-multiply layers and in the rest, per model.
+
+    Forward hooks time every matrix-multiply layer (`is_matmul_layer`; none nests inside another in
+    these models); the models are timed alternately, as in `measure_latency`. The hooks add a few
+    microseconds per layer, which is why these runs are separate from the latency ones.
+    """
+    result: dict[str, dict[str, float]] = {}
+    spent = [0.0]
+    started: dict[int, float] = {}
+
+    def pre(module: nn.Module, args: Any) -> None:
+        started[id(module)] = time.perf_counter()
+
+    def post(module: nn.Module, args: Any, output: Any) -> None:
+        spent[0] += time.perf_counter() - started.pop(id(module))
+
+    handles = [m.register_forward_pre_hook(pre) for model in models.values() for m in model.modules()
+               if is_matmul_layer(m)]
+    handles += [m.register_forward_hook(post) for model in models.values() for m in model.modules()
+                if is_matmul_layer(m)]
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
+    try:
+        names = list(models)
+        for r in range(warmup + runs):
+            for name in names if r % 2 == 0 else names[::-1]:
+                spent[0] = 0.0
+                t0 = time.perf_counter()
+                models[name](**batch)
+                total = time.perf_counter() - t0
+                if r >= warmup:
+                    samples[name].append((spent[0], total))
+    finally:
+        for handle in handles:
+            handle.remove()
+    for name, pairs in samples.items():
+        matmul = statistics.median(p[0] for p in pairs) * 1e3
+        total = statistics.median(p[1] for p in pairs) * 1e3
+        result[name] = {"matmul_ms": round(matmul, 3), "rest_ms": round(max(0.0, total - matmul), 3),
+                        "total_ms": round(total, 3)}
+    return result
+
+
+def time_split_note(split: dict[str, dict[str, float]]) -> str:
+    """One sentence: how each part's time changed from the baseline to the optimized model."""
+    b, o = split["baseline"], split["optimized"]
+
+    def change(key: str) -> str:
+        ratio = f"{b[key] / o[key]:.2f}x" if o[key] > 0 else "gone"
+        return f"{b[key]:.1f} -> {o[key]:.1f} ms ({ratio})"
+
+    return (f"time per batch of 32: matrix-multiply layers {change('matmul_ms')}, everything else "
+            f"(attention softmax, GELU, LayerNorm, residual adds, embeddings) {change('rest_ms')}.")
 
 
 def paired_speedup(baseline: list[float], optimized: list[float]) -> float:

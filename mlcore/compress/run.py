@@ -20,7 +20,7 @@ from torch import nn
 from mlcore.compress.base import CompressContext, CompressionCancelled, clone, method_get
 from mlcore.compress.report import (CompressionReport, ModelStats, encoder_weight_bytes, honest_notes,
                                     load_average, measure_latency, paired_speedup, param_count, sparsity_of,
-                                    timing_batches)
+                                    time_split, time_split_note, timing_batches)
 from mlcore.compress.storage import state_for_storage, weights_bytes
 from mlcore.modeldir import json_clean, json_write
 from mlcore.trainer import predict
@@ -110,6 +110,9 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
         info=json_clean(compressed.info), notes=list(compressed.notes),
     )
     report.notes += honest_notes(report)
+    if all(p.device.type == "cpu" for m in (baseline, optimized) for p in m.parameters()):
+        report.time_split_b32 = time_split({"baseline": baseline, "optimized": optimized}, batches[32][0])
+        report.notes.append(time_split_note(report.time_split_b32))
     if os.environ.get("MALLOC_MMAP_THRESHOLD_") or os.environ.get("MALLOC_TOP_PAD_"):
         report.info["malloc_env"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     json_write(out / REPORT_NAME, report.to_dict())

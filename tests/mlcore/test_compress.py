@@ -21,6 +21,7 @@ from mlcore.compress import METHODS
 from mlcore.compress.base import encoder_linears
 from mlcore.compress.int8 import LARGE_ROWS, DualEngineLinear, WindowLinear, quantized_engine
 from mlcore.compress.pruned import linear_sparsity
+from mlcore.compress.report import time_split, time_split_note
 from mlcore.modeldir import model_load
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_profile, recipe_run
 from mlcore.tasks import collate_fn, evaluate_fn
@@ -82,6 +83,12 @@ def test_every_profile_reports_and_its_model_predicts(trained, profile: str, tmp
     # speedups are paired per round; they must agree roughly with the ratio of the median latencies
     ratio = data["baseline"]["latency_ms_b32"] / data["optimized"]["latency_ms_b32"]
     assert 0.5 < data["speedup_b32"] / ratio < 2.0
+    # where the time goes, for both models: matrix-multiply layers and the rest, and a sentence about it
+    for side in ("baseline", "optimized"):
+        split = data["time_split_b32"][side]
+        assert split["matmul_ms"] > 0 and split["rest_ms"] >= 0, split
+        assert split["matmul_ms"] + split["rest_ms"] == pytest.approx(split["total_ms"], abs=0.01), split
+    assert any(n.startswith("time per batch of 32: matrix-multiply layers") for n in data["notes"])
 
     loaded = model_load(optimized_dir)
     seqs, _ = synthetic.dna(6, seed=5, length=40)
@@ -95,6 +102,25 @@ def test_every_profile_reports_and_its_model_predicts(trained, profile: str, tmp
     saved = json.loads((optimized_dir / "metrics.json").read_text())["test"]
     again = evaluate_fn(run.prepared.targets)(logits, list(test.labels))
     assert again["roc_auc"] == pytest.approx(saved["roc_auc"], abs=1e-6) == report.optimized.metrics["roc_auc"]
+
+
+def test_time_split_counts_only_matmul_layers() -> None:
+    class Mixed(nn.Module):
+        def __init__(self, with_linear: bool) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 16) if with_linear else nn.Identity()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.gelu(self.fc(x)).softmax(-1)
+
+    x = torch.randn(32, 8, 16)
+    split = time_split({"linear": Mixed(True), "none": Mixed(False)}, {"x": x}, runs=3, warmup=1)
+    assert split["none"]["matmul_ms"] == 0 and split["none"]["rest_ms"] > 0  # no Linear: all the rest
+    assert split["linear"]["matmul_ms"] > 0
+    for part in split.values():
+        assert part["matmul_ms"] + part["rest_ms"] == pytest.approx(part["total_ms"], abs=0.01)
+    note = time_split_note({"baseline": split["linear"], "optimized": split["none"]})
+    assert "matrix-multiply layers" in note and "(gone)" in note
 
 
 def test_int8_quarters_encoder_weights_and_keeps_logits(trained, tmp_path: Path) -> None:
