@@ -406,8 +406,9 @@ class Encoder(nn.Module):
 
         key_keep = None
         # All-real batches (fixed-length inputs, well-bucketed batches) skip the mask entirely, which
-        # keeps SDPA on its unmasked path and materializes nothing.
-        if pad_mask is not None and not bool(pad_mask.all()):
+        # keeps SDPA on its unmasked path and materializes nothing. Under torch.export that check would
+        # be a data-dependent branch, so an exported graph always applies the mask (same outputs).
+        if pad_mask is not None and (torch.compiler.is_exporting() or not bool(pad_mask.all())):
             key_keep = F.pad(pad_mask.bool(), (1, 0), value=True)[:, None, None, :]  # (B, 1, 1, 1+T)
         bias = None
         if attn_bias is not None:
@@ -448,6 +449,10 @@ class Encoder(nn.Module):
 class HeadOutput:
     loss: Tensor | None
     logits: Tensor
+
+
+# A pytree node, so that torch.export (and PT2E quantization on top of it) can trace a TaskModel.
+torch.export.register_dataclass(HeadOutput)
 
 
 class ClassificationHead(nn.Module):

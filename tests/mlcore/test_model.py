@@ -126,6 +126,26 @@ def test_all_real_mask_equals_no_mask() -> None:
     torch.testing.assert_close(model(x, torch.ones(3, 7, dtype=torch.bool)).hidden, model(x).hidden)
 
 
+def test_encoder_and_head_export_with_torch_export_and_agree() -> None:
+    # torch.export (the base of PT2E int8 quantization) needs no data-dependent branch and a pytree
+    # HeadOutput; the exported graph always applies the padding mask, which changes no output.
+    class Classifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder, self.head = _tiny(), ClassificationHead(64, 3)
+
+        def forward(self, x: torch.Tensor, pad_mask: torch.Tensor):
+            return self.head(self.encoder(x, pad_mask).pooled)
+
+    model = Classifier().eval()
+    x, pad_mask = _batch()
+    exported = torch.export.export(model, (x, pad_mask)).module()
+    for mask in (pad_mask, torch.ones_like(pad_mask)):
+        out = exported(x, mask)
+        assert out.loss is None
+        torch.testing.assert_close(out.logits, model(x, mask).logits, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("training", [False, True])
 def test_heavy_padding_and_short_records_give_no_nan(training: bool) -> None:
     model = _tiny().train(training)
