@@ -58,7 +58,7 @@ def main() -> int:
     import torch._inductor.config as inductor_config
 
     from mlcore.compress.int8 import quantize_model
-    from mlcore.compress.report import timing_batches
+    from mlcore.compress.report import paired_speedup, timing_batches
     from mlcore.demo_data import demo_dataset_write
     from mlcore.recipe import RecipeConfig, recipe_run
     from mlcore.tasks import collate_fn
@@ -104,7 +104,7 @@ def main() -> int:
     result = {"fp32_ms": round(statistics.median(base) * 1e3, 3), "threads": torch.get_num_threads(),
               "batch": list(batch["tokens"].shape), "malloc_env": MALLOC_ENV}
     for name in names:
-        speedup = statistics.median(b / t for b, t in zip(base, times[name]))
+        speedup = paired_speedup(base, times[name])
         result[name] = {"ms": round(statistics.median(times[name]) * 1e3, 3), "speedup_b32": round(speedup, 3),
                         "max_logit_diff": diff[name], "compile_s": compile_s.get(name)}
         print(f"{name:20s} {result[name]['ms']:8.2f} ms  {speedup:5.2f}x  max |logit diff| {diff[name]:.4f}"

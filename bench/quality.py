@@ -9,9 +9,9 @@ What runs, per real demo dataset (`synthetic=False` in `mlcore.demo_data`):
 - The model: the real recipe (`mlcore.recipe.recipe_run`, `small` preset, CPU) with the overrides in
   `MODEL_SETTINGS`: it trains on train, early-stops on val, keeps the average of the weights of the
   5 best validation epochs (the catalog's `average_best`; `--average-best 1` keeps the single best
-  epoch instead), and reports the test metrics. Where `MODEL_CHOICES` lists several settings (tabular: two learning rates), each
-  is trained and the one with the better validation metric is reported, as the baselines choose
-  their one knob on val. Molecules get the [FP] token beside the SMILES (Morgan count fingerprint plus
+  epoch instead), and reports the test metrics. Where `MODEL_CHOICES` lists several settings
+  (tabular: two learning rates), each is trained and the one with the better validation metric is
+  reported, as the baselines choose their one knob on val. Molecules get the [FP] token beside the SMILES (Morgan count fingerprint plus
   RDKit descriptors: the `fingerprint` hyperparameter, on by default; `--fingerprint off` asks for the
   plain SMILES model); the row says which the trained model really had (read from its featurizer.json).
 - The baseline, trained on train with its one hyperparameter chosen on val (the same information
@@ -26,8 +26,8 @@ What runs, per real demo dataset (`synthetic=False` in `mlcore.demo_data`):
 Seeded and deterministic on CPU (torch, numpy and scikit-learn all take the bench seed).
 
 Usage: `python bench/quality.py [--datasets a,b] [--max-epochs N] [--seed S] [--threads N]
-[--fingerprint on|off] [--average-best K]`. `--threads 1` on a machine other jobs are using: two torch threads competing
-with other processes for two cores ran a training step about 7x slower than one. The table is printed
+[--fingerprint on|off] [--average-best K]`. `--threads 1` on a machine other jobs are using: two torch
+threads competing with other processes for two cores ran a training step about 7x slower than one. The table is printed
 as each dataset finishes; the last line printed is JSON:
 {"<dataset>": {"model": x, "baseline": y, "metric": "roc_auc", "task": "...", "greater_is_better": true}, ...}.
 """
@@ -369,7 +369,7 @@ def _row(o: Outcome) -> str:
     return (f"{o.key:26s} {o.metric:9s} ({arrow:6s}) model {o.model:8.4f}  baseline {o.baseline:8.4f}  "
             f"better: {verdict:8s} n={o.n_train}/{o.n_val}/{o.n_test} best epoch {o.best_epoch}/{o.epochs_run} "
             + (f"(weights: mean of epochs {','.join(map(str, o.averaged_epochs))}) " if o.averaged_epochs else "")
-            +             f"[{o.model_seconds:.0f}s + {o.baseline_seconds:.0f}s]"
+            + f"[{o.model_seconds:.0f}s + {o.baseline_seconds:.0f}s]"
             + (f" model: {o.model_desc}" if o.model_desc else ""))
 
 

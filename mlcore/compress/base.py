@@ -156,6 +156,11 @@ def clone(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu()
 
 
+def is_quantized_linear(module: nn.Module) -> bool:
+    """A dynamically quantized Linear (torch.ao): its weight is a method over `_packed_params`."""
+    return hasattr(module, "_packed_params") and callable(getattr(module, "weight", None))
+
+
 def encoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
     """The encoder's Linear layers by qualified name (what pruning and quantization act on)."""
     return {f"encoder.{name}": m for name, m in model.encoder.named_modules() if isinstance(m, nn.Linear)}

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mlcore.compress.base import CompressContext, Compressed, encoder_linears, method_register
+from mlcore.compress.base import (CompressContext, Compressed, encoder_linears, is_quantized_linear,
+                                  method_register)
 from mlcore.trainer import Callback, TrainState
 
 
@@ -74,7 +75,7 @@ def linear_sparsity(model: nn.Module) -> float:
         if isinstance(m, nn.Linear):
             w = m.weight
             zeros += int((w == 0).sum())
-        elif hasattr(m, "_packed_params") and callable(getattr(m, "weight", None)):
+        elif is_quantized_linear(m):
             w = m.weight()
             zeros += int((w.int_repr() == 0).sum()) if w.is_quantized else int((w == 0).sum())
         else:

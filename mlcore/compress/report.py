@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mlcore.compress.base import is_quantized_linear
 from mlcore.compress.pruned import linear_sparsity
 from mlcore.compress.storage import Bf16Model, state_for_storage
 
@@ -98,7 +99,7 @@ def param_count(model: nn.Module) -> int:
     """Stored parameter values: float parameters plus int8 weight elements of quantized Linears."""
     n = sum(p.numel() for p in model.parameters())
     for m in model.modules():
-        if hasattr(m, "_packed_params") and callable(getattr(m, "weight", None)):
+        if is_quantized_linear(m):
             n += m.weight().numel() + (m.bias().numel() if m.bias() is not None else 0)
     return n
 
@@ -106,7 +107,7 @@ def param_count(model: nn.Module) -> int:
 def _linear_names(model: nn.Module) -> list[str]:
     inner = model.model if isinstance(model, Bf16Model) else model
     return [f"encoder.{name}" for name, m in inner.encoder.named_modules()
-            if isinstance(m, nn.Linear) or (hasattr(m, "_packed_params") and callable(getattr(m, "weight", None)))]
+            if isinstance(m, nn.Linear) or is_quantized_linear(m)]
 
 
 def encoder_weight_bytes(model: nn.Module, storage: str) -> int:
@@ -171,9 +172,8 @@ def measure_latency(models: dict[str, nn.Module], batches: dict[int, list[dict[s
 
 
 def is_matmul_layer(module: nn.Module) -> bool:
-    """Linear / Conv1d layers, float or int8 (a dynamic quantized Linear keeps `_packed_params`)."""
-    return isinstance(module, (nn.Linear, nn.Conv1d)) or (
-        hasattr(module, "_packed_params") and callable(getattr(module, "weight", None)))
+    """Linear / Conv1d layers, float or int8."""
+    return isinstance(module, (nn.Linear, nn.Conv1d)) or is_quantized_linear(module)
 
 
 @torch.inference_mode()
@@ -195,10 +195,8 @@ def time_split(models: dict[str, nn.Module], batch: dict[str, Tensor], *, runs: 
     def post(module: nn.Module, args: Any, output: Any) -> None:
         spent[0] += time.perf_counter() - started.pop(id(module))
 
-    handles = [m.register_forward_pre_hook(pre) for model in models.values() for m in model.modules()
-               if is_matmul_layer(m)]
-    handles += [m.register_forward_hook(post) for model in models.values() for m in model.modules()
-                if is_matmul_layer(m)]
+    layers = [m for model in models.values() for m in model.modules() if is_matmul_layer(m)]
+    handles = [m.register_forward_pre_hook(pre) for m in layers] + [m.register_forward_hook(post) for m in layers]
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
     try:
         names = list(models)
