@@ -40,6 +40,7 @@ projection is a plain `nn.Linear`; each block carries its own head count and FFN
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -222,6 +223,36 @@ class _FlashAttentionCPU(torch.autograd.Function):
         return torch.stack([g.transpose(1, 2) for g in grads], dim=2), None, None  # (B, T, 3, H, Dh)
 
 
+def cpu_has_flag(flag: str) -> bool:
+    """True when the CPU reports `flag` (e.g. `amx_bf16`) in Linux's /proc/cpuinfo; False elsewhere."""
+    return flag in _cpu_flags()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _bf16_cpu_attention_fused() -> bool:
+    """Whether bf16 inference on the CPU takes PyTorch's fused attention kernel (else matmul + softmax).
+
+    Measured on the bench's protein model in bf16 (bench/README.md, "Compression", session 7; 1
+    thread, interleaved): on a 2-core Intel Xeon with AMX-BF16 the fused kernel made the whole
+    forward 1.69-1.70x faster than float32 at batch 32 against 1.49-1.54x with matmul + softmax,
+    and 0.83x against 0.68x at batch 1. Without AMX (the AMD EPYC, AVX512-BF16) the fused kernel
+    was the slower one in bf16 (PERF_NOTES), so there matmul + softmax stays. Training in bf16
+    always takes matmul + softmax: the fused backward was only measured slower.
+    """
+    return cpu_has_flag("amx_bf16")
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with one fused QKV projection.
 
@@ -259,9 +290,12 @@ class Attention(nn.Module):
         if bias is not None:  # float logits bias (B, H|1, T, T); masked links get -inf
             mask = bias.to(q.dtype) if keep is None else bias.to(q.dtype).masked_fill(~keep, float("-inf"))
 
-        # PyTorch's fused CPU attention is slower than matmul + softmax in bf16 (PERF_NOTES), and the
-        # weights themselves are only available from the explicit path.
-        explicit = need_weights or (x.device.type == "cpu" and q.dtype != torch.float32)
+        # Low precision on the CPU takes matmul + softmax, except bf16 inference on AMX-BF16 CPUs
+        # (`_bf16_cpu_attention_fused`); the weights themselves only come from the explicit path.
+        explicit = need_weights or (
+            x.device.type == "cpu" and q.dtype != torch.float32
+            and not (q.dtype == torch.bfloat16 and not qkv.requires_grad and _bf16_cpu_attention_fused())
+        )
         if explicit:
             scores = (q @ k.transpose(-2, -1)) * (Dh**-0.5)  # (B, H, T, T)
             if mask is not None:

@@ -43,7 +43,6 @@ bit-exact (activation scales are taken per batch, so the same batches give the s
 from __future__ import annotations
 
 import contextlib
-import functools
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from torch.ao.nn.quantized.dynamic import Linear as DynLinear
 from torch.ao.nn.quantized.modules.linear import LinearPackedParams
 
 from mlcore.compress.base import CompressContext, Compressed, method_register
+from mlcore.model import cpu_has_flag
 
 BACKENDS = ("torch.ao", "torchao")
 
@@ -105,17 +105,9 @@ def windows_as_linear(module: nn.Module) -> list[str]:
 LARGE_ROWS = 256
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_has_amx_int8() -> bool:
     """True when the CPU reports Intel AMX-INT8 (Linux /proc/cpuinfo flags; False elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return "amx_int8" in line.split()
-    except OSError:
-        pass
-    return False
+    return cpu_has_flag("amx_int8")
 
 
 def default_engine() -> str:

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mlcore import model as model_module
 from mlcore.model import (
     ClassificationHead,
     Encoder,
@@ -327,3 +328,25 @@ def test_attention_rollout_rows_sum_to_one_and_skip_padding() -> None:
     # one uniform layer of attention: half identity + half uniform
     uniform = [torch.full((1, 2, 3, 3), 1 / 3)]
     torch.testing.assert_close(attention_rollout(uniform)[0], torch.tensor([0.5 + 1 / 6, 1 / 6, 1 / 6]))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_bf16_inference_takes_either_attention_path_and_both_agree(fused: bool, monkeypatch) -> None:  # noqa: ANN001
+    """bf16 inference on the CPU takes the fused kernel only on AMX-BF16 CPUs (model._bf16_cpu_attention_fused);
+    both paths give the same outputs within bf16 rounding, padding masked alike."""
+    monkeypatch.setattr(model_module, "_bf16_cpu_attention_fused", lambda: fused)
+    calls = []
+    real_sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(1) or real_sdpa(*a, **k))
+    model = _tiny().eval()
+    x, pad_mask = _batch()
+    with torch.no_grad():
+        reference = model(x, pad_mask).hidden
+        calls.clear()
+        low = model.to(torch.bfloat16)(x.to(torch.bfloat16), pad_mask).hidden
+    assert len(calls) == (2 if fused else 0)  # one call per layer on the fused path
+    assert not model_module.cpu_has_flag("no_such_cpu_flag")
+    real = pad_mask.sum(1)  # compare real positions only ([CLS] + tokens)
+    for i, n in enumerate(real.tolist()):
+        torch.testing.assert_close(low[i, : n + 1].float(), reference[i, : n + 1], atol=0.15, rtol=0.05)
