@@ -23,6 +23,11 @@ same test split, in the same process, on the same machine:
   LayerNorm, residual adds, embeddings), timed with forward hooks in separate interleaved runs (CPU
   models only). It says where a profile's gain comes from: int8 speeds up only the first part, so
   the second bounds its speedup however fast the int8 kernels are.
+- `gpu`: for a job trained on a GPU, the same latency comparison once more on that GPU (`device`:
+  its name; `baseline` / `optimized`: `latency_ms_b1` / `latency_ms_b32`; `speedup_b1` /
+  `speedup_b32`), each timed call ending with a device synchronize; None for a CPU job and for
+  int8 models, which run on the CPU only (a note says so). The top-level figures stay the CPU's, so
+  reports of CPU and GPU jobs compare like with like.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ class CompressionReport:
     notes: list[str] = field(default_factory=list)
     torch_version: str = torch.__version__
     time_split_b32: dict[str, dict[str, float]] = field(default_factory=dict)  # see the module docstring
+    gpu: dict[str, Any] | None = None  # the latency comparison on the job's GPU (module docstring)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (the `report.json` layout)."""
@@ -140,10 +146,13 @@ def timing_batches(examples: Sequence[Any], collate: Callable[[list], dict[str, 
 @torch.inference_mode()
 def measure_latency(models: dict[str, nn.Module], batches: dict[int, list[dict[str, Tensor]]], *,
                     runs: int = LATENCY_RUNS, warmup: int = LATENCY_WARMUP,
-                    raw: dict[str, dict[int, list[float]]] | None = None) -> dict[str, dict[int, float]]:
+                    raw: dict[str, dict[int, list[float]]] | None = None,
+                    device: str | torch.device = "cpu") -> dict[str, dict[int, float]]:
     """Median milliseconds per record of each model at each batch size, timed interleaved.
 
     `raw`, when given, receives every timed run (seconds per batch, in round order) for paired ratios.
+    `device`: where the models already are; the batches are moved there first, and on a GPU every
+    timed call is bracketed by synchronizes so that it counts the kernels, not just their launch.
 
     Each round times every model once per batch size, alternating which model goes first, so slow
     phases of a shared machine hit all models alike. The warm-up rounds matter: fresh allocations
@@ -153,6 +162,10 @@ def measure_latency(models: dict[str, nn.Module], batches: dict[int, list[dict[s
         raise ValueError("runs must be >= 1")
     for model in models.values():
         model.eval()
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type != "cpu":
+        batches = {bs: [{k: v.to(device) for k, v in b.items()} for b in inputs] for bs, inputs in batches.items()}
     times: dict[str, dict[int, list[float]]] = {name: {bs: [] for bs in batches} for name in models}
     names = list(models)
     for r in range(warmup + runs):
@@ -160,8 +173,10 @@ def measure_latency(models: dict[str, nn.Module], batches: dict[int, list[dict[s
         for bs, inputs in batches.items():
             batch = inputs[r % len(inputs)]
             for name in order:
+                sync()
                 t0 = time.perf_counter()
                 models[name](**batch)
+                sync()
                 elapsed = time.perf_counter() - t0
                 if r >= warmup:
                     times[name][bs].append(elapsed)

@@ -165,14 +165,22 @@ def _report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         ("Encoder weights", b.get("encoder_weight_bytes"), o.get("encoder_weight_bytes"),
          report.get("encoder_weight_ratio"), "bytes", "× smaller"),
         ("Parameters", b.get("params"), o.get("params"), report.get("params_ratio"), "count", "× of baseline"),
-        ("Latency, batch 1 (ms)", b.get("latency_ms_b1"), o.get("latency_ms_b1"), report.get("speedup_b1"), "ms",
+        ("CPU latency, batch 1 (ms)", b.get("latency_ms_b1"), o.get("latency_ms_b1"), report.get("speedup_b1"), "ms",
          "× faster"),
-        ("Latency, batch 32 (ms)", b.get("latency_ms_b32"), o.get("latency_ms_b32"), report.get("speedup_b32"), "ms",
-         "× faster"),
-        ("Throughput, batch 32 (records/s)", b.get("throughput_b32"), o.get("throughput_b32"), None, "rate", ""),
+        ("CPU latency, batch 32 (ms)", b.get("latency_ms_b32"), o.get("latency_ms_b32"), report.get("speedup_b32"),
+         "ms", "× faster"),
+        ("CPU throughput, batch 32 (records/s)", b.get("throughput_b32"), o.get("throughput_b32"), None, "rate", ""),
         ("Sparsity", b.get("sparsity"), o.get("sparsity"), None, "fraction", ""),
         ("Weights dtype", b.get("dtype"), o.get("dtype"), None, "text", ""),
     ]
+    gpu = report.get("gpu") or {}
+    if gpu:  # a GPU job: the same comparison on its GPU (int8 runs on the CPU only, so it has none)
+        gb, go = gpu.get("baseline") or {}, gpu.get("optimized") or {}
+        rows[5:5] = [
+            (f"GPU latency, batch {bs} (ms, {gpu.get('device', 'GPU')})", gb.get(f"latency_ms_b{bs}"),
+             go.get(f"latency_ms_b{bs}"), gpu.get(f"speedup_b{bs}"), "ms", "× faster")
+            for bs in (1, 32)
+        ]
     return [{"label": label, "baseline": bv, "optimized": ov, "ratio": ratio, "unit": unit, "ratio_label": rl}
             for label, bv, ov, ratio, unit, rl in rows if bv is not None or ov is not None]
 

@@ -131,3 +131,12 @@ def test_every_profile_applies_to_a_gpu_trained_model(gpu_run, profile: str, tmp
     assert len(loaded.predict(seqs)) == 4
     if profile == "mixed-precision":
         assert report.info.get("train_precision") in ("bf16", "fp16"), report.info
+    # the same latency comparison on the job's GPU, except for int8 models (CPU only), which a note says
+    if profile in ("int8", "compact"):
+        assert data["gpu"] is None and any("CPU only" in n for n in data["notes"]), data["notes"]
+    else:
+        gpu = data["gpu"]
+        assert gpu["device"] == torch.cuda.get_device_name()
+        for side in ("baseline", "optimized"):
+            assert gpu[side]["latency_ms_b1"] > 0 and gpu[side]["latency_ms_b32"] > 0
+        assert gpu["speedup_b32"] > 0 and any(n.startswith("on the job's GPU") for n in data["notes"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.storage import default_storage
@@ -318,7 +319,7 @@ def test_retry_creates_a_new_job_with_the_same_config(member_client, job):
     assert (new.task_key, new.profile_key, new.dataset_id) == (job.task_key, job.profile_key, job.dataset_id)
 
 
-def _finish_with_results(job: Job, tmp_path: Path) -> dict[str, Artifact]:
+def _finish_with_results(job: Job, tmp_path: Path, **report_extra: Any) -> dict[str, Artifact]:
     _set(job, status=Job.Status.SUCCEEDED, progress=1.0, attempts=1, epoch=3, step=30, worker_hostname="cpu-1",
          started_at=timezone.now(), finished_at=timezone.now())
     result_services.result_record(
@@ -333,6 +334,7 @@ def _finish_with_results(job: Job, tmp_path: Path) -> dict[str, Artifact]:
                          "throughput_b32": 3500.0, "sparsity": 0.0, "dtype": "float32", "encoder_weight_bytes": 250000},
             "optimized": {"bytes": 100000, "params": 80000, "latency_ms_b1": 1.33, "latency_ms_b32": 5.0,
                           "throughput_b32": 6400.0, "sparsity": 0.0, "dtype": "qint8", "encoder_weight_bytes": 64000},
+            **report_extra,
         },
     )
     files = {
@@ -363,6 +365,23 @@ def test_a_finished_job_shows_metrics_report_downloads_and_the_log_tail(member_c
     log = re.search(r'<pre[^>]*id="job-log"[^>]*>(.*?)</pre>', html, re.S).group(1)
     assert log.splitlines()[-1] == "log line 499" and "log line 299" not in log and "log line 300" in log
     assert 'id="job-cancel-form"' not in html
+
+
+def test_a_gpu_jobs_report_shows_the_gpu_latencies_beside_the_cpu_ones(member_client, job, tmp_path):
+    gpu = {"device": "NVIDIA H200", "baseline": {"latency_ms_b1": 0.41, "latency_ms_b32": 0.031},
+           "optimized": {"latency_ms_b1": 0.52, "latency_ms_b32": 0.0155}, "speedup_b1": 0.79, "speedup_b32": 2.0}
+    _finish_with_results(job, tmp_path, profile="slim", gpu=gpu)
+    report = re.search(r'id="job-report".*?</section>', _html(member_client.get(reverse("web:job_detail", args=[job.pk]))),
+                       re.S).group(0)
+    labels = re.findall(r'<th scope="row">([^<]*)</th>', report)
+    assert labels.index("CPU latency, batch 32 (ms)") < labels.index("GPU latency, batch 1 (ms, NVIDIA H200)")
+    assert "GPU latency, batch 32 (ms, NVIDIA H200)" in labels
+    assert "2.00× faster" in report and "0.79× faster" in report
+    # a CPU job's report has no GPU rows
+    job.result.compression_report.pop("gpu")
+    job.result.save()
+    page = _html(member_client.get(reverse("web:job_detail", args=[job.pk])))
+    assert "GPU latency" not in page and "CPU latency, batch 1 (ms)" in page
 
 
 def test_downloads_are_access_checked(member_client, outsider_client, job, tmp_path, outsider, other_lab):
