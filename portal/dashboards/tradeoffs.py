@@ -6,7 +6,10 @@ Where the numbers come from: a job run with an optimization profile stores the c
 (``Result.compression_report``, ``mlcore.compress.report.CompressionReport.to_dict()``): the baseline
 model and the optimized model of the same job measured side by side on the same machine
 (``baseline`` / ``optimized``: ``metrics``, ``bytes``, ``latency_ms_b1``, ``latency_ms_b32``, ...).
-So each such job gives two points, ``baseline`` and its profile. A job run with the ``baseline``
+So each such job gives two points, ``baseline`` and its profile. A job trained on a GPU also
+carries the same latency comparison on that GPU (``report["gpu"]``): its two models are drawn a
+second time in the latency graph, with the GPU's latencies and the GPU's name as hardware (not in
+the size graph, where they would only repeat the CPU points). A job run with the ``baseline``
 profile measures no latency or size and is counted, not drawn.
 
 The store holds ``{"dataset_id": ..., "task": ...}`` (either may be missing: the dashboard then
@@ -113,13 +116,20 @@ def config_text(job: Job, profile: str) -> str:
     )
 
 
+def gpu_hardware_label(gpu: dict, job: Job) -> str:
+    """The GPU a report's `gpu` block was measured on, and the worker machine."""
+    return " · ".join([str(gpu.get("device") or "GPU"), *([job.worker_hostname] if job.worker_hostname else [])])
+
+
 def points_for_job(job: Job, report: dict) -> tuple[str, bool, list[TradeoffPoint]]:
     """The two points of one job's compression report (baseline and optimized), with the report's
-    primary metric and its direction. Sides whose metric is missing are skipped."""
+    primary metric and its direction, plus the same two with GPU latencies when the report has a
+    `gpu` block (module docstring). Sides whose metric is missing are skipped."""
     metric = str(report.get("primary_metric") or "")
     greater = bool(report.get("greater_is_better", True))
     profile = str(report.get("profile") or job.profile_key)
     hardware = hardware_label(report, job)
+    gpu = report.get("gpu") if isinstance(report.get("gpu"), dict) else None
     preset = str(job.config.get("preset", ""))
     label = job.name or f"#{job.pk}"
     points = []
@@ -139,6 +149,17 @@ def points_for_job(job: Job, report: dict) -> tuple[str, bool, list[TradeoffPoin
                 size_mb=None if size is None else size / 1e6, config=config_text(job, side_profile),
             )
         )
+        gpu_stats = gpu.get(side) if gpu else None
+        if isinstance(gpu_stats, dict):
+            points.append(
+                TradeoffPoint(
+                    job_id=job.pk, job_label=label, profile=side_profile, preset=preset,
+                    hardware=gpu_hardware_label(gpu, job), metric=value,
+                    latency_ms_b1=_finite(gpu_stats.get("latency_ms_b1")),
+                    latency_ms_b32=_finite(gpu_stats.get("latency_ms_b32")),
+                    size_mb=None, config=config_text(job, side_profile),
+                )
+            )
     return metric, greater, points
 
 
@@ -346,7 +367,10 @@ def note(loaded: tuple[str, TradeoffData] | None) -> str:
         return ""
     title, data = loaded
     jobs = len({p.job_id for p in data.points})
-    text = f"{title}: {len(data.points)} model(s) from {jobs} job(s), measured on the machine that trained each job."
+    models = len({(p.job_id, p.profile) for p in data.points})
+    text = f"{title}: {models} model(s) from {jobs} job(s), measured on the machine that trained each job."
+    if len(data.points) > models:
+        text += " Models trained on a GPU are drawn twice in the latency graph: timed on the CPU and on their GPU."
     if data.unmeasured_jobs:
         text += (
             f" {data.unmeasured_jobs} job(s) ran without an optimization profile and measured no latency or size,"

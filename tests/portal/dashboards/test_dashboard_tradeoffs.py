@@ -61,6 +61,29 @@ def test_a_report_gives_a_baseline_and_an_optimized_point():
 
 
 @pytest.mark.django_db
+def test_a_gpu_jobs_report_adds_its_gpu_latencies_as_a_second_hardware():
+    job = JobFactory(profile_key="slim", worker_hostname="gpu-7", config={"preset": "small"})
+    report = {**_report(profile="slim"), "gpu": {
+        "device": "NVIDIA H200", "baseline": {"latency_ms_b1": 0.9, "latency_ms_b32": 0.03},
+        "optimized": {"latency_ms_b1": 0.8, "latency_ms_b32": 0.02}, "speedup_b1": 1.1, "speedup_b32": 1.5}}
+    _, _, points = tr.points_for_job(job, report)
+    assert [(p.profile, p.hardware, p.latency_ms_b32, p.size_mb) for p in points] == [
+        ("baseline", "cpu · gpu-7 (4 threads)", 1.5, 4.0), ("baseline", "NVIDIA H200 · gpu-7", 0.03, None),
+        ("slim", "cpu · gpu-7 (4 threads)", 0.5, 1.0), ("slim", "NVIDIA H200 · gpu-7", 0.02, None)]
+    data = tr.TradeoffData(metric="roc_auc", greater_is_better=True, points=points, unmeasured_jobs=0)
+    latency = tr.tradeoff_figure(data, points, axis="latency", batch=32)
+    assert sorted(x for t in latency.data if t.name != "Pareto front" for x in t.x) == [0.02, 0.03, 0.5, 1.5]
+    size = tr.tradeoff_figure(data, points, axis="size", batch=32)  # size does not depend on the hardware
+    assert sorted(x for t in size.data if t.name != "Pareto front" for x in t.x) == [1.0, 4.0]
+    only_gpu = tr.filter_points(points, presets=[], hardware=["NVIDIA H200 · gpu-7"])
+    assert [p.latency_ms_b1 for p in only_gpu] == [0.9, 0.8]
+    text = tr.note(("DNA", data))
+    assert text.startswith("DNA: 2 model(s) from 1 job(s)") and "drawn twice in the latency graph" in text
+    # a report without a GPU block (a CPU job, or int8 on a GPU job: gpu null) gives only the CPU points
+    assert len(tr.points_for_job(job, {**report, "gpu": None})[2]) == 2
+
+
+@pytest.mark.django_db
 def test_tradeoff_data_counts_unmeasured_jobs_and_filters():
     dataset = DatasetFactory()
     kw = {"owner": dataset.owner, "lab": dataset.lab, "dataset": dataset, "status": Job.Status.SUCCEEDED}
