@@ -24,6 +24,11 @@ full training run).
 Threads: 1 by default. This machine's 2 cores are shared; a second intra-op thread mostly waits on
 the other sessions' work, which makes timings swing far more than the ratios under study.
 
+`--device cuda`: the baseline and every profile's fine-tuning train on the GPU, as in a GPU job, and
+each report then also times both models on that GPU (`report.gpu`); the table gets GPU columns and
+each profile's JSON entry `gpu_speedup_b1` / `gpu_speedup_b32` (null for int8 and compact, which
+run on the CPU only). The CPU columns stay as they are.
+
 Last line is JSON: {"int8": {"speedup_b32", "speedup_b1", "size_ratio", "encoder_weight_ratio",
 "metric_delta"}, "slim": {...}, ..., "int8_backends": {...}, "threads", "epochs", ...}.
 """
@@ -57,6 +62,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--profiles", default="int8,slim,compact,mixed-precision,pruned,distilled,baseline")
     p.add_argument("--no-malloc-tuning", action="store_true")
     p.add_argument("--keep", type=Path, help="write the run here instead of a temporary directory")
+    p.add_argument("--device", default="cpu", help="cpu | cuda: where the baseline and fine-tuning train")
     return p.parse_args()
 
 
@@ -112,7 +118,7 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-compression-"))
     data = demo_dataset_write("amp-vs-uniprot", work / "data")
     config = RecipeConfig(task="protein-classification", data=data, out=work / "run", preset="small", id_col="id",
-                          hyperparameters={"epochs": args.epochs, "seed": 0}, explain_samples=0, device="cpu")
+                          hyperparameters={"epochs": args.epochs, "seed": 0}, explain_samples=0, device=args.device)
     run = recipe_run(config)
     train_s = time.perf_counter() - t_start
     primary = run.metrics["primary_metric"]
@@ -131,6 +137,9 @@ def main() -> None:
                             "size_ratio": report.size_ratio, "encoder_weight_ratio": report.encoder_weight_ratio,
                             "metric_delta": report.metric_delta, "params_ratio": report.params_ratio,
                             "load_average": report.load_average}
+        if args.device != "cpu":
+            gpu = report.gpu or {}
+            results[profile].update(gpu_speedup_b1=gpu.get("speedup_b1"), gpu_speedup_b32=gpu.get("speedup_b32"))
         print(f"{profile}: {report.speedup_b32:.2f}x at batch 32, {report.speedup_b1:.2f}x at batch 1, "
               f"{report.size_ratio:.2f}x smaller, {primary} {report.metric_delta:+.4f}, "
               f"{time.perf_counter() - t0:.0f} s; " + " ".join(report.notes), flush=True)
@@ -139,16 +148,31 @@ def main() -> None:
 
     header = ["profile", primary, "delta", "params", "MB", "size x", "enc. w x", "ms/rec b1", "ms/rec b32",
               "speedup b1", "speedup b32"]
+    gpu_columns = args.device != "cpu"
+    if gpu_columns:
+        header += ["GPU ms/rec b1", "GPU ms/rec b32", "GPU speedup b1", "GPU speedup b32"]
+
+    def gpu_cells(report: object, side: str) -> list[str]:
+        gpu = getattr(report, "gpu", None)
+        if not gpu_columns:
+            return []
+        if not gpu:
+            return ["CPU only"] * 4
+        one = "1.00" if side == "baseline" else None
+        return [f"{gpu[side]['latency_ms_b1']:.4f}", f"{gpu[side]['latency_ms_b32']:.4f}",
+                one or f"{gpu['speedup_b1']:.2f}", one or f"{gpu['speedup_b32']:.2f}"]
     rows = []
     base = next(iter(reports.values())).baseline if reports else None
     if base is not None:
         rows.append(["baseline (fp32)", f"{base.metrics[primary]:.4f}", "", f"{base.params:,}", f"{base.bytes / 1e6:.2f}",
-                     "1.00", "1.00", f"{base.latency_ms_b1:.3f}", f"{base.latency_ms_b32:.3f}", "1.00", "1.00"])
+                     "1.00", "1.00", f"{base.latency_ms_b1:.3f}", f"{base.latency_ms_b32:.3f}", "1.00", "1.00",
+                     *gpu_cells(next((r for r in reports.values() if r.gpu), None), "baseline")])
     for profile, r in reports.items():
         o = r.optimized
         rows.append([profile, f"{o.metrics[primary]:.4f}", f"{r.metric_delta:+.4f}", f"{o.params:,}",
                      f"{o.bytes / 1e6:.2f}", f"{r.size_ratio:.2f}", f"{r.encoder_weight_ratio:.2f}",
-                     f"{o.latency_ms_b1:.3f}", f"{o.latency_ms_b32:.3f}", f"{r.speedup_b1:.2f}", f"{r.speedup_b32:.2f}"])
+                     f"{o.latency_ms_b1:.3f}", f"{o.latency_ms_b32:.3f}", f"{r.speedup_b1:.2f}", f"{r.speedup_b32:.2f}",
+                     *gpu_cells(r, "optimized")])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
@@ -157,7 +181,8 @@ def main() -> None:
           ", ".join(f"{k} {v['speedup_b32']:.2f}x" for k, v in backends.items() if k != "fp32"))
     results.update({"int8_backends": backends, "threads": torch.get_num_threads(), "epochs": len(run.metrics["history"]),
                     "primary_metric": primary, "baseline_metric": run.metrics["test"][primary],
-                    "malloc_tuning": not args.no_malloc_tuning, "seconds": round(time.perf_counter() - t_start, 1)})
+                    "malloc_tuning": not args.no_malloc_tuning, "device": args.device,
+                    "seconds": round(time.perf_counter() - t_start, 1)})
     print(json.dumps(results))
 
 
