@@ -229,6 +229,19 @@ def cpu_has_flag(flag: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU's model name from Linux's /proc/cpuinfo ('' where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+@functools.lru_cache(maxsize=1)
 def _cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo") as fh:

@@ -30,12 +30,13 @@ from mlcore import catalog
 from mlcore import distributed as dist_utils
 from mlcore.data import DataError, Record, Table, TargetEncoder, load_records, split_indices
 from mlcore.explain import ExplainOutputs, choose_samples, explain_write
-from mlcore.model import EncoderConfig, encoder_base, encoder_small, encoder_tiny
+from mlcore.model import EncoderConfig, cpu_name, encoder_base, encoder_small, encoder_tiny
 from mlcore.modalities import Featurizer, RecordError
 from mlcore.modeldir import json_write, model_load, model_save
 from mlcore.tasks import (ExampleSet, TaskModel, class_weights_balanced, collate_fn, evaluate_fn,
                           featurizer_for_task, model_build)
-from mlcore.trainer import STOP_CANCELLED, Callback, TrainConfig, TrainResult, predict, resolve_device, train
+from mlcore.trainer import (STOP_CANCELLED, Callback, TrainConfig, TrainResult, predict, resolve_device,
+                            resolve_precision, train)
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +266,21 @@ def train_config(hyper: dict[str, Any], device: str) -> TrainConfig:
     )
 
 
+def environment(device: torch.device, precision: str, world_size: int = 1) -> dict[str, Any]:
+    """Where a model was trained, as metrics.json records it: the device and its name, the precision
+    as resolved there (`auto` becomes bf16 or fp32), torch's version and CUDA's, threads and ranks."""
+    dtype, _ = resolve_precision(precision, device)
+    return {
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "precision": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32"),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "world_size": world_size,
+    }
+
+
 def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), checkpoint_dir: Path | None = None,
                resume_from: Path | None = None) -> RecipeResult:
     """Run the whole recipe and write `config.out` (metrics.json, model/, explain/).
@@ -336,6 +352,7 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
         "hyperparameters": prep.hyper,
         "train_seconds": round(train_seconds, 3),
         "params": sum(p.numel() for p in model.parameters()),
+        "environment": environment(device, prep.hyper["precision"], world_size=ctx.world_size),
     }
     if cv is not None:
         metrics["cv"] = cv

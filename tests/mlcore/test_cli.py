@@ -43,6 +43,9 @@ def test_train_writes_model_and_metrics(trained) -> None:
     assert {"roc_auc", "pr_auc", "accuracy", "mcc"} <= set(metrics["test"])
     assert "roc_auc" in metrics["val"] and len(metrics["history"]) >= 1
     assert (tmp / "run" / "model" / "model.safetensors").exists()
+    env = metrics["environment"]  # where it was trained: this test's machine has no GPU in CI
+    assert env["device"] in ("cpu", "cuda") and env["precision"] == "fp32" and env["torch"] and env["threads"] >= 1
+    assert env["world_size"] == 1 and (env["cuda"] is None) == (env["device"] == "cpu")
 
 
 def test_predict_writes_one_row_per_record(trained) -> None:

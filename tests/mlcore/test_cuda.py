@@ -101,6 +101,8 @@ def test_recipe_on_cuda_writes_metrics_explain_and_a_model_a_cpu_process_loads(g
     config, run = gpu_run
     metrics = json.loads((config.out / "metrics.json").read_text())
     assert metrics["test"]["roc_auc"] > 0.8, metrics["test"]
+    env = metrics["environment"]
+    assert (env["device"], env["device_name"], env["cuda"]) == ("cuda", torch.cuda.get_device_name(), torch.version.cuda)
     assert run.explain is not None and (config.out / "explain").is_dir()
     # The saved model loads in a process that never sees the GPU, and predicts the same.
     seqs, _ = synthetic.dna(8, seed=7, length=40)
