@@ -228,29 +228,28 @@ def cpu_has_flag(flag: str) -> bool:
     return flag in _cpu_flags()
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_name() -> str:
     """The CPU's model name from Linux's /proc/cpuinfo ('' where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return _cpuinfo("model name")
 
 
 @functools.lru_cache(maxsize=1)
 def _cpu_flags() -> frozenset[str]:
+    return frozenset(_cpuinfo("flags").split())
+
+
+@functools.lru_cache(maxsize=None)
+def _cpuinfo(key: str) -> str:
+    """The first value of `key` in /proc/cpuinfo ('' where the file or the key is missing)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                name, sep, value = line.partition(":")
+                if sep and name.strip() == key:
+                    return value.strip()
     except OSError:
         pass
-    return frozenset()
+    return ""
 
 
 def _bf16_cpu_attention_fused() -> bool:
