@@ -379,7 +379,8 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
                         for k, v in optimized_metrics.items() if isinstance(v, (int, float))],
             )
         result_services.result_record(job_id=job.pk, baseline_metrics=metrics["test"],
-                                      optimized_metrics=optimized_metrics, compression_report=report)
+                                      optimized_metrics=optimized_metrics, compression_report=report,
+                                      environment=metrics.get("environment"))
         status = Job.Status.SUCCEEDED
     except JobCancelled:
         status = Job.Status.CANCELLED

@@ -347,7 +347,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(responses=inline_serializer("JobMetrics", {
         "baseline": serializers.DictField(), "optimized": serializers.DictField(),
-        "series": serializers.ListField(child=serializers.DictField())}))
+        "environment": serializers.DictField(), "series": serializers.ListField(child=serializers.DictField())}))
     @action(detail=True, methods=["get"])
     def metrics(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
@@ -355,6 +355,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response({
             "baseline": result.baseline_metrics if result else {},
             "optimized": result.optimized_metrics if result else {},
+            "environment": result.environment if result else {},
             "series": result_selectors.metric_names_for_job(job=job),
         })
 

@@ -71,6 +71,9 @@ class Result(models.Model):
     baseline_metrics = models.JSONField(default=dict)
     optimized_metrics = models.JSONField(default=dict, blank=True)
     compression_report = models.JSONField(default=dict, blank=True)
+    # Where the model was trained (mlcore.recipe.environment: device and its name, precision as resolved,
+    # torch and CUDA versions, threads, ranks); {} for results recorded before it existed.
+    environment = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -112,7 +112,7 @@ def artifact_fetch(*, artifact: Artifact, destination: Path) -> Path:
 
 def result_record(
     *, job_id: int, baseline_metrics: dict, optimized_metrics: dict | None = None,
-    compression_report: dict | None = None,
+    compression_report: dict | None = None, environment: dict | None = None,
 ) -> Result:
     result, _ = Result.objects.update_or_create(
         job_id=job_id,
@@ -120,6 +120,7 @@ def result_record(
             "baseline_metrics": baseline_metrics,
             "optimized_metrics": optimized_metrics or {},
             "compression_report": compression_report or {},
+            "environment": environment or {},
         },
     )
     return result

@@ -185,6 +185,24 @@ def _report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             for label, bv, ov, ratio, unit, rl in rows if bv is not None or ov is not None]
 
 
+def _environment_text(result: Result | None) -> str:
+    """Where the model was trained, in one line (`Result.environment`); '' when not recorded."""
+    env = (result.environment if result is not None else None) or {}
+    if not env.get("device"):
+        return ""
+    device = str(env["device"]).upper() if env["device"] in ("cpu", "cuda") else str(env["device"])
+    parts = [f"{device} ({env['device_name']})" if env.get("device_name") else device]
+    if env.get("precision"):
+        parts.append(str(env["precision"]))
+    if env.get("torch"):
+        parts.append(f"torch {env['torch']}" + (f", CUDA {env['cuda']}" if env.get("cuda") else ""))
+    if isinstance(env.get("world_size"), int) and env["world_size"] > 1:
+        parts.append(f"{env['world_size']} ranks")
+    elif isinstance(env.get("threads"), int) and env["device"] == "cpu":
+        parts.append(f"{env['threads']} thread{'s' if env['threads'] != 1 else ''}")
+    return " · ".join(parts)
+
+
 def _log_tail(artifact: Artifact | None) -> str:
     """The last lines of a stored log (read from its end: a long run's log can be large)."""
     if artifact is None:
@@ -227,7 +245,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     profile = catalog.PROFILES.get(job.profile_key)
     context = {
         "job": job, "result": result, "task": task, "profile": profile,
-        "metric_rows": _metric_rows(job, result),
+        "metric_rows": _metric_rows(job, result), "environment_text": _environment_text(result),
         "report": (result.compression_report if result else None) or {},
         "report_rows": _report_rows((result.compression_report if result else None) or {}),
         "artifacts": [{"artifact": a, "filename": a.file.name.rsplit("/", 1)[-1]} for a in artifacts],

@@ -43,6 +43,8 @@ def test_worker_runs_a_submitted_job_to_succeeded(start_worker, dna_dataset) -> 
     assert {"checkpoint", "model", "predictions", "attention", "embeddings", "report", "log"} <= kinds
     result = Result.objects.get(job=job)
     assert "roc_auc" in result.baseline_metrics
+    env = result.environment  # where the worker trained it
+    assert env["device"] == "cpu" and env["precision"] == "fp32" and env["torch"] and env["world_size"] == 1
     steps = list(MetricPoint.objects.filter(job=job, split="train", name="loss").values_list("step", flat=True))
     assert steps == sorted(set(steps)) and steps[0] == 1
     assert MetricPoint.objects.filter(job=job, split="val").exists()

@@ -17,7 +17,7 @@ from portal.accounts.services import api_token_create, api_token_revoke
 from portal.datasets.models import Dataset, UploadSession
 from portal.jobs.models import Job
 from portal.results.models import MetricPoint
-from portal.results.services import artifact_create
+from portal.results.services import artifact_create, result_record
 from tests.portal.api.conftest import token_client
 from tests.portal.factories import DatasetFactory, JobFactory, LabFactory, MembershipFactory
 
@@ -280,6 +280,13 @@ def test_api_job_results_series_and_artifacts(member: Membership, tmp_path: Path
     download = client.get(f"/api/v1/jobs/{job.pk}/artifacts/{artifact.pk}/download/")
     assert b"".join(download.streaming_content) == path.read_bytes()
     assert client.get(f"/api/v1/jobs/{job.pk}/artifacts/{artifact.pk + 999}/download/").status_code == 404
+    # the final numbers, and where the model was trained
+    assert client.get(f"/api/v1/jobs/{job.pk}/metrics/").json()["environment"] == {}
+    env = {"device": "cuda", "device_name": "NVIDIA H200", "precision": "bf16", "torch": "2.11.0", "cuda": "13.0",
+           "threads": 16, "world_size": 1}
+    result_record(job_id=job.pk, baseline_metrics={"roc_auc": 0.9}, environment=env)
+    metrics = client.get(f"/api/v1/jobs/{job.pk}/metrics/").json()
+    assert metrics["baseline"] == {"roc_auc": 0.9} and metrics["environment"] == env
 
 
 def test_api_docs_served_without_cdn(member: Membership) -> None:

@@ -319,7 +319,8 @@ def test_retry_creates_a_new_job_with_the_same_config(member_client, job):
     assert (new.task_key, new.profile_key, new.dataset_id) == (job.task_key, job.profile_key, job.dataset_id)
 
 
-def _finish_with_results(job: Job, tmp_path: Path, **report_extra: Any) -> dict[str, Artifact]:
+def _finish_with_results(job: Job, tmp_path: Path, environment: dict | None = None,
+                         **report_extra: Any) -> dict[str, Artifact]:
     _set(job, status=Job.Status.SUCCEEDED, progress=1.0, attempts=1, epoch=3, step=30, worker_hostname="cpu-1",
          started_at=timezone.now(), finished_at=timezone.now())
     result_services.result_record(
@@ -336,6 +337,7 @@ def _finish_with_results(job: Job, tmp_path: Path, **report_extra: Any) -> dict[
                           "throughput_b32": 6400.0, "sparsity": 0.0, "dtype": "qint8", "encoder_weight_bytes": 64000},
             **report_extra,
         },
+        environment=environment,
     )
     files = {
         "model": b"PK model zip", "predictions": b"id,line,label,prediction\n1,2,1,1\n",
@@ -365,12 +367,18 @@ def test_a_finished_job_shows_metrics_report_downloads_and_the_log_tail(member_c
     log = re.search(r'<pre[^>]*id="job-log"[^>]*>(.*?)</pre>', html, re.S).group(1)
     assert log.splitlines()[-1] == "log line 499" and "log line 299" not in log and "log line 300" in log
     assert 'id="job-cancel-form"' not in html
+    assert 'id="job-environment"' not in html  # recorded before environments existed: no line, no error
 
 
 def test_a_gpu_jobs_report_shows_the_gpu_latencies_beside_the_cpu_ones(member_client, job, tmp_path):
     gpu = {"device": "NVIDIA H200", "baseline": {"latency_ms_b1": 0.41, "latency_ms_b32": 0.031},
            "optimized": {"latency_ms_b1": 0.52, "latency_ms_b32": 0.0155}, "speedup_b1": 0.79, "speedup_b32": 2.0}
-    _finish_with_results(job, tmp_path, profile="slim", gpu=gpu)
+    env = {"device": "cuda", "device_name": "NVIDIA H200", "precision": "bf16", "torch": "2.11.0+cu130",
+           "cuda": "13.0", "threads": 16, "world_size": 1}
+    _finish_with_results(job, tmp_path, environment=env, profile="slim", gpu=gpu)
+    html = _html(member_client.get(reverse("web:job_detail", args=[job.pk])))
+    environment = re.search(r'id="job-environment">(.*?)</p>', html, re.S).group(1)
+    assert environment == "Trained on CUDA (NVIDIA H200) · bf16 · torch 2.11.0+cu130, CUDA 13.0."
     report = re.search(r'id="job-report".*?</section>', _html(member_client.get(reverse("web:job_detail", args=[job.pk]))),
                        re.S).group(0)
     labels = re.findall(r'<th scope="row">([^<]*)</th>', report)
