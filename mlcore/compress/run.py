@@ -145,4 +145,7 @@ def _gpu_comparison(baseline: nn.Module, optimized: nn.Module, storage: str, bat
     note = (f"on the job's GPU ({name}), batch 32: {gpu['baseline']['latency_ms_b32']:.3f} -> "
             f"{gpu['optimized']['latency_ms_b32']:.3f} ms per record ({gpu['speedup_b32']:.2f}x), batch 1: "
             f"{gpu['speedup_b1']:.2f}x; the figures above are the CPU's.")
+    slower = [f"batch {bs} ({gpu[f'speedup_b{bs}']:.2f}x)" for bs in (1, 32) if gpu[f"speedup_b{bs}"] < 0.95]
+    if slower:
+        note += f" On this GPU the optimized model is slower than the baseline at {' and '.join(slower)}."
     return gpu, note
