@@ -1,6 +1,7 @@
 """Compression trade-offs (dataset page and catalog): for every job the user may see on one dataset
 and task, the primary test metric against latency and against size on disk, one point per job and
-profile, the Pareto front drawn, hover with the job's config, filtered by preset and hardware.
+profile, the Pareto front drawn (in the latency graph one per hardware), hover with the job's config,
+filtered by preset and hardware.
 
 Where the numbers come from: a job run with an optimization profile stores the compression report
 (``Result.compression_report``, ``mlcore.compress.report.CompressionReport.to_dict()``): the baseline
@@ -324,19 +325,24 @@ def tradeoff_figure(data: TradeoffData, points: list[TradeoffPoint], *, axis: st
                 hovertemplate="%{hovertext}<br>%{customdata[2]}<br>x %{x:.4g}, metric %{y:.4g}<extra>%{fullData.name}</extra>",
             )
         )
-    pairs = [(x_of(p), p.metric) for p in drawn]
-    front = pareto_front(pairs, maximize_y=data.greater_is_better)  # type: ignore[arg-type]
-    fig.add_trace(
-        go.Scatter(
-            x=[pairs[i][0] for i in front],
-            y=[pairs[i][1] for i in front],
-            mode="lines",
-            name="Pareto front",
-            meta={"x": x_column, "y": data.metric},
-            line={"shape": "hv", "dash": "dash", "color": "#222", "width": 1.5},
-            hoverinfo="skip",
+    # Size does not depend on the machine: one front. Latency does: one front per hardware, so a
+    # GPU's times never hide the models that are best on a CPU (and one CPU's never hide another's).
+    hardware = sorted({p.hardware for p in drawn}) if axis == "latency" else [None]
+    for k, hw in enumerate(hardware):
+        pairs = [(x_of(p), p.metric) for p in drawn if hw is None or p.hardware == hw]
+        front = pareto_front(pairs, maximize_y=data.greater_is_better)  # type: ignore[arg-type]
+        fig.add_trace(
+            go.Scatter(
+                x=[pairs[i][0] for i in front],
+                y=[pairs[i][1] for i in front],
+                mode="lines",
+                name="Pareto front" if len(hardware) == 1 else f"Pareto front, {hw}",
+                meta={"x": x_column, "y": data.metric},
+                line={"shape": "hv", "dash": ("dash", "dot", "dashdot", "longdash")[k % 4], "color": "#222",
+                      "width": 1.5},
+                hoverinfo="skip",
+            )
         )
-    )
     if axis == "latency":
         x_title = f"Latency (ms per record, batch {batch})"
         title = f"{data.metric} against latency"

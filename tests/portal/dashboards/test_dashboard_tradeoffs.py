@@ -72,7 +72,12 @@ def test_a_gpu_jobs_report_adds_its_gpu_latencies_as_a_second_hardware():
         ("slim", "cpu · gpu-7 (4 threads)", 0.5, 1.0), ("slim", "NVIDIA H200 · gpu-7", 0.02, None)]
     data = tr.TradeoffData(metric="roc_auc", greater_is_better=True, points=points, unmeasured_jobs=0)
     latency = tr.tradeoff_figure(data, points, axis="latency", batch=32)
-    assert sorted(x for t in latency.data if t.name != "Pareto front" for x in t.x) == [0.02, 0.03, 0.5, 1.5]
+    models = [t for t in latency.data if not t.name.startswith("Pareto front")]
+    assert sorted(x for t in models for x in t.x) == [0.02, 0.03, 0.5, 1.5]
+    # one front per hardware in the latency graph: the GPU's times do not hide the CPU's best models
+    fronts = {t.name: list(t.x) for t in latency.data if t.name.startswith("Pareto front")}
+    assert fronts == {"Pareto front, NVIDIA H200 · gpu-7": [0.02, 0.03],
+                      "Pareto front, cpu · gpu-7 (4 threads)": [0.5, 1.5]}
     size = tr.tradeoff_figure(data, points, axis="size", batch=32)  # size does not depend on the hardware
     assert sorted(x for t in size.data if t.name != "Pareto front" for x in t.x) == [1.0, 4.0]
     only_gpu = tr.filter_points(points, presets=[], hardware=["NVIDIA H200 · gpu-7"])
