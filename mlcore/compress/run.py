@@ -8,7 +8,6 @@ It writes `out/model-optimized/` (an ordinary model directory with a `compressio
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
@@ -129,7 +128,7 @@ def _gpu_comparison(baseline: nn.Module, optimized: nn.Module, storage: str, bat
     """The latency comparison again on the job's GPU (report.gpu), and a sentence about it."""
     if storage == "int8":
         return None, "dynamic int8 runs on the CPU only: the GPU was not timed, the latencies above are the CPU's."
-    models = {"baseline": copy.deepcopy(baseline).to(device), "optimized": copy.deepcopy(optimized).to(device)}
+    models = {"baseline": baseline.to(device), "optimized": optimized.to(device)}  # both are profile_run's own copies
     raw: dict[str, dict[int, list[float]]] = {}
     latency = measure_latency(models, batches, runs=runs, warmup=warmup, raw=raw, device=device)
     name = torch.cuda.get_device_name(device)

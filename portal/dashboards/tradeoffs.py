@@ -117,11 +117,6 @@ def config_text(job: Job, profile: str) -> str:
     )
 
 
-def gpu_hardware_label(gpu: dict, job: Job) -> str:
-    """The GPU a report's `gpu` block was measured on, and the worker machine."""
-    return " · ".join([str(gpu.get("device") or "GPU"), *([job.worker_hostname] if job.worker_hostname else [])])
-
-
 def points_for_job(job: Job, report: dict) -> tuple[str, bool, list[TradeoffPoint]]:
     """The two points of one job's compression report (baseline and optimized), with the report's
     primary metric and its direction, plus the same two with GPU latencies when the report has a
@@ -129,8 +124,10 @@ def points_for_job(job: Job, report: dict) -> tuple[str, bool, list[TradeoffPoin
     metric = str(report.get("primary_metric") or "")
     greater = bool(report.get("greater_is_better", True))
     profile = str(report.get("profile") or job.profile_key)
-    hardware = hardware_label(report, job)
-    gpu = report.get("gpu") if isinstance(report.get("gpu"), dict) else None
+    gpu = report.get("gpu") if isinstance(report.get("gpu"), dict) else {}
+    timings = [(hardware_label(report, job), report)]  # (hardware, block holding `baseline` / `optimized`)
+    if gpu:
+        timings.append((" · ".join([str(gpu.get("device") or "GPU"), *filter(None, [job.worker_hostname])]), gpu))
     preset = str(job.config.get("preset", ""))
     label = job.name or f"#{job.pk}"
     points = []
@@ -142,23 +139,18 @@ def points_for_job(job: Job, report: dict) -> tuple[str, bool, list[TradeoffPoin
         if value is None:
             continue
         size = _finite(stats.get("bytes"))
-        points.append(
-            TradeoffPoint(
-                job_id=job.pk, job_label=label, profile=side_profile, preset=preset, hardware=hardware,
-                metric=value, latency_ms_b1=_finite(stats.get("latency_ms_b1")),
-                latency_ms_b32=_finite(stats.get("latency_ms_b32")),
-                size_mb=None if size is None else size / 1e6, config=config_text(job, side_profile),
-            )
-        )
-        gpu_stats = gpu.get(side) if gpu else None
-        if isinstance(gpu_stats, dict):
+        for hardware, block in timings:
+            timing = block.get(side)
+            if not isinstance(timing, dict):
+                continue
             points.append(
                 TradeoffPoint(
-                    job_id=job.pk, job_label=label, profile=side_profile, preset=preset,
-                    hardware=gpu_hardware_label(gpu, job), metric=value,
-                    latency_ms_b1=_finite(gpu_stats.get("latency_ms_b1")),
-                    latency_ms_b32=_finite(gpu_stats.get("latency_ms_b32")),
-                    size_mb=None, config=config_text(job, side_profile),
+                    job_id=job.pk, job_label=label, profile=side_profile, preset=preset, hardware=hardware,
+                    metric=value, latency_ms_b1=_finite(timing.get("latency_ms_b1")),
+                    latency_ms_b32=_finite(timing.get("latency_ms_b32")),
+                    # size does not depend on the hardware: only the CPU point carries it
+                    size_mb=None if size is None or block is gpu else size / 1e6,
+                    config=config_text(job, side_profile),
                 )
             )
     return metric, greater, points
