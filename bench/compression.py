@@ -10,8 +10,8 @@ the optimized model interleaved (median of `--runs` timed forward passes after w
 test records). Then torch.ao and torchao dynamic int8 are timed against each other on the baseline
 (interleaved, three models), which is what the int8 module's choice of backend rests on.
 
-Memory allocation: fresh allocations page-fault in glibc malloc and skew timings (PERF_NOTES: int8
-55-90% slower with cold memory). Unless `--no-malloc-tuning` is given, the bench re-executes itself
+Memory allocation: fresh allocations page-fault in glibc malloc and skew timings (docs/performance.md:
+int8 55-90% slower with cold memory). Unless `--no-malloc-tuning` is given, the bench re-executes itself
 with MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_ set, so freed activation
 buffers stay in the heap and are reused instead of being returned to the OS and faulted in again.
 Every model is timed under the same setting; the values are printed and stored in the JSON line.

@@ -255,11 +255,11 @@ def _cpuinfo(key: str) -> str:
 def _bf16_cpu_attention_fused() -> bool:
     """Whether bf16 inference on the CPU takes PyTorch's fused attention kernel (else matmul + softmax).
 
-    Measured on the bench's protein model in bf16 (bench/README.md, "Compression", session 7; 1
+    Measured on the bench's protein model in bf16 (bench/README.md, "Compression"; 1
     thread, interleaved): on a 2-core Intel Xeon with AMX-BF16 the fused kernel made the whole
     forward 1.69-1.70x faster than float32 at batch 32 against 1.49-1.54x with matmul + softmax,
     and 0.83x against 0.68x at batch 1. Without AMX (the AMD EPYC, AVX512-BF16) the fused kernel
-    was the slower one in bf16 (PERF_NOTES), so there matmul + softmax stays. Training in bf16
+    was the slower one in bf16 (docs/performance.md), so there matmul + softmax stays. Training in bf16
     always takes matmul + softmax: with the fused kernel a bf16 autocast training step ran 2.0x
     slower on the AMX Xeon too (`small` encoder, 32 x 60 tokens: 201.8 vs 101.7 ms; `base`: 245.5
     vs 171.6 ms).

@@ -156,7 +156,7 @@ def measure_latency(models: dict[str, nn.Module], batches: dict[int, list[dict[s
 
     Each round times every model once per batch size, alternating which model goes first, so slow
     phases of a shared machine hit all models alike. The warm-up rounds matter: fresh allocations
-    page-fault (glibc malloc), which PERF_NOTES measured slowing int8 inference 55-90%.
+    page-fault (glibc malloc), slowing int8 inference 55-90% (docs/performance.md).
     """
     if runs < 1:
         raise ValueError("runs must be >= 1")
