@@ -25,7 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from mlcore import catalog
-from mlcore.predict import InvalidRecords, records_parse
+from mlcore.records import InvalidRecords, records_parse
 from portal.common.errors import ServiceError
 from portal.common.storage import storage_save_hashed
 from portal.config.celery import QUEUE_PREDICT, TASK_PREDICT, app
@@ -172,7 +172,7 @@ class InvalidRecordsError(ServiceError):
 
 
 def invalid_records_error(*, message: str, problems: list[dict[str, Any]]) -> InvalidRecordsError:
-    """The API error for records named by `mlcore.predict.InvalidRecords` (or stored in ``error_records``)."""
+    """The API error for records named by `mlcore.records.InvalidRecords` (or stored in ``error_records``)."""
     fields: dict[str, list[str]] = {}
     for p in problems:
         key = f"records[{p['index']}]" if "index" in p else " ".join(f"{k} {p[k]}" for k in ("line", "row") if k in p)
