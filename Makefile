@@ -12,11 +12,13 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt clients/python/pyproject.toml
+$(STAMP): requirements.txt pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet -e clients/python
+	# This checkout's mlcore, portal and workers, editable: `python -m mlcore` works from any directory.
+	$(PY) -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

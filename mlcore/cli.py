@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help=f"any hyperparameter ({', '.join(catalog.HYPERPARAMETERS)}); repeatable")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    t.add_argument("--threads", type=int, help="CPU threads for torch (default: 1 for tiny, else all cores)")
+    t.add_argument("--threads", type=int,
+                   help="CPU threads for torch (default: by model width and free cores, see mlcore.threads)")
     t.add_argument("--explain-samples", type=int, default=8, help="test records to write attention maps for")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--profile", choices=list(catalog.PROFILES),
@@ -201,21 +201,18 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def _set_threads(args: argparse.Namespace) -> None:
-    """Pick torch's CPU thread count.
+    """Pick torch's CPU threads with the rule the workers use (mlcore.threads): by the model's width
+    and this process's cores, --threads, LABFORMER_TORCH_THREADS or OMP_NUM_THREADS overriding it."""
+    from mlcore.threads import preset_width, spin_off, threads_apply, threads_choose
 
-    A tiny model's matmuls are too small to gain from intra-op threads, and on a machine whose cores
-    are busy with other work extra threads only wait on each other: measured here on 2 shared cores,
-    one tiny DNA training step took 65 ms with 1 thread and 600 ms with 2. So tiny runs use one thread
-    unless told otherwise (--threads or OMP_NUM_THREADS); larger presets use torch's default.
-    """
-    threads = getattr(args, "threads", None)
-    if threads is None and "OMP_NUM_THREADS" not in os.environ and (
-            args.command == "predict" or getattr(args, "preset", None) == "tiny"):
-        threads = 1
-    if threads:
-        import torch
+    if args.command not in ("train", "predict"):
+        return  # `tasks` needs no torch
+    spin_off()  # before torch loads: its OpenMP reads the wait policy once
+    from mlcore.distributed import launched_rank
 
-        torch.set_num_threads(threads)
+    d_model = preset_width(args.preset) if args.command == "train" else None
+    # Ranks under torchrun share this machine's cores (torchrun also sets OMP_NUM_THREADS=1).
+    threads_apply(threads_choose(d_model=d_model, sharing=launched_rank()[1], requested=getattr(args, "threads", None)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from mlcore.modalities import Featurizer, RecordError
 from mlcore.modeldir import json_write, model_load, model_save
 from mlcore.tasks import (ExampleSet, TaskModel, class_weights_balanced, collate_fn, evaluate_fn,
                           featurizer_for_task, model_build)
+from mlcore.threads import threads_describe
 from mlcore.trainer import (STOP_CANCELLED, Callback, TrainConfig, TrainResult, predict, resolve_device,
                             resolve_precision, train)
 
@@ -268,7 +269,8 @@ def train_config(hyper: dict[str, Any], device: str) -> TrainConfig:
 
 def environment(device: torch.device, precision: str, world_size: int = 1) -> dict[str, Any]:
     """Where a model was trained, as metrics.json records it: the device and its name, the precision
-    as resolved there (`auto` becomes bf16 or fp32), torch's version and CUDA's, threads and ranks."""
+    as resolved there (`auto` becomes bf16 or fp32), torch's version and CUDA's, CPU threads (mlcore.threads)
+    and ranks."""
     dtype, _ = resolve_precision(precision, device)
     return {
         "device": device.type,
@@ -276,7 +278,7 @@ def environment(device: torch.device, precision: str, world_size: int = 1) -> di
         "precision": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32"),
         "torch": torch.__version__,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
-        "threads": torch.get_num_threads(),
+        **threads_describe(),  # threads, interop_threads, cores, omp_wait_policy (and why, when chosen)
         "world_size": world_size,
     }
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -35,6 +34,7 @@ from mlcore.modeldir import LoadedModel, model_load
 from mlcore.predict import (
     Inputs, InvalidRecords, inputs_from_file, model_predict, predictions_json, predictions_write_csv, records_parse,
 )
+from mlcore.threads import threads_choose
 from portal.results import services as result_services
 from portal.results.models import Artifact, Prediction
 
@@ -128,15 +128,13 @@ def _inputs(prediction: Prediction, loaded: LoadedModel, work: Path) -> Inputs:
 
 @contextlib.contextmanager
 def _torch_threads() -> Iterator[None]:
-    """One intra-op thread while predicting, as `python -m mlcore predict` does (see mlcore.cli._set_threads:
-    batches of a small model gain nothing from more, and on busy cores extra threads only wait on each
-    other: measured here, 1.1 ms a record with one thread, 5 ms with two). OMP_NUM_THREADS wins when set;
-    the process's setting is restored for the training jobs it runs next."""
+    """The threads `python -m mlcore predict` uses (mlcore.threads: one intra-op thread for prediction,
+    LABFORMER_TORCH_THREADS or OMP_NUM_THREADS overriding) while predicting; the process's setting is
+    restored for the training jobs it runs next."""
     import torch
 
     before = torch.get_num_threads()
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
+    torch.set_num_threads(threads_choose(d_model=None).intra)
     try:
         yield
     finally:

@@ -42,6 +42,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_run
+from mlcore.threads import ThreadChoice, cores_available, preset_width, threads_apply, threads_choose
 from mlcore.trainer import Callback, TrainState
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
@@ -395,6 +396,20 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
     return status
 
 
+# Pool processes of this worker that may train at once (its concurrency, -c); workers.tasks sets it when
+# the worker starts. The jobs' torch threads share the worker's cores among them (mlcore.threads).
+pool_processes = 1
+
+
+def job_threads(job: Job) -> ThreadChoice:
+    """Set this process's torch threads for `job` (mlcore.threads: model width, the cores this worker
+    may use shared by its pool processes, LABFORMER_TORCH_THREADS overriding) and return the choice."""
+    choice = threads_apply(threads_choose(d_model=preset_width(job.config.get("preset", "tiny")),
+                                          sharing=pool_processes))
+    log.info("job %s: %d torch thread(s), %d inter-op (%s)", job.pk, choice.intra, choice.inter, choice.reason)
+    return choice
+
+
 def job_run(*, job: Job) -> str:
     """Run one attempt of a job that this worker has just moved to running. Returns the final status.
 
@@ -407,6 +422,7 @@ def job_run(*, job: Job) -> str:
     try:
         with job_logging(work / "job.log") as log_path:
             try:
+                job_threads(job)
                 config, resume_from = _inputs_fetch(job, work)
             except BaseException:
                 _store_log(job, log_path)
@@ -447,8 +463,8 @@ def _ranks_start(work: Path, world_size: int) -> list[subprocess.Popen]:
         "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
         "PYTHONUNBUFFERED": "1",
     }
-    # As torchrun does: the ranks share the machine's cores instead of each taking all of them.
-    base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world_size)))
+    # As torchrun does: the ranks share the worker's cores instead of each taking all of them.
+    base.setdefault("OMP_NUM_THREADS", str(max(1, cores_available() // world_size)))
     ranks = []
     for rank in range(world_size):
         with open(work / f"rank{rank}.log", "wb") as output:

@@ -26,6 +26,7 @@ from portal.jobs.models import Job
 from portal.results import services as result_services
 from portal.results.models import Prediction
 from workers.predict import prediction_run
+from workers import runner
 from workers.runner import job_run_safely  # loads torch: the worker parent imports it once, children share it
 from workers.validation import dataset_validate_run
 
@@ -130,6 +131,13 @@ def serve_predict_queue(sender: str, instance, **kwargs) -> None:  # noqa: ANN00
     message (prefetch 1, late ack), so a dedicated `-Q predict` worker is what keeps predictions fast
     while every training worker is busy."""
     instance.app.amqp.queues.select_add(QUEUE_PREDICT)
+
+
+@celeryd_after_setup.connect
+def share_cores_among_pool(sender: str, instance, **kwargs) -> None:  # noqa: ANN001
+    """Tell the runner how many pool processes may train at once (-c), before the pool forks them, so
+    each job's torch threads take its share of the worker's cores (mlcore.threads)."""
+    runner.pool_processes = max(1, int(getattr(instance, "concurrency", 1) or 1))
 
 
 @celeryd_after_setup.connect

@@ -20,7 +20,8 @@ from torch import nn
 from mlcore.compress.base import CompressContext, CompressionCancelled, clone, method_get
 from mlcore.compress.report import (CompressionReport, ModelStats, encoder_weight_bytes, honest_notes,
                                     load_average, measure_latency, paired_speedup, param_count, sparsity_of,
-                                    time_split, time_split_note, timing_batches)
+                                    time_split, time_split_note, timing_batches,
+                                    timing_unstable_note)
 from mlcore.compress.storage import state_for_storage, weights_bytes
 from mlcore.modeldir import json_clean, json_write
 from mlcore.trainer import predict, resolve_device
@@ -84,8 +85,9 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
 
     batches = timing_batches(test_set, ctx.collate)
     raw: dict[str, dict[int, list[float]]] = {}
+    timing: dict[str, Any] = {}
     latency = measure_latency({"baseline": baseline, "optimized": optimized}, batches, runs=runs, warmup=warmup,
-                              raw=raw)
+                              raw=raw, timing=timing)
     threads = torch.get_num_threads()
 
     def stats(m: nn.Module, storage: str, directory: Path, test: dict[str, float], dtype: str, lat: dict[int, float]) -> ModelStats:
@@ -107,7 +109,7 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
         metric_delta=round(opt.metrics.get(primary, float("nan")) - base.metrics.get(primary, float("nan")), 6),
         params_ratio=round(opt.params / base.params, 4), threads=threads, load_average=load_average(),
         runs=runs, warmup=warmup, budget=ctx.budget, config=_config_dict(config),
-        info=json_clean(compressed.info), notes=list(compressed.notes),
+        info=json_clean(compressed.info), notes=list(compressed.notes), timing=timing,
     )
     report.notes += honest_notes(report)
     if all(p.device.type == "cpu" for m in (baseline, optimized) for p in m.parameters()):
@@ -130,7 +132,8 @@ def _gpu_comparison(baseline: nn.Module, optimized: nn.Module, storage: str, bat
         return None, "dynamic int8 runs on the CPU only: the GPU was not timed, the latencies above are the CPU's."
     models = {"baseline": baseline.to(device), "optimized": optimized.to(device)}  # both are profile_run's own copies
     raw: dict[str, dict[int, list[float]]] = {}
-    latency = measure_latency(models, batches, runs=runs, warmup=warmup, raw=raw, device=device)
+    timing: dict[str, Any] = {}
+    latency = measure_latency(models, batches, runs=runs, warmup=warmup, raw=raw, device=device, timing=timing)
     name = torch.cuda.get_device_name(device)
     gpu = {
         "device": name,
@@ -138,6 +141,7 @@ def _gpu_comparison(baseline: nn.Module, optimized: nn.Module, storage: str, bat
            for side in models},
         "speedup_b1": round(paired_speedup(raw["baseline"][1], raw["optimized"][1]), 3),
         "speedup_b32": round(paired_speedup(raw["baseline"][32], raw["optimized"][32]), 3),
+        "timing": timing,
     }
     del models
     torch.cuda.empty_cache()
@@ -147,4 +151,6 @@ def _gpu_comparison(baseline: nn.Module, optimized: nn.Module, storage: str, bat
     slower = [f"batch {bs} ({gpu[f'speedup_b{bs}']:.2f}x)" for bs in (1, 32) if gpu[f"speedup_b{bs}"] < 0.95]
     if slower:
         note += f" On this GPU the optimized model is slower than the baseline at {' and '.join(slower)}."
+    if not timing["stable"]:
+        note += " " + timing_unstable_note(timing, where="the GPU")
     return gpu, note

@@ -42,15 +42,25 @@ class TabularStem(nn.Module):
         offsets = np.concatenate([[0], np.cumsum(cat_sizes)[:-1]]) if len(cat_sizes) else np.zeros(0)
         self.register_buffer("cat_offsets", torch.as_tensor(offsets, dtype=torch.long))  # (Fc,)
         # One table for every categorical feature (offset per feature); each feature's row 0 is its
-        # learned "missing" vector.
-        self.cat = nn.Embedding(max(int(sum(cat_sizes)), 1), d_model)
-        nn.init.normal_(self.cat.weight, std=0.02)
+        # learned "missing" vector. No table at all without categorical features: a parameter that
+        # never gets a gradient breaks DistributedDataParallel ("stem.cat.weight" under torchrun).
+        self.cat: nn.Embedding | None = None
+        if len(cat_sizes):
+            self.cat = nn.Embedding(int(sum(cat_sizes)), d_model)
+            nn.init.normal_(self.cat.weight, std=0.02)
         self.norm = nn.LayerNorm(d_model)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
+        # Model directories saved before the table became optional hold a one-row placeholder
+        # `cat.weight` for a stem without categorical features: it was never used, so drop it.
+        if self.cat is None:
+            state_dict.pop(f"{prefix}cat.weight", None)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(self, num: Tensor, num_missing: Tensor, cat: Tensor, **_: Tensor) -> tuple[Tensor, Tensor, None]:
         tokens = num.unsqueeze(-1) * self.weight + self.bias  # (B, Fn, D)
         tokens = torch.where(num_missing.unsqueeze(-1), self.missing.expand_as(tokens), tokens)
-        if cat.shape[1]:
+        if self.cat is not None and cat.shape[1]:
             tokens = torch.cat([tokens, self.cat(cat + self.cat_offsets)], dim=1)  # (B, Fn+Fc, D)
         pad_mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         return self.norm(tokens), pad_mask, None

@@ -13,12 +13,18 @@ second time in the latency graph, with the GPU's latencies and the GPU's name as
 the size graph, where they would only repeat the CPU points). A job run with the ``baseline``
 profile measures no latency or size and is counted, not drawn.
 
+Timings that never became stable (the report's ``timing.stable`` false: the machine was too busy
+for the spread of the repeated timings to settle, ``mlcore.compress.report``) are drawn hollow with
+their spread in the hover, and kept out of the latency graph's Pareto front unless the
+``noisy-toggle`` is ticked: a model that looks fast only because the baseline was timed during a
+load spike must not set the front. Size is not a timing: every point counts in the size front.
+
 The store holds ``{"dataset_id": ..., "task": ...}`` (either may be missing: the dashboard then
 offers the dataset/task pairs the user has trade-offs for, defaulting to the most common among
 ``job_ids`` when the catalog passes them).
 
 Ids: ``pair-select`` (dataset and task), ``preset-filter``, ``hardware-filter``, ``batch-select``
-(latency at batch 1 or 32), ``latency-graph``, ``size-graph``, ``tradeoff-note``,
+(latency at batch 1 or 32), ``noisy-toggle``, ``latency-graph``, ``size-graph``, ``tradeoff-note``,
 ``<graph>-csv`` / ``<graph>-download``.
 """
 
@@ -62,6 +68,8 @@ PAIR_SELECT = "pair-select"
 PRESET_FILTER = "preset-filter"
 HARDWARE_FILTER = "hardware-filter"
 BATCH_SELECT = "batch-select"
+NOISY_TOGGLE = "noisy-toggle"
+NOISY_IN_FRONT = "include"  # the toggle's value when unstable timings may set the latency front
 LATENCY_GRAPH = "latency-graph"
 SIZE_GRAPH = "size-graph"
 NOTE_ID = "tradeoff-note"
@@ -85,6 +93,8 @@ class TradeoffPoint:
     latency_ms_b32: float | None
     size_mb: float | None
     config: str  # hover text: the job's configuration in one short block
+    stable: bool = True  # its latencies became stable (reports from before stability was checked count as stable)
+    spread: float | None = None  # the largest relative spread of its timings, when recorded
 
     def latency(self, batch: int) -> float | None:
         return self.latency_ms_b1 if batch == 1 else self.latency_ms_b32
@@ -143,6 +153,7 @@ def points_for_job(job: Job, report: dict) -> tuple[str, bool, list[TradeoffPoin
             timing = block.get(side)
             if not isinstance(timing, dict):
                 continue
+            conditions = block.get("timing") if isinstance(block.get("timing"), dict) else {}
             points.append(
                 TradeoffPoint(
                     job_id=job.pk, job_label=label, profile=side_profile, preset=preset, hardware=hardware,
@@ -151,6 +162,7 @@ def points_for_job(job: Job, report: dict) -> tuple[str, bool, list[TradeoffPoin
                     # size does not depend on the hardware: only the CPU point carries it
                     size_mb=None if size is None or block is gpu else size / 1e6,
                     config=config_text(job, side_profile),
+                    stable=conditions.get("stable") is not False, spread=_finite(conditions.get("max_spread")),
                 )
             )
     return metric, greater, points
@@ -287,8 +299,19 @@ NO_DATA = (
 )
 
 
-def tradeoff_figure(data: TradeoffData, points: list[TradeoffPoint], *, axis: str, batch: int) -> go.Figure:
-    """Metric against latency (``axis="latency"``) or size on disk (``axis="size"``)."""
+def _hover(p: TradeoffPoint) -> str:
+    if p.stable:
+        return p.config
+    spread = f" (spread {p.spread:.0%} of the median)" if p.spread is not None else ""
+    return f"{p.config}<br><b>timing not stable{spread}</b>"
+
+
+def tradeoff_figure(data: TradeoffData, points: list[TradeoffPoint], *, axis: str, batch: int,
+                    noisy_in_front: bool = False) -> go.Figure:
+    """Metric against latency (``axis="latency"``) or size on disk (``axis="size"``).
+
+    Points whose timing is not stable are drawn hollow; in the latency graph they are left out of the
+    Pareto front unless ``noisy_in_front``."""
     def x_of(p: TradeoffPoint) -> float | None:
         return p.latency(batch) if axis == "latency" else p.size_mb
 
@@ -308,20 +331,23 @@ def tradeoff_figure(data: TradeoffData, points: list[TradeoffPoint], *, axis: st
                 mode="markers",
                 name=profile,
                 marker={
-                    "symbol": SYMBOLS[i % len(SYMBOLS)], "size": 11, "color": COLORWAY[i % len(COLORWAY)],
-                    "line": {"width": 1, "color": "#333"},
+                    "symbol": [SYMBOLS[i % len(SYMBOLS)] + ("" if p.stable else "-open") for p in group],
+                    "size": 11, "color": COLORWAY[i % len(COLORWAY)], "line": {"width": 1, "color": "#333"},
                 },
                 customdata=[[p.job_id, p.preset, p.hardware] for p in group],
                 meta={"x": x_column, "y": data.metric, "customdata": ["job", "preset", "hardware"]},
-                hovertext=[p.config for p in group],
+                hovertext=[_hover(p) for p in group],
                 hovertemplate="%{hovertext}<br>%{customdata[2]}<br>x %{x:.4g}, metric %{y:.4g}<extra>%{fullData.name}</extra>",
             )
         )
     # Size does not depend on the machine: one front. Latency does: one front per hardware, so a
     # GPU's times never hide the models that are best on a CPU (and one CPU's never hide another's).
     hardware = sorted({p.hardware for p in drawn}) if axis == "latency" else [None]
+    trusted = [p for p in drawn if p.stable or noisy_in_front or axis != "latency"]
     for k, hw in enumerate(hardware):
-        pairs = [(x_of(p), p.metric) for p in drawn if hw is None or p.hardware == hw]
+        pairs = [(x_of(p), p.metric) for p in trusted if hw is None or p.hardware == hw]
+        if not pairs:
+            continue  # every point of this hardware was timed unsteadily
         front = pareto_front(pairs, maximize_y=data.greater_is_better)  # type: ignore[arg-type]
         fig.add_trace(
             go.Scatter(
@@ -347,15 +373,17 @@ def tradeoff_figure(data: TradeoffData, points: list[TradeoffPoint], *, axis: st
     return fig
 
 
-def figures(loaded: tuple[str, TradeoffData] | None, *, presets: Any, hardware: Any, batch: Any) -> dict[str, go.Figure]:
+def figures(loaded: tuple[str, TradeoffData] | None, *, presets: Any, hardware: Any, batch: Any,
+            noisy: Any = None) -> dict[str, go.Figure]:
     if loaded is None:
         nothing = empty_figure(NO_DATA)
         return {LATENCY_GRAPH: nothing, SIZE_GRAPH: nothing}
     _title, data = loaded
     batch = 32 if batch == 32 else 1
     points = filter_points(data.points, presets=presets, hardware=hardware)
+    noisy_in_front = isinstance(noisy, list) and NOISY_IN_FRONT in noisy
     return {
-        LATENCY_GRAPH: tradeoff_figure(data, points, axis="latency", batch=batch),
+        LATENCY_GRAPH: tradeoff_figure(data, points, axis="latency", batch=batch, noisy_in_front=noisy_in_front),
         SIZE_GRAPH: tradeoff_figure(data, points, axis="size", batch=batch),
     }
 
@@ -369,6 +397,12 @@ def note(loaded: tuple[str, TradeoffData] | None) -> str:
     text = f"{title}: {models} model(s) from {jobs} job(s), measured on the machine that trained each job."
     if len(data.points) > models:
         text += " Models trained on a GPU are drawn twice in the latency graph: timed on the CPU and on their GPU."
+    unstable = len({(p.job_id, p.profile, p.hardware) for p in data.points if not p.stable})
+    if unstable:
+        text += (
+            f" {unstable} model timing(s) never became stable (a busy machine): drawn hollow and left out of the"
+            " latency front unless you include them."
+        )
     if data.unmeasured_jobs:
         text += (
             f" {data.unmeasured_jobs} job(s) ran without an optimization profile and measured no latency or size,"
@@ -398,6 +432,12 @@ app.layout = html.Div(
                     dcc.RadioItems(id=BATCH_SELECT, options=[{"label": " batch 1", "value": 1},
                                                              {"label": " batch 32", "value": 32}],
                                    value=1, inline=True, inputStyle={"marginLeft": "8px"}),
+                    width="180px",
+                ),
+                control(
+                    "Unstable timings",
+                    dcc.Checklist(id=NOISY_TOGGLE, value=[], inputStyle={"marginRight": "4px"},
+                                  options=[{"label": " in the latency front", "value": NOISY_IN_FRONT}]),
                     width="180px",
                 ),
             ],
@@ -446,10 +486,10 @@ def choose_filters(pair: Any, user: User = None) -> tuple:
 @app.callback(
     Output(LATENCY_GRAPH, "figure"), Output(SIZE_GRAPH, "figure"),
     Input(PAIR_SELECT, "value"), Input(PRESET_FILTER, "value"), Input(HARDWARE_FILTER, "value"),
-    Input(BATCH_SELECT, "value"),
+    Input(BATCH_SELECT, "value"), Input(NOISY_TOGGLE, "value"),
 )
-def draw(pair: Any, presets: Any, hardware: Any, batch: Any, user: User = None) -> tuple:
-    figs = figures(load(user, pair), presets=presets, hardware=hardware, batch=batch)
+def draw(pair: Any, presets: Any, hardware: Any, batch: Any, noisy: Any, user: User = None) -> tuple:
+    figs = figures(load(user, pair), presets=presets, hardware=hardware, batch=batch, noisy=noisy)
     return figs[LATENCY_GRAPH], figs[SIZE_GRAPH]
 
 
@@ -458,11 +498,12 @@ def _download(graph_id: str, filename: str):
         Output(f"{graph_id}-download", "data"),
         Input(f"{graph_id}-csv", "n_clicks"),
         State(PAIR_SELECT, "value"), State(PRESET_FILTER, "value"), State(HARDWARE_FILTER, "value"),
-        State(BATCH_SELECT, "value"),
+        State(BATCH_SELECT, "value"), State(NOISY_TOGGLE, "value"),
         prevent_initial_call=True,
     )
-    def download(_clicks: Any, pair: Any, presets: Any, hardware: Any, batch: Any, user: User = None) -> dict:
-        figs = figures(load(user, pair), presets=presets, hardware=hardware, batch=batch)
+    def download(_clicks: Any, pair: Any, presets: Any, hardware: Any, batch: Any, noisy: Any,
+                 user: User = None) -> dict:
+        figs = figures(load(user, pair), presets=presets, hardware=hardware, batch=batch, noisy=noisy)
         return csv_download(figs[graph_id], filename=f"{filename}.csv")
 
     return download

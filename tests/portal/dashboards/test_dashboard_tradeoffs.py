@@ -88,6 +88,47 @@ def test_a_gpu_jobs_report_adds_its_gpu_latencies_as_a_second_hardware():
     assert len(tr.points_for_job(job, {**report, "gpu": None})[2]) == 2
 
 
+def _timing(stable, spread):
+    return {"stable": stable, "max_spread": spread, "rounds": 100, "threshold": 0.1, "load_before": [5.0, 4.0, 3.0],
+            "load_after": [6.0, 4.0, 3.0], "cpus": 2, "cores": 2}
+
+
+@pytest.mark.django_db
+def test_unstable_timings_are_hollow_and_kept_out_of_the_latency_front_unless_asked():
+    """Two jobs on the same CPU: job a timed steadily, job b's int8 model timed during a load spike
+    looks 10x faster than anything else. By default the latency front ignores b (drawn hollow, hover
+    says why); the toggle lets it in; the size front, not a timing, always counts b."""
+    a = JobFactory(profile_key="int8", worker_hostname="w", config={"preset": "tiny"})
+    b = JobFactory(profile_key="int8", worker_hostname="w", config={"preset": "tiny"})
+    _, _, steady = tr.points_for_job(a, {**_report(), "timing": _timing(True, 0.04)})
+    _, _, noisy = tr.points_for_job(b, {**_report(base=(0.81, 3.0, 2.5, 4e6), opt=(0.79, 0.1, 0.05, 0.5e6)),
+                                        "timing": _timing(False, 0.37)})
+    assert [(p.stable, p.spread) for p in steady] == [(True, 0.04)] * 2
+    assert [(p.stable, p.spread) for p in noisy] == [(False, 0.37)] * 2
+    # a report from before stability was recorded counts as stable
+    assert all(p.stable and p.spread is None for p in tr.points_for_job(a, _report())[2])
+    points = steady + noisy
+    data = tr.TradeoffData(metric="roc_auc", greater_is_better=True, points=points, unmeasured_jobs=0)
+
+    def front(fig):
+        return [(x, y) for t in fig.data if t.name.startswith("Pareto front") for x, y in zip(t.x, t.y)]
+
+    default = tr.tradeoff_figure(data, points, axis="latency", batch=32)
+    assert front(default) == [(0.5, 0.78), (1.5, 0.80)]
+    int8 = next(t for t in default.data if t.name == "int8")
+    assert list(int8.marker.symbol) == ["square", "square-open"]
+    assert "timing not stable (spread 37% of the median)" in int8.hovertext[1]
+    assert "not stable" not in int8.hovertext[0]
+    included = tr.tradeoff_figure(data, points, axis="latency", batch=32, noisy_in_front=True)
+    assert front(included) == [(0.05, 0.79), (1.5, 0.80), (2.5, 0.81)]
+    size = tr.tradeoff_figure(data, points, axis="size", batch=32)
+    assert (0.5, 0.79) in front(size)
+    assert "2 model timing(s) never became stable" in tr.note(("DNA", data))
+    # only unstable points on one hardware: no latency front at all, the points still drawn
+    alone = tr.tradeoff_figure(data, noisy, axis="latency", batch=32)
+    assert front(alone) == [] and sorted(x for t in alone.data for x in t.x) == [0.05, 2.5]
+
+
 @pytest.mark.django_db
 def test_tradeoff_data_counts_unmeasured_jobs_and_filters():
     dataset = DatasetFactory()
@@ -134,14 +175,20 @@ def _calls(client, dataset_id, pair):
                          inputs={"store.data": {"dataset_id": dataset_id}})
     filters = dash.update(client, APP, outputs=[f"{tr.PRESET_FILTER}.options", f"{tr.HARDWARE_FILTER}.options",
                                                 f"{tr.NOTE_ID}.children"], inputs={f"{tr.PAIR_SELECT}.value": pair})
-    draw = dash.update(client, APP, outputs=[f"{tr.LATENCY_GRAPH}.figure", f"{tr.SIZE_GRAPH}.figure"],
-                       inputs={f"{tr.PAIR_SELECT}.value": pair, f"{tr.PRESET_FILTER}.value": [],
-                               f"{tr.HARDWARE_FILTER}.value": [], f"{tr.BATCH_SELECT}.value": 1})
+    draw = _draw(client, pair)
     download = dash.update(client, APP, outputs=[f"{tr.SIZE_GRAPH}-download.data"],
                            inputs={f"{tr.SIZE_GRAPH}-csv.n_clicks": 1},
                            state={f"{tr.PAIR_SELECT}.value": pair, f"{tr.PRESET_FILTER}.value": [],
-                                  f"{tr.HARDWARE_FILTER}.value": [], f"{tr.BATCH_SELECT}.value": 1})
+                                  f"{tr.HARDWARE_FILTER}.value": [], f"{tr.BATCH_SELECT}.value": 1,
+                                  f"{tr.NOISY_TOGGLE}.value": []})
     return choose, filters, draw, download
+
+
+def _draw(client, pair, noisy=()):
+    return dash.update(client, APP, outputs=[f"{tr.LATENCY_GRAPH}.figure", f"{tr.SIZE_GRAPH}.figure"],
+                       inputs={f"{tr.PAIR_SELECT}.value": pair, f"{tr.PRESET_FILTER}.value": [],
+                               f"{tr.HARDWARE_FILTER}.value": [], f"{tr.BATCH_SELECT}.value": 1,
+                               f"{tr.NOISY_TOGGLE}.value": list(noisy)})
 
 
 def test_owner_sees_the_tradeoffs(client, world):
@@ -158,6 +205,21 @@ def test_owner_sees_the_tradeoffs(client, world):
     header = csv_text.splitlines()[0]
     assert header == "trace,size_mb,roc_auc,hovertext,job,preset,hardware"
     assert "0.8123" in csv_text and "Pareto front" in csv_text
+
+
+def test_the_toggle_lets_unstable_timings_into_the_front_through_the_endpoint(client, world):
+    result = world["job"].result
+    result.compression_report = {**result.compression_report, "timing": _timing(False, 0.5)}
+    result.save(update_fields=["compression_report"])
+    client.force_login(world["owner"].user)
+    pair = f"{world['dataset'].pk}:dna-classification"
+
+    def latency_front(noisy):
+        figure = dash.response_props(_draw(client, pair, noisy))[tr.LATENCY_GRAPH]["figure"]
+        return [t for t in figure["data"] if t["name"].startswith("Pareto front")]
+
+    assert latency_front(()) == []
+    assert [t["x"] for t in latency_front([tr.NOISY_IN_FRONT])] == [[1.0, 2.0]]
 
 
 @pytest.mark.parametrize("who", ["outsider", "anonymous"])
