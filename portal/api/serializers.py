@@ -108,7 +108,7 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = ["id", "name", "status", "task_key", "profile_key", "dataset", "dataset_name", "dataset_version",
                   "owner", "lab", "visibility", "device", "gpu_count", "priority", "progress", "epoch", "step",
-                  "attempts", "max_attempts", "cancel_requested", "worker_hostname", "heartbeat_at",
+                  "phase", "phase_index", "phase_count", "attempts", "max_attempts", "cancel_requested", "worker_hostname", "heartbeat_at",
                   "time_limit_s", "error_message", "created_at", "started_at", "finished_at"]
 
 
