@@ -25,7 +25,7 @@ from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.jobs.selectors import job_get_for_user, job_list_for_user, job_log_attempts, job_log_size, job_log_tail
 from portal.results.models import Artifact, MetricPoint, Result
-from portal.results.selectors import artifact_get_for_job, artifact_list_for_job
+from portal.results.selectors import artifact_download, artifact_get_for_job, artifact_list_for_job
 from portal.web.forms_jobs import (
     CatalogFilterForm,
     JobLaunchForm,
@@ -308,7 +308,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         "error_summary": error_summary(job.error_message) if job.error_message else "",
         "report": (result.compression_report if result else None) or {},
         "report_rows": _report_rows((result.compression_report if result else None) or {}),
-        "artifacts": [{"artifact": a, "filename": a.file.name.rsplit("/", 1)[-1]} for a in artifacts],
+        "artifacts": [{"artifact": a, "filename": a.file.name.rsplit("/", 1)[-1], "name": artifact_download(a)[0],
+                       "label": artifact_download(a)[1]} for a in artifacts],
         "log_tail": log_tail, "log_attempt": log_attempt, "log_attempts": log_attempts,
         "log_url": reverse("web:job_log", args=[job.pk]),
         "config_json": json.dumps(job.config, indent=2, sort_keys=True, default=str),
