@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from mlcore import catalog
 from portal.common.errors import ServiceError
+from portal.common.formatting import times_text
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.jobs.selectors import job_get_for_user, job_list_for_user, job_log_attempts, job_log_size, job_log_tail
@@ -157,20 +159,29 @@ def _metric_rows(job: Job, result: Result | None) -> list[dict[str, Any]]:
     return rows
 
 
+# How each report ratio reads (baseline over optimized, except parameters: optimized over baseline).
+_faster = times_text
+_smaller = partial(times_text, more="smaller", less="larger")
+
+
+def _of_baseline(ratio: float) -> str:
+    return f"{ratio:.2f}× of baseline"
+
+
 def _report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The compression report as rows: what the profile gained (size, speed) and lost (metric)."""
     if not report:
         return []
     b, o = report.get("baseline") or {}, report.get("optimized") or {}
     rows = [
-        ("Size on disk", b.get("bytes"), o.get("bytes"), report.get("size_ratio"), "bytes", "× smaller"),
+        ("Size on disk", b.get("bytes"), o.get("bytes"), report.get("size_ratio"), "bytes", _smaller),
         ("Encoder weights", b.get("encoder_weight_bytes"), o.get("encoder_weight_bytes"),
-         report.get("encoder_weight_ratio"), "bytes", "× smaller"),
-        ("Parameters", b.get("params"), o.get("params"), report.get("params_ratio"), "count", "× of baseline"),
+         report.get("encoder_weight_ratio"), "bytes", _smaller),
+        ("Parameters", b.get("params"), o.get("params"), report.get("params_ratio"), "count", _of_baseline),
         ("CPU latency, batch 1 (ms)", b.get("latency_ms_b1"), o.get("latency_ms_b1"), report.get("speedup_b1"), "ms",
-         "× faster"),
+         _faster),
         ("CPU latency, batch 32 (ms)", b.get("latency_ms_b32"), o.get("latency_ms_b32"), report.get("speedup_b32"),
-         "ms", "× faster"),
+         "ms", _faster),
         ("CPU throughput, batch 32 (records/s)", b.get("throughput_b32"), o.get("throughput_b32"), None, "rate", ""),
         ("Sparsity", b.get("sparsity"), o.get("sparsity"), None, "fraction", ""),
         ("Weights dtype", b.get("dtype"), o.get("dtype"), None, "text", ""),
@@ -180,11 +191,12 @@ def _report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         gb, go = gpu.get("baseline") or {}, gpu.get("optimized") or {}
         rows[5:5] = [
             (f"GPU latency, batch {bs} (ms, {gpu.get('device', 'GPU')})", gb.get(f"latency_ms_b{bs}"),
-             go.get(f"latency_ms_b{bs}"), gpu.get(f"speedup_b{bs}"), "ms", "× faster")
+             go.get(f"latency_ms_b{bs}"), gpu.get(f"speedup_b{bs}"), "ms", _faster)
             for bs in (1, 32)
         ]
-    return [{"label": label, "baseline": bv, "optimized": ov, "ratio": ratio, "unit": unit, "ratio_label": rl}
-            for label, bv, ov, ratio, unit, rl in rows if bv is not None or ov is not None]
+    return [{"label": label, "baseline": bv, "optimized": ov, "ratio": ratio, "unit": unit,
+             "ratio_text": words(ratio) if ratio is not None else ""}
+            for label, bv, ov, ratio, unit, words in rows if bv is not None or ov is not None]
 
 
 def _environment_text(result: Result | None) -> str:
