@@ -115,3 +115,46 @@ def test_the_404_page_is_styled(page: Page, member, sign_in) -> None:  # noqa: A
     assert background not in ("rgba(0, 0, 0, 0)", "transparent")  # the portal's stylesheet applies
     page.locator("#error-page a", has_text="Home").click()
     page.wait_for_url(re.compile(r"/$"))
+
+
+# --- charts: bounded metrics, empty states ------------------------------------------------------------
+
+_PARCOORDS_JS = """graph => {
+  const plot = graph.querySelector('.js-plotly-plot');
+  const trace = plot && plot._fullData && plot._fullData[0];
+  if (!trace || !trace.dimensions) return null;
+  const last = trace.dimensions[trace.dimensions.length - 1];
+  return {label: last.label, range: last.range, cmin: trace.line.cmin, cmax: trace.line.cmax};
+}"""
+
+
+def test_comparing_two_perfect_jobs_keeps_roc_auc_within_0_and_1(page: Page, member, sign_in) -> None:  # noqa: ANN001
+    from portal.results.services import result_record
+    from tests.browser.conftest import DASH_TIMEOUT_MS, dashboard, wait_for_figure
+
+    jobs = []
+    for lr in (1e-3, 1e-4):
+        job = JobFactory(owner=member.user, lab=member.lab, status=Job.Status.SUCCEEDED, finished_at=timezone.now(),
+                         config={"preset": "tiny", "hyperparameters": {"lr": lr}})
+        result_record(job_id=job.pk, baseline_metrics={"roc_auc": 1.0})
+        jobs.append(job)
+    sign_in(page, member.user)
+    page.goto(f"/catalog/compare/?jobs={jobs[0].pk},{jobs[1].pk}")
+    frame = dashboard(page, "comparison")
+    wait_for_figure(frame, "parallel-graph", timeout_ms=DASH_TIMEOUT_MS)
+    drawn = frame.locator("#parallel-graph").evaluate(_PARCOORDS_JS)
+    assert drawn == {"label": "test roc_auc", "range": [0, 1], "cmin": 0, "cmax": 1}, drawn
+
+
+def test_the_trade_offs_empty_state_fits_its_chart(page: Page, member, sign_in) -> None:  # noqa: ANN001
+    from tests.browser.conftest import DASH_TIMEOUT_MS, dashboard
+
+    JobFactory(owner=member.user, lab=member.lab, status=Job.Status.SUCCEEDED, finished_at=timezone.now())
+    sign_in(page, member.user)
+    page.goto("/catalog/")
+    frame = dashboard(page, "tradeoffs")
+    note = frame.locator("#latency-graph .annotation-text").first
+    expect(note).to_contain_text("No compression reports here yet", timeout=DASH_TIMEOUT_MS)
+    chart = frame.locator("#latency-graph .main-svg").first.bounding_box()
+    text = note.bounding_box()
+    assert chart["x"] <= text["x"] and text["x"] + text["width"] <= chart["x"] + chart["width"], (chart, text)
