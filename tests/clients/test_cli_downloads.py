@@ -80,3 +80,14 @@ def test_jobs_into_a_pipe_that_closes_early_is_no_error(portal: Portal) -> None:
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, stderr
     assert stderr == ""
+
+
+def test_job_shows_a_running_jobs_phase(portal: Portal) -> None:
+    from portal.jobs import services as job_services
+    from portal.jobs.models import Job
+
+    m = portal.membership
+    job = JobFactory(owner=m.user, lab=m.lab, status=Job.Status.RUNNING, attempts=1)
+    job_services.job_phase_set(job_id=job.pk, phase="optimizing", index=5, count=5)
+    shown = cli(portal, "job", str(job.pk))
+    assert shown.returncode == 0 and shown.stdout.rstrip().endswith("[optimizing 5/5]"), shown.stdout + shown.stderr

@@ -85,8 +85,10 @@ def _out(args: argparse.Namespace, obj: Any, human: Callable[[Any], str]) -> Non
 
 
 def _job_line(j: dict) -> str:
+    phase = (f"  [{j['phase']} {j.get('phase_index')}/{j.get('phase_count')}]"
+             if j.get("status") == "running" and j.get("phase") else "")
     return (f"{j['id']:>7}  {j['status']:<10} {j.get('progress', 0):>5.0%}  {j['task_key']:<24} {j['profile_key']:<16}"
-            f" dataset {j['dataset']} ({j.get('dataset_name', '')})")
+            f" dataset {j['dataset']} ({j.get('dataset_name', '')}){phase}")
 
 
 def _dataset_line(d: dict) -> str:
