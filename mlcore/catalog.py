@@ -226,6 +226,29 @@ TARGET_KINDS: dict[str, TargetKind] = {
     )
 }
 
+
+@dataclass(frozen=True)
+class Metric:
+    """What a metric's values can be: charts bound their axes and colour scales by `lower` / `upper`
+    (None: unbounded on that side), so a chart of ROC AUCs never runs past 1."""
+
+    key: str
+    lower: float | None
+    upper: float | None
+    greater_is_better: bool
+
+
+METRICS: dict[str, Metric] = {
+    m.key: m
+    for m in (
+        *(Metric(k, 0.0, 1.0, True) for k in ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "f1",
+                                               "macro_f1", "token_accuracy", "token_macro_f1")),
+        *(Metric(k, -1.0, 1.0, True) for k in ("mcc", "spearman", "pearson")),
+        Metric("r2", None, 1.0, True),
+        *(Metric(k, 0.0, None, False) for k in ("rmse", "mae", "log_loss", "loss", "epoch_loss")),
+    )
+}
+
 CLASSIFICATION_KINDS = ("binary", "multiclass")
 REGRESSION_KINDS = ("regression", "multi_regression")
 

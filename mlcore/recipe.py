@@ -293,6 +293,16 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     exact resume). Raises `DataError` (one line: file, line, reason) for bad input.
     """
     t_start = time.perf_counter()
+    # The phases this run goes through, announced to the callbacks as each begins (a job's page shows them).
+    phases = ["preparing", "training", *(["cross-validating"] if config.cv_folds else []), "evaluating",
+              *(["explaining"] if config.explain_samples > 0 else []), *(["optimizing"] if config.profile else [])]
+
+    def phase(name: str) -> None:
+        log.info("phase %d of %d: %s", phases.index(name) + 1, len(phases), name)
+        for cb in callbacks:
+            cb.on_phase(name, phases.index(name) + 1, len(phases))
+
+    phase("preparing")
     prep = setup(config)
     model = build(prep, config.preset)
     kind, targets, featurizer = prep.targets.kind, prep.targets, prep.featurizer
@@ -305,6 +315,7 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
              sum(p.numel() for p in model.parameters()), config.device)
     # The resolved kind's metric: a classification task run on 5 classes selects on macro-F1, not ROC-AUC.
     kind_meta = catalog.TARGET_KINDS[kind]
+    phase("training")
     result = train(
         model=model, train_set=prep.train, val_set=prep.val, collate=collate, length=featurizer.length,
         evaluate=evaluate_fn(targets), primary_metric=kind_meta.primary_metric,
@@ -316,6 +327,7 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     model = result.model
     cv = None
     if config.cv_folds and result.stopped_reason != "cancelled":
+        phase("cross-validating")
         cv = cross_validate_prepared(prep, config, config.cv_folds, callbacks=callbacks)
     out = Path(config.out)
     # Under DDP only rank 0 goes on (test pass, explanations, model directory, the profile, which may
@@ -331,6 +343,7 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     device = resolve_device(config.device)
 
     # Test evaluation with the best-validation weights.
+    phase("evaluating")
     test_logits = predict(model=model, dataset=prep.test, collate=collate, length=featurizer.length,
                           batch_size=prep.hyper["batch_size"], device=device)
     test_metrics = evaluate_fn(targets)(test_logits, list(prep.test.labels))
@@ -365,6 +378,7 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
                            preset=config.preset, metrics=metrics)
     explain = None
     if config.explain_samples > 0:
+        phase("explaining")
         loaded = model_load(model_dir)  # decode() lives on the loaded model; same weights
         predictions = [p["prediction"] for p in loaded.decode(test_logits)]
         true_labels = _true_labels(targets, prep.test_records, prep.test.labels)
@@ -383,6 +397,7 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
         from mlcore.compress.base import CompressionCancelled
 
         metrics["profile"] = config.profile
+        phase("optimizing")
         log.info("applying the %s profile", config.profile)
         try:
             run.compression, run.optimized_dir = recipe_profile(config, run, callbacks=callbacks)

@@ -122,6 +122,10 @@ class Callback:
     def on_checkpoint(self, path: Path) -> None:
         """A checkpoint was written atomically at `path` (overwritten next epoch: copy it now if needed)."""
 
+    def on_phase(self, name: str, index: int, count: int) -> None:
+        """The recipe entered phase `name`, the `index`-th (1-based) of `count` (preparing, training,
+        evaluating, explaining, optimizing...). Called by `mlcore.recipe.recipe_run`, not by `train`."""
+
 
 @dataclass
 class TrainResult:

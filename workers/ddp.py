@@ -126,9 +126,9 @@ def _rank0(work: Path, job_id: int, config: RecipeConfig, resume_from: Path | No
 
     try:
         job = Job.objects.select_related("dataset").get(pk=job_id)
-        with job_logging(work / "job.log") as log_path:
-            job_execute(job=job, config=config, resume_from=resume_from, work=work, log_path=log_path,
-                        recipe=_recipe_rank0)
+        with job_logging(work / "job.log", job=job) as stream:
+            job_execute(job=job, config=config, resume_from=resume_from, work=work, log_path=stream.path,
+                        recipe=_recipe_rank0, log_stream=stream)
     finally:
         connections.close_all()  # the process ends in dist_utils.exit_rank, without teardown
 

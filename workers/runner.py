@@ -3,9 +3,11 @@
 `run_job` (workers/tasks.py) moves the job to running and hands it here. The runner
 - copies the dataset file from storage to a local work folder (storage may be S3),
 - finds the job's last checkpoint artifact, if an earlier attempt left one, to resume from it,
-- runs `mlcore.recipe.recipe_run` with a callback that buffers metric points and progress,
-- flushes them from a heartbeat thread every few seconds (batched INSERTs, and the heartbeat
-  keeps beating through long validation or test passes), which also reads the cancel flag,
+- runs `mlcore.recipe.recipe_run` with a callback that buffers metric points and progress, and
+  records the recipe's phase (training, evaluating, explaining, optimizing) as it enters each,
+- flushes them and the new lines of the attempt's log (workers/joblog.py) from a heartbeat thread
+  every few seconds (batched INSERTs, and the heartbeat keeps beating through long validation or
+  test passes), which also reads the cancel flag,
 - stores a checkpoint artifact every epoch, and at the end the result, model, predictions,
   attention maps, embeddings, report and log,
 - and ends the job through the state machine: succeeded, cancelled, or failed with the traceback.
@@ -50,6 +52,7 @@ from portal.results import services as result_services
 from portal.results.models import Artifact
 from portal.results.services import Point
 from workers import ddp
+from workers.joblog import JobLogStream
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +78,11 @@ class DatabaseReporter(Callback):
     thread swaps the lists out under a lock and writes them in one statement each.
     """
 
-    def __init__(self, *, job_id: int, attempt: int, interval: float) -> None:
+    def __init__(self, *, job_id: int, attempt: int, interval: float, log_stream: JobLogStream | None = None) -> None:
         self.job_id = job_id
         self.attempt = attempt
         self.interval = interval
+        self.log_stream = log_stream
         self._lock = threading.Lock()
         self._points: list[Point] = []
         self._progress: dict[str, Any] = {}
@@ -128,6 +132,10 @@ class DatabaseReporter(Callback):
     def should_stop(self) -> bool:
         return self._cancel.is_set()
 
+    def on_phase(self, name: str, index: int, count: int) -> None:
+        # Written at once (a handful per run): a short phase would fall between two heartbeats.
+        job_services.job_phase_set(job_id=self.job_id, phase=name, index=index, count=count)
+
     def _set_progress(self, state: TrainState) -> None:
         with self._lock:
             self._progress = {"progress": float(state.fraction), "epoch": int(state.epoch), "step": int(state.step)}
@@ -147,6 +155,8 @@ class DatabaseReporter(Callback):
             progress = dict(self._progress)
         if points:
             result_services.metric_points_record(job_id=self.job_id, points=points)
+        if self.log_stream is not None:
+            self.log_stream.send()
         if job_services.job_heartbeat(job_id=self.job_id, **progress):
             self._cancel.set()
 
@@ -284,18 +294,16 @@ def _store_evaluation(job: Job, result: RecipeResult, work: Path, *, variant: st
 
 
 @contextlib.contextmanager
-def job_logging(log_path: Path) -> Iterator[Path]:
-    """The mlcore and workers loggers also write to the job's log file while the block runs."""
-    handler = logging.FileHandler(log_path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("mlcore", "workers"):
-        logging.getLogger(name).addHandler(handler)
+def job_logging(log_path: Path, *, job: Job | None = None) -> Iterator[JobLogStream]:
+    """The mlcore and workers loggers also write to the job's log file while the block runs, and,
+    given the `job`, to its attempt's log in the database (sent by the heartbeat and at the end)."""
+    stream = JobLogStream(log_path, job_id=job.pk if job is not None else None,
+                          attempt=job.attempts if job is not None else 0)
+    stream.attach()
     try:
-        yield log_path
+        yield stream
     finally:
-        for name in ("mlcore", "workers"):
-            logging.getLogger(name).removeHandler(handler)
-        handler.close()
+        stream.close()
 
 
 def _store_log(job: Job, log_path: Path) -> None:
@@ -332,13 +340,15 @@ def _inputs_fetch(job: Job, work: Path) -> tuple[RecipeConfig, Path | None]:
 
 
 def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, work: Path, log_path: Path,
-                recipe: Callable[..., RecipeResult] = recipe_run) -> str:
+                recipe: Callable[..., RecipeResult] = recipe_run, log_stream: JobLogStream | None = None) -> str:
     """Train, record and end one attempt of a running job whose inputs are in `work`. Returns the final status.
 
     Runs in the worker for a job on one device, and in rank 0 of a multi-GPU job (workers/ddp.py,
-    which passes its own `recipe`). Stores the log `log_path` at the end, whatever happened.
+    which passes its own `recipe`). Stores the log `log_path` at the end, whatever happened, with the
+    traceback of a failure in it; `log_stream` (job_logging's) is sent to the database on every beat.
     """
-    reporter = DatabaseReporter(job_id=job.pk, attempt=job.attempts, interval=settings.LABFORMER_HEARTBEAT_INTERVAL)
+    reporter = DatabaseReporter(job_id=job.pk, attempt=job.attempts, interval=settings.LABFORMER_HEARTBEAT_INTERVAL,
+                                log_stream=log_stream)
     try:
         out = Path(config.out)
         reporter.start()
@@ -385,6 +395,11 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
         status = Job.Status.SUCCEEDED
     except JobCancelled:
         status = Job.Status.CANCELLED
+    except BaseException:
+        # Into the attempt's own log too (the worker's log has it as well): a failed attempt's log
+        # says why it failed.
+        log.exception("job %s attempt %s failed", job.pk, job.attempts)
+        raise
     finally:
         if reporter._thread.is_alive():
             reporter.stop()
@@ -420,14 +435,16 @@ def job_run(*, job: Job) -> str:
         return job_run_distributed(job=job)
     work = _work_dir(job)
     try:
-        with job_logging(work / "job.log") as log_path:
+        with job_logging(work / "job.log", job=job) as stream:
             try:
                 job_threads(job)
                 config, resume_from = _inputs_fetch(job, work)
             except BaseException:
-                _store_log(job, log_path)
+                log.exception("job %s attempt %s could not fetch its inputs", job.pk, job.attempts)
+                _store_log(job, stream.path)
                 raise
-            return job_execute(job=job, config=config, resume_from=resume_from, work=work, log_path=log_path)
+            return job_execute(job=job, config=config, resume_from=resume_from, work=work, log_path=stream.path,
+                               log_stream=stream)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -587,7 +604,8 @@ def job_run_distributed(*, job: Job) -> str:
     work = _work_dir(job)
     ranks: list[subprocess.Popen] = []
     try:
-        with job_logging(work / "job.log") as log_path:
+        with job_logging(work / "job.log", job=job) as stream:
+            log_path = stream.path
             try:
                 config, resume_from = _inputs_fetch(job, work)
                 ddp.launch_write(work, job_id=job.pk, config=replace(config, device=device), resume_from=resume_from)

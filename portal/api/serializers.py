@@ -15,6 +15,7 @@ from portal.accounts.models import APIToken, Visibility
 from portal.datasets.models import Dataset, UploadSession
 from portal.jobs.models import Job
 from portal.results.models import Artifact, Prediction
+from portal.results.selectors import artifact_download
 from portal.results.services import PREDICT_INLINE_MAX_BYTES, PREDICT_INLINE_MAX_RECORDS
 
 # One choice list per concept, the models' own, so the OpenAPI schema names each enum once.
@@ -108,7 +109,7 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = ["id", "name", "status", "task_key", "profile_key", "dataset", "dataset_name", "dataset_version",
                   "owner", "lab", "visibility", "device", "gpu_count", "priority", "progress", "epoch", "step",
-                  "attempts", "max_attempts", "cancel_requested", "worker_hostname", "heartbeat_at",
+                  "phase", "phase_index", "phase_count", "attempts", "max_attempts", "cancel_requested", "worker_hostname", "heartbeat_at",
                   "time_limit_s", "error_message", "created_at", "started_at", "finished_at"]
 
 
@@ -232,13 +233,24 @@ class JobCloneSerializer(serializers.Serializer):
 class ArtifactSerializer(serializers.ModelSerializer):
     # A job holds several artifacts of some kinds (predictions.csv and evaluation.npz): the name tells them apart.
     name = serializers.SerializerMethodField(help_text="the stored file's name, e.g. predictions.csv")
+    download_kind = serializers.SerializerMethodField(
+        help_text="the name the job page and `labformer download --kind` use: model, model-optimized, predictions "
+                  "(CSV), evaluation, evaluation-optimized, attention, embeddings, projection, metrics, report, log, "
+                  "checkpoint")
+    label = serializers.SerializerMethodField(help_text="what the job page calls it, e.g. 'Model, optimized (int8)'")
 
     class Meta:
         model = Artifact
-        fields = ["id", "kind", "name", "sha256", "size_bytes", "metadata", "created_at"]
+        fields = ["id", "kind", "download_kind", "label", "name", "sha256", "size_bytes", "metadata", "created_at"]
 
     def get_name(self, artifact: Artifact) -> str:
         return artifact.file.name.rsplit("/", 1)[-1]
+
+    def get_download_kind(self, artifact: Artifact) -> str:
+        return artifact_download(artifact)[0]
+
+    def get_label(self, artifact: Artifact) -> str:
+        return artifact_download(artifact)[1]
 
 
 class APITokenSerializer(serializers.ModelSerializer):

@@ -28,7 +28,7 @@ from portal.datasets.models import Dataset, UploadSession
 from portal.datasets.selectors import dataset_get_for_user, dataset_list_for_user, dataset_preview
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
-from portal.jobs.selectors import job_get_for_user, job_list_for_user
+from portal.jobs.selectors import job_get_for_user, job_list_for_user, job_log_attempts, job_log_tail
 from portal.results import selectors as result_selectors
 from portal.results import services as result_services
 from portal.results.models import Prediction
@@ -383,6 +383,26 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = self.get_object()
         result = getattr(job, "result", None) if hasattr(job, "result") else None
         return Response({"profile": job.profile_key, "report": result.compression_report if result else {}})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("attempt", int, description="the attempt (default: the latest that logged)"),
+                    OpenApiParameter("tail", int, description="at most this many characters from the end")],
+        responses=inline_serializer("JobLog", {"attempt": serializers.IntegerField(allow_null=True),
+                                               "attempts": serializers.ListField(child=serializers.IntegerField()),
+                                               "chars_total": serializers.IntegerField(),
+                                               "text": serializers.CharField()}),
+        description="An attempt's log, streamed by the worker while it runs (the whole file of each ended "
+                    "attempt is also a `log` artifact). `chars_total` counts everything logged: poll until it grows.")
+    @action(detail=True, methods=["get"])
+    def log(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        attempt, tail = request.query_params.get("attempt", ""), request.query_params.get("tail", "65536")
+        if not attempt.isdigit() and attempt or not tail.isdigit():
+            raise serializers.ValidationError({"attempt" if attempt and not attempt.isdigit() else "tail":
+                                               "expected a whole number"})
+        row = job_log_tail(job=job, attempt=int(attempt) if attempt else None, max_chars=int(tail))
+        return Response({"attempt": row.attempt if row else None, "attempts": job_log_attempts(job=job),
+                         "chars_total": row.chars_total if row else 0, "text": row.text if row else ""})
 
     @extend_schema(responses=s.ArtifactSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])

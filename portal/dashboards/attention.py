@@ -39,6 +39,7 @@ from dash import Input, Output, State, dcc, html
 from django_plotly_dash import DjangoDash
 from plotly.colors import sample_colorscale
 
+from portal.common.formatting import value_text
 from portal.dashboards._explain_data import attention_samples, explain_artifacts, npz_member
 from portal.dashboards.common import (
     BASE_STYLE,
@@ -397,7 +398,7 @@ def _record_line(sample: dict[str, Any]) -> str:
         line += f", id {sample.get('id')}"
     if sample.get("line"):
         line += f" (line {sample.get('line')})"
-    return line + f": true {sample.get('label')!s:.60}, predicted {sample.get('prediction')!s:.60}"
+    return line + f": true {value_text(sample.get('label'))[:60]}, predicted {value_text(sample.get('prediction'))[:60]}"
 
 
 def draw(job: Job | None, key: Any, layer: Any, head: Any) -> Drawn:
@@ -434,7 +435,8 @@ def choices(job: Job | None) -> tuple[list[dict], list[dict], list[dict]]:
     if job is None:
         return [], [], []
     samples = attention_samples(explain_artifacts(job).attention)
-    records = [{"label": f"#{s.get('index')} {s.get('id', '')}: {s.get('label')!s:.30} → {s.get('prediction')!s:.30}",
+    records = [{"label": f"#{s.get('index')} {s.get('id', '')}: {value_text(s.get('label'))[:30]} → "
+                         f"{value_text(s.get('prediction'))[:30]}",
                 "value": int(s["key"])} for s in samples]
     shape = next((s.get("shape") for s in samples if isinstance(s.get("shape"), list) and len(s["shape"]) == 4), None)
     if not shape:

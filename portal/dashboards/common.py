@@ -24,6 +24,7 @@ import csv
 import inspect
 import io
 import json
+import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,7 +34,7 @@ from dash import dcc, html
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django_plotly_dash import DjangoDash
 
-from mlcore.catalog import TARGET_KINDS, TASKS
+from mlcore.catalog import METRICS, TARGET_KINDS, TASKS
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_get_for_user
 from portal.jobs.models import Job
@@ -156,6 +157,20 @@ def metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name.replace("_", " "))
 
 
+def metric_range(name: str, values: Iterable[float]) -> list[float] | None:
+    """An axis or colour range for `values` of metric `name` that stays within the metric's bounds
+    (catalog.METRICS): [0, 1] for ROC AUC however close together the values are (Plotly would widen
+    equal values to 0.5–1.5); on an unbounded side, the data with a margin. None for an unknown metric."""
+    info = METRICS.get(name)
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    if info is None or not finite:
+        return None
+    low, high = min(finite), max(finite)
+    margin = (high - low) * 0.05 or abs(high) * 0.05 or 0.05
+    return [info.lower if info.lower is not None else low - margin,
+            info.upper if info.upper is not None else high + margin]
+
+
 def greater_is_better(metric: str) -> bool:
     """Whether a larger value of ``metric`` is better (errors and losses are smaller-is-better)."""
     return metric not in ("rmse", "mae", "loss", "epoch_loss")
@@ -235,8 +250,14 @@ def style_figure(
     return fig
 
 
+# An empty figure's message is wrapped at this many characters: Plotly does not wrap an annotation,
+# and a long line in a half-width graph is cut off on both sides.
+EMPTY_LINE_CHARS = 48
+
+
 def empty_figure(message: str, *, height: int = 260) -> go.Figure:
     """A figure with no data that says why (and, where it helps, what to do next)."""
+    message = "<br>".join(textwrap.wrap(message, EMPTY_LINE_CHARS, break_long_words=False)) or message
     fig = go.Figure()
     fig.update_layout(
         template="plotly_white",

@@ -36,6 +36,7 @@ from portal.dashboards.common import (
     job_result,
     jobs_for_user,
     metric_label,
+    metric_range,
     primary_metric_for_job,
     store_data,
     style_figure,
@@ -199,6 +200,9 @@ def curves_figure(jobs: list[Job], key: str | None) -> go.Figure:
     style_figure(
         fig, x_title="Epoch", y_title=metric_label(name), title=f"{SPLITS.get(split, split)} {name} by epoch", height=380
     )
+    bounds = metric_range(name, [v for curve in curves for v in curve.values])
+    if bounds is not None:  # zoom to the data, never past what the metric can be
+        fig.update_yaxes(autorangeoptions={"minallowed": bounds[0], "maxallowed": bounds[1]})
     return fig
 
 
@@ -216,12 +220,19 @@ def parallel_figure(data: ParallelData | None) -> go.Figure:
             spec["range"] = [-0.25, max(len(dim.ticktext) - 0.75, 0.25)]
         dims.append(spec)
     scores = data.dimensions[-1].values
+    # A bounded metric keeps its bounds on its axis and its colour scale (ROC AUC: 0–1, never 0.5–1.5).
+    bounds = metric_range(data.metric, scores)
+    colour_range = {}
+    if bounds is not None:
+        dims[-1]["range"] = bounds
+        colour_range = {"cmin": bounds[0], "cmax": bounds[1]}
     fig = go.Figure(
         go.Parcoords(
             name="jobs",
             dimensions=dims,
             line={
                 "color": scores,
+                **colour_range,
                 "colorscale": CONTINUOUS_SCALE,
                 "showscale": True,
                 "colorbar": {"title": {"text": metric_label(data.metric)}},

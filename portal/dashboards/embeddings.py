@@ -24,6 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
+from portal.common.formatting import value_text
 from portal.dashboards import attention
 from portal.dashboards._explain_data import attention_samples, explain_artifacts, npz_arrays
 from portal.dashboards.common import (
@@ -156,7 +157,7 @@ def colour_values(data: EmbeddingData, by: str, points: np.ndarray) -> tuple[str
             err = np.array([abs(_number(data.predictions[i]) - _number(data.labels[i])) for i in points])
             return "continuous", err, "Absolute error (target units)"
         return ("categorical", ["correct" if str(data.predictions[i]) == str(data.labels[i]) else "wrong"
-                                for i in points], "Prediction")
+                                for i in points], "Error (correct or wrong)")
     values = data.labels if by == "label" else data.predictions
     title = COLOURS.get(by, by)
     if regression:
@@ -183,8 +184,8 @@ def _hover(data: EmbeddingData, i: int) -> str:
         text += f" id {html_escape(str(data.ids[i]))}"
     if i < len(data.previews) and data.previews[i]:
         text += f"<br>{html_escape(data.previews[i])}"
-    text += (f"<br>true: {html_escape(str(data.labels[i])[:60])}"
-             f"<br>predicted: {html_escape(str(data.predictions[i])[:60])}")
+    text += (f"<br>true: {html_escape(value_text(data.labels[i])[:60])}"
+             f"<br>predicted: {html_escape(value_text(data.predictions[i])[:60])}")
     text += f"<br>cluster {int(data.cluster[i]) + 1}"
     if i in data.with_maps:
         text += "<br>attention map stored: click to open"

@@ -41,6 +41,11 @@ class Job(models.Model):
     progress = models.FloatField(default=0.0)  # fraction of the planned training steps done
     epoch = models.PositiveIntegerField(default=0)
     step = models.PositiveIntegerField(default=0)
+    # The recipe's phase (preparing, training, evaluating, explaining, optimizing...), the
+    # `phase_index`-th of `phase_count`: after training, `progress` alone would sit still.
+    phase = models.CharField(max_length=32, blank=True)
+    phase_index = models.PositiveSmallIntegerField(default=0)
+    phase_count = models.PositiveSmallIntegerField(default=0)
     error_message = models.TextField(blank=True)
     error_traceback = models.TextField(blank=True)
     worker_hostname = models.CharField(max_length=255, blank=True)
@@ -89,3 +94,33 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)
+
+    @property
+    def phase_text(self) -> str:
+        """'Optimizing (step 5 of 5)'; '' before the worker named a phase."""
+        if not self.phase:
+            return ""
+        return f"{self.phase.capitalize()} (step {self.phase_index} of {self.phase_count})"
+
+
+class JobLog(models.Model):
+    """The log of one attempt of a job, appended by the worker while it runs (workers/joblog.py).
+
+    The page and the API read its tail while the attempt runs and after it ended; the whole file is
+    also stored as a LOG artifact when the attempt ends. Only the last `MAX_CHARS` are kept here.
+    """
+
+    MAX_CHARS = 1_000_000
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
+    attempt = models.PositiveSmallIntegerField()
+    text = models.TextField(blank=True)
+    chars_total = models.BigIntegerField(default=0)  # everything ever appended, including what was trimmed
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "attempt"]
+        constraints = [models.UniqueConstraint(fields=["job", "attempt"], name="joblog_one_per_attempt")]
+
+    def __str__(self) -> str:
+        return f"Log of job {self.job_id} attempt {self.attempt}"

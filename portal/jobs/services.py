@@ -18,7 +18,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, TextField, Value
+from django.db.models.functions import Concat, Right
 from django.utils import timezone
 
 from mlcore import catalog
@@ -27,7 +28,7 @@ from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
 from portal.config.celery import TASK_RUN_JOB, app, job_queue
 from portal.datasets.models import Dataset
-from portal.jobs.models import Job
+from portal.jobs.models import Job, JobLog
 
 S = Job.Status
 log = logging.getLogger(__name__)
@@ -317,6 +318,27 @@ def job_heartbeat(
     if updated != 1:
         return True
     return bool(Job.objects.filter(pk=job_id).values_list("cancel_requested", flat=True).first())
+
+
+def job_phase_set(*, job_id: int, phase: str, index: int, count: int) -> bool:
+    """Record the phase a running job's recipe entered (`index` of `count`). False if it is not running."""
+    return Job.objects.filter(pk=job_id, status=S.RUNNING).update(
+        phase=phase[:32], phase_index=max(0, index), phase_count=max(0, count)) == 1
+
+
+def job_log_append(*, job_id: int, attempt: int, text: str) -> None:
+    """Append `text` to the log of the job's attempt `attempt`, keeping its last `JobLog.MAX_CHARS`.
+
+    One writer per attempt (its worker), so create-then-update needs no lock; the append itself is one
+    UPDATE, so a reader never sees half of it.
+    """
+    if not text:
+        return
+    JobLog.objects.get_or_create(job_id=job_id, attempt=attempt)
+    JobLog.objects.filter(job_id=job_id, attempt=attempt).update(
+        text=Right(Concat(F("text"), Value(text), output_field=TextField()), JobLog.MAX_CHARS),
+        chars_total=F("chars_total") + len(text), updated_at=timezone.now(),
+    )
 
 
 def job_succeed(*, job_id: int) -> Job:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -70,3 +71,41 @@ def prediction_wait(*, prediction_id: int, timeout: float) -> Prediction:
             return prediction
         time.sleep(min(pause, left))
         pause = min(pause * 1.5, 0.25)
+
+
+# What a researcher downloads, by the name the job page, the API (`download_kind`) and
+# `labformer download --kind` share: (artifact kind, stored file name or None for any, variant) -> (name, label).
+DOWNLOADS: dict[tuple[str, str | None, str | None], tuple[str, str]] = {
+    (Artifact.Kind.MODEL, None, None): ("model", "Model"),
+    (Artifact.Kind.MODEL, None, "optimized"): ("model-optimized", "Model, optimized"),
+    (Artifact.Kind.PREDICTIONS, "predictions.csv", None): ("predictions", "Test predictions (CSV)"),
+    (Artifact.Kind.PREDICTIONS, "evaluation.npz", None): ("evaluation", "Per-record evaluation (NumPy)"),
+    (Artifact.Kind.PREDICTIONS, "evaluation-optimized.npz", None): (
+        "evaluation-optimized", "Per-record evaluation, optimized (NumPy)"),
+    (Artifact.Kind.ATTENTION, None, None): ("attention", "Attention maps (NumPy)"),
+    (Artifact.Kind.EMBEDDINGS, "embeddings.npy", None): ("embeddings", "Embeddings (NumPy)"),
+    (Artifact.Kind.EMBEDDINGS, "projection.npz", None): ("projection", "Embedding projections (NumPy)"),
+    (Artifact.Kind.REPORT, "metrics.json", None): ("metrics", "Metrics (JSON)"),
+    (Artifact.Kind.REPORT, "report.json", None): ("report", "Compression report (JSON)"),
+    (Artifact.Kind.LOG, None, None): ("log", "Log"),
+    (Artifact.Kind.CHECKPOINT, None, None): ("checkpoint", "Checkpoint"),
+}
+# Storage adds a random suffix to a name already taken (predictions_a1B2c3d.csv).
+_STORAGE_SUFFIX = re.compile(r"_[A-Za-z0-9]{7}(?=\.[^.]+$)")
+
+
+def artifact_download(artifact: Artifact) -> tuple[str, str]:
+    """(download name, label) of an artifact: `model-optimized`, "Model, optimized"; an artifact not in
+    DOWNLOADS is named by its kind and its file."""
+    filename = _STORAGE_SUFFIX.sub("", artifact.file.name.rsplit("/", 1)[-1])
+    variant = (artifact.metadata or {}).get("variant")
+    variant = variant if variant != "baseline" else None
+    for key in ((artifact.kind, filename, variant), (artifact.kind, None, variant), (artifact.kind, filename, None)):
+        if key in DOWNLOADS:
+            name, label = DOWNLOADS[key]
+            if artifact.kind == Artifact.Kind.LOG and (artifact.metadata or {}).get("attempt"):
+                label = f"Log of attempt {artifact.metadata['attempt']}"
+            elif variant == "optimized" and (artifact.metadata or {}).get("profile"):
+                label = f"{label} ({artifact.metadata['profile']})"
+            return name, label
+    return f"{artifact.kind}-{filename.rsplit('.', 1)[0]}", f"{artifact.get_kind_display()} ({filename})"

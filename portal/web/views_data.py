@@ -216,26 +216,32 @@ def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- API tokens ---------------------------------------------------------------------------------
 
+# The session key holding a just-created token's secret until the page after the redirect shows it.
+NEW_TOKEN_SESSION_KEY = "labformer_new_token"
+
+
 @never_cache  # the response may hold a new secret: no cache keeps a copy
 @login_required
 def token_list(request: HttpRequest) -> HttpResponse:
-    new_token, status = None, 200
+    status = 200
     if request.method == "POST":
         form = APITokenForm(request.POST)
         if form.is_valid():
             try:
-                token, new_token = api_token_create(user=request.user, name=form.cleaned_data["name"],
-                                                    expires_at=form.cleaned_data["expires_at"])
+                token, secret = api_token_create(user=request.user, name=form.cleaned_data["name"],
+                                                 expires_at=form.cleaned_data["expires_at"])
             except ServiceError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
-                # Rendered, not redirected: the secret is shown on this response only and stored nowhere.
+                # Redirect after the POST, so a reload cannot create a second token; the secret waits in
+                # the server-side session for that one page view and is removed as it is shown.
+                request.session[NEW_TOKEN_SESSION_KEY] = secret
                 messages.success(request, f"Created token “{token.name}”. Copy it now: it will not be shown again.")
-                form = APITokenForm()
-        if new_token is None:
-            status = 400
+                return redirect("web:token_list")
+        status = 400
     else:
         form = APITokenForm()
+    new_token = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
     tokens = api_token_list_for_user(user=request.user)
     return render(request, "web/tokens/list.html",
                   {"form": form, "tokens": tokens, "new_token": new_token, "now": timezone.now()}, status=status)

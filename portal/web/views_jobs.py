@@ -8,6 +8,8 @@ service errors onto form fields and pick a template.
 from __future__ import annotations
 
 import json
+import re
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -20,11 +22,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from mlcore import catalog
 from portal.common.errors import ServiceError
+from portal.common.formatting import times_text
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
-from portal.jobs.selectors import job_get_for_user, job_list_for_user
-from portal.results.models import Artifact, Result
-from portal.results.selectors import artifact_get_for_job, artifact_list_for_job
+from portal.jobs.selectors import job_get_for_user, job_list_for_user, job_log_attempts, job_log_size, job_log_tail
+from portal.results.models import Artifact, MetricPoint, Result
+from portal.results.selectors import artifact_download, artifact_get_for_job, artifact_list_for_job
 from portal.web.forms_jobs import (
     CatalogFilterForm,
     JobLaunchForm,
@@ -106,7 +109,8 @@ def job_launch(request: HttpRequest) -> HttpResponse:
             except ServiceError as exc:
                 form.add_error(SERVICE_FIELDS.get(exc.field or ""), exc.message)
             else:
-                messages.success(request, f"Job #{job.pk} is queued.")
+                # Said in the past tense: the message stays on the page while the job moves on.
+                messages.success(request, f"Job #{job.pk} was submitted.")
                 return redirect("web:job_detail", job_id=job.pk)
         status = 400
     else:
@@ -155,20 +159,29 @@ def _metric_rows(job: Job, result: Result | None) -> list[dict[str, Any]]:
     return rows
 
 
+# How each report ratio reads (baseline over optimized, except parameters: optimized over baseline).
+_faster = times_text
+_smaller = partial(times_text, more="smaller", less="larger")
+
+
+def _of_baseline(ratio: float) -> str:
+    return f"{ratio:.2f}× of baseline"
+
+
 def _report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The compression report as rows: what the profile gained (size, speed) and lost (metric)."""
     if not report:
         return []
     b, o = report.get("baseline") or {}, report.get("optimized") or {}
     rows = [
-        ("Size on disk", b.get("bytes"), o.get("bytes"), report.get("size_ratio"), "bytes", "× smaller"),
+        ("Size on disk", b.get("bytes"), o.get("bytes"), report.get("size_ratio"), "bytes", _smaller),
         ("Encoder weights", b.get("encoder_weight_bytes"), o.get("encoder_weight_bytes"),
-         report.get("encoder_weight_ratio"), "bytes", "× smaller"),
-        ("Parameters", b.get("params"), o.get("params"), report.get("params_ratio"), "count", "× of baseline"),
+         report.get("encoder_weight_ratio"), "bytes", _smaller),
+        ("Parameters", b.get("params"), o.get("params"), report.get("params_ratio"), "count", _of_baseline),
         ("CPU latency, batch 1 (ms)", b.get("latency_ms_b1"), o.get("latency_ms_b1"), report.get("speedup_b1"), "ms",
-         "× faster"),
+         _faster),
         ("CPU latency, batch 32 (ms)", b.get("latency_ms_b32"), o.get("latency_ms_b32"), report.get("speedup_b32"),
-         "ms", "× faster"),
+         "ms", _faster),
         ("CPU throughput, batch 32 (records/s)", b.get("throughput_b32"), o.get("throughput_b32"), None, "rate", ""),
         ("Sparsity", b.get("sparsity"), o.get("sparsity"), None, "fraction", ""),
         ("Weights dtype", b.get("dtype"), o.get("dtype"), None, "text", ""),
@@ -178,11 +191,12 @@ def _report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         gb, go = gpu.get("baseline") or {}, gpu.get("optimized") or {}
         rows[5:5] = [
             (f"GPU latency, batch {bs} (ms, {gpu.get('device', 'GPU')})", gb.get(f"latency_ms_b{bs}"),
-             go.get(f"latency_ms_b{bs}"), gpu.get(f"speedup_b{bs}"), "ms", "× faster")
+             go.get(f"latency_ms_b{bs}"), gpu.get(f"speedup_b{bs}"), "ms", _faster)
             for bs in (1, 32)
         ]
-    return [{"label": label, "baseline": bv, "optimized": ov, "ratio": ratio, "unit": unit, "ratio_label": rl}
-            for label, bv, ov, ratio, unit, rl in rows if bv is not None or ov is not None]
+    return [{"label": label, "baseline": bv, "optimized": ov, "ratio": ratio, "unit": unit,
+             "ratio_text": words(ratio) if ratio is not None else ""}
+            for label, bv, ov, ratio, unit, words in rows if bv is not None or ov is not None]
 
 
 def _environment_text(result: Result | None) -> str:
@@ -220,13 +234,62 @@ def _log_tail(artifact: Artifact | None) -> str:
     return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
+# An error message's list of values longer than this is cut to its first LIST_HEAD items and a count.
+LIST_HEAD = 5
+ERROR_SUMMARY_CHARS = 400
+# A bracketed list ([...], (...), {...}) or a run of comma-separated items after a colon.
+_LIST = re.compile(r"(?P<open>[\[({])(?P<items>[^\[\](){}]*,[^\[\](){}]*)(?P<close>[\])}])|(?<=: )(?P<run>[^,:\n]+(?:, [^,:\n]+){%d,})" % LIST_HEAD)
+
+
+def error_summary(message: str) -> str:
+    """`message` with every long list of values cut to its first items and a count, and the whole cut to
+    ERROR_SUMMARY_CHARS: what a failed job's page shows above the full text (behind a toggle)."""
+
+    def shorten(match: re.Match) -> str:
+        if match.group("run") is not None:
+            items, opening, closing = match.group("run").split(", "), "", ""
+        else:
+            items, opening, closing = match.group("items").split(","), match.group("open"), match.group("close")
+        items = [i.strip() for i in items]
+        if len(items) <= LIST_HEAD + 1:
+            return match.group(0)
+        return f"{opening}{', '.join(items[:LIST_HEAD])}, … ({len(items) - LIST_HEAD} more, {len(items)} in all){closing}"
+
+    summary = _LIST.sub(shorten, message.strip())
+    if len(summary) > ERROR_SUMMARY_CHARS:
+        summary = summary[:ERROR_SUMMARY_CHARS].rstrip() + " …"
+    return summary
+
+
+def _log_text(job: Job, attempt: int | None = None) -> tuple[str, int | None, int]:
+    """(the tail of the attempt's log, that attempt, the characters it logged so far).
+
+    The log the worker streams while the attempt runs (`JobLog`); a job from before the stream has
+    only the file stored when its attempt ended."""
+    row = job_log_tail(job=job, attempt=attempt, max_chars=LOG_TAIL_BYTES)
+    if row is not None:
+        lines = row.text.splitlines()
+        return "\n".join(lines[-LOG_TAIL_LINES:]), row.attempt, row.chars_total
+    logs = [a for a in artifact_list_for_job(job=job).filter(kind=Artifact.Kind.LOG)
+            if attempt is None or a.metadata.get("attempt") == attempt]
+    latest = max(logs, key=lambda a: (a.created_at, a.pk)) if logs else None
+    if latest is None:
+        return "", None, 0
+    return _log_tail(latest), latest.metadata.get("attempt"), latest.size_bytes
+
+
 def _status_payload(job: Job) -> dict[str, Any]:
     def iso(value: Any) -> str | None:
         return value.isoformat() if value else None
 
+    log_attempt, log_chars = job_log_size(job=job)
     return {
         "id": job.pk, "status": job.status, "status_label": job.get_status_display(), "finished": job.is_finished,
         "progress": job.progress, "percent": round(job.progress * 100), "epoch": job.epoch, "step": job.step,
+        "phase": job.phase, "phase_index": job.phase_index, "phase_count": job.phase_count,
+        "phase_text": job.phase_text if job.status == Job.Status.RUNNING else "",
+        # What the page's log panel compares to know the log grew (then it fetches log_url).
+        "log_attempt": log_attempt, "log_chars": log_chars,
         "attempts": job.attempts, "max_attempts": job.max_attempts, "worker": job.worker_hostname,
         "cancel_requested": job.cancel_requested, "created_at": iso(job.created_at), "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at), "error_message": job.error_message,
@@ -239,28 +302,63 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _job_or_404(request, job_id)
     result = _result(job)
     artifacts = list(artifact_list_for_job(job=job).filter(kind__in=DOWNLOADABLE_KINDS))
-    logs = [a for a in artifacts if a.kind == Artifact.Kind.LOG]
-    latest_log = max(logs, key=lambda a: (a.created_at, a.pk)) if logs else None
+    log_tail, log_attempt, _ = _log_text(job)
+    log_attempts = sorted(set(job_log_attempts(job=job)) | {
+        a.metadata["attempt"] for a in artifacts if a.kind == Artifact.Kind.LOG and a.metadata.get("attempt")})
+    metric_rows = _metric_rows(job, result)
+    # Panels that cannot have data are left out: a job that failed before training has no curves,
+    # one without stored embeddings no explanations.
+    has_curves = not job.is_finished or MetricPoint.objects.filter(job=job).exists()
+    has_explain = any(a.kind == Artifact.Kind.EMBEDDINGS for a in artifacts)
     task = catalog.TASKS.get(job.task_key)
     profile = catalog.PROFILES.get(job.profile_key)
     context = {
         "job": job, "result": result, "task": task, "profile": profile,
-        "metric_rows": _metric_rows(job, result), "environment_text": _environment_text(result),
+        "metric_rows": metric_rows, "environment_text": _environment_text(result),
+        "has_curves": has_curves, "has_explain": has_explain,
+        "show_results": bool(metric_rows) or job.status == Job.Status.SUCCEEDED,
+        "error_summary": error_summary(job.error_message) if job.error_message else "",
         "report": (result.compression_report if result else None) or {},
         "report_rows": _report_rows((result.compression_report if result else None) or {}),
-        "artifacts": [{"artifact": a, "filename": a.file.name.rsplit("/", 1)[-1]} for a in artifacts],
-        "log_artifact": latest_log, "log_tail": _log_tail(latest_log),
+        "artifacts": [{"artifact": a, "filename": a.file.name.rsplit("/", 1)[-1], "name": artifact_download(a)[0],
+                       "label": artifact_download(a)[1]} for a in artifacts],
+        "log_tail": log_tail, "log_attempt": log_attempt, "log_attempts": log_attempts,
+        "log_url": reverse("web:job_log", args=[job.pk]),
         "config_json": json.dumps(job.config, indent=2, sort_keys=True, default=str),
         "status_url": reverse("web:job_status", args=[job.pk]),
     }
     return render(request, "web/jobs/detail.html", context)
 
 
-@login_required
+def _signed_out_json(request: HttpRequest) -> JsonResponse | None:
+    """A 401 in JSON for a feed polled by a script: a login page with 200 would read as a broken answer."""
+    if request.user.is_authenticated:
+        return None
+    return JsonResponse({"detail": "Authentication required: sign in again to follow this job.",
+                         "login_url": reverse("login")}, status=401)
+
+
 @require_GET
 def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
     """What the job page polls while the job runs (static/js/job.js)."""
-    return JsonResponse(_status_payload(_job_or_404(request, job_id)))
+    return _signed_out_json(request) or JsonResponse(_status_payload(_job_or_404(request, job_id)))
+
+
+@require_GET
+def job_log(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The tail of an attempt's log as text (?attempt=N, default the latest): polled while the job runs."""
+    signed_out = _signed_out_json(request)
+    if signed_out is not None:
+        return signed_out
+    job = _job_or_404(request, job_id)
+    attempt = request.GET.get("attempt", "")
+    if attempt and not attempt.isdigit():
+        raise Http404(f"attempt={attempt!r} is not an attempt number")
+    text, shown, chars = _log_text(job, int(attempt) if attempt else None)
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["X-Log-Attempt"] = str(shown or "")
+    response["X-Log-Chars"] = str(chars)
+    return response
 
 
 @login_required
@@ -289,7 +387,7 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     except ServiceError as exc:
         messages.error(request, f"Job #{job.pk} could not be retried: {exc.message}")
         return redirect("web:job_detail", job_id=job.pk)
-    messages.success(request, f"Job #{new.pk} is queued with the same settings as job #{job.pk}.")
+    messages.success(request, f"Job #{new.pk} was submitted with the same settings as job #{job.pk}.")
     return redirect("web:job_detail", job_id=new.pk)
 
 

@@ -3,7 +3,8 @@
  *   describe the chosen task, show each hyperparameter's default for the chosen preset, highlight
  *   the chosen cards, and show the GPU count only for GPU jobs.
  * Job page: poll the job's status.json while it is queued or running and update the badge, the
- *   progress bar and the facts in place; stop when it ends and reload once so the results appear.
+ *   progress bar, the phase and the facts in place, and fetch the log's tail when it grew; stop when
+ *   it ends and reload once so the results appear. Cancel asks for confirmation first.
  */
 (function () {
   "use strict";
@@ -95,8 +96,30 @@
 
   function jobPage(root) {
     var url = root.getAttribute("data-status-url");
+    var logUrl = root.getAttribute("data-log-url");
     var delay = 2000;
     var timer = null;
+    var logSeen = null;  // "attempt:chars" of the log shown
+
+    function refreshLog(s) {
+      var key = s.log_attempt + ":" + s.log_chars;
+      if (!logUrl || !s.log_attempt || key === logSeen) return;
+      logSeen = key;
+      fetch(logUrl, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (text) {
+          var pre = document.getElementById("job-log");
+          if (text === null || !pre) return;
+          var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+          pre.textContent = text;
+          pre.hidden = !text;
+          var empty = document.getElementById("job-log-empty");
+          if (empty) empty.hidden = !!text;
+          setText("job-log-caption", "(the last lines of attempt " + s.log_attempt + ", updated while it runs)");
+          if (atEnd) pre.scrollTop = pre.scrollHeight;  // follow the tail unless the reader scrolled up
+        })
+        .catch(function () { logSeen = null; });
+    }
 
     function apply(s) {
       var badge = document.getElementById("job-status");
@@ -119,6 +142,12 @@
           inner.classList.toggle("bg-secondary", s.status === "queued");
         }
       }
+      var phase = document.getElementById("job-phase");
+      if (phase) {
+        phase.textContent = s.phase_text || "";
+        phase.hidden = !s.phase_text;
+      }
+      refreshLog(s);
       setText("job-epoch", String(s.epoch));
       setText("job-step", String(s.step));
       setText("job-attempts", s.attempts + " of " + s.max_attempts);
@@ -164,6 +193,12 @@
     if (form) launchForm(form);
     var root = document.getElementById("job-page");
     if (root) jobPage(root);
+    var cancel = document.getElementById("job-cancel-form");
+    if (cancel) {
+      cancel.addEventListener("submit", function (event) {
+        if (!window.confirm(cancel.getAttribute("data-confirm") || "Cancel this job?")) event.preventDefault();
+      });
+    }
     var log = document.getElementById("job-log");
     if (log) log.scrollTop = log.scrollHeight;  // the tail is what matters: show its last lines
   });

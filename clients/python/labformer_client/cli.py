@@ -48,6 +48,17 @@ class _Progress:
             self.bar.close()
 
 
+# The files of a job as its page names them (the API's `download_kind`): predictions is the CSV.
+DOWNLOAD_KINDS = ("model", "model-optimized", "predictions", "evaluation", "evaluation-optimized", "attention",
+                  "embeddings", "projection", "metrics", "report", "log", "checkpoint")
+
+
+def _download_kind(text: str) -> str:
+    if text not in DOWNLOAD_KINDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a download kind; choose one of {', '.join(DOWNLOAD_KINDS)}")
+    return text
+
+
 def _json_arg(text: str) -> Any:
     """JSON given inline or as @file."""
     if text.startswith("@"):
@@ -74,8 +85,10 @@ def _out(args: argparse.Namespace, obj: Any, human: Callable[[Any], str]) -> Non
 
 
 def _job_line(j: dict) -> str:
+    phase = (f"  [{j['phase']} {j.get('phase_index')}/{j.get('phase_count')}]"
+             if j.get("status") == "running" and j.get("phase") else "")
     return (f"{j['id']:>7}  {j['status']:<10} {j.get('progress', 0):>5.0%}  {j['task_key']:<24} {j['profile_key']:<16}"
-            f" dataset {j['dataset']} ({j.get('dataset_name', '')})")
+            f" dataset {j['dataset']} ({j.get('dataset_name', '')}){phase}")
 
 
 def _dataset_line(d: dict) -> str:
@@ -150,7 +163,9 @@ def cmd_download(client: Client, args: argparse.Namespace) -> int:
     # -o names a folder (made if missing) unless it is an existing file's path.
     dest = args.output if os.path.isfile(args.output) else os.path.join(args.output, "")
     path = client.download(args.job, kind=args.kind, dest=dest, name=args.name)
-    _out(args, {"job": int(args.job), "kind": args.kind, "path": str(path)}, lambda o: o["path"])
+    size = path.stat().st_size
+    _out(args, {"job": int(args.job), "kind": args.kind, "path": str(path), "bytes": size},
+         lambda o: f"wrote {o['path']} ({o['bytes']:,} bytes): the {o['kind']} of job {o['job']}")
     return EXIT_OK
 
 
@@ -281,9 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", parents=[common], help="download a job's artifact")
     p.add_argument("job", type=int)
-    p.add_argument("--kind", default="model",
-                   choices=["model", "predictions", "attention", "embeddings", "report", "checkpoint", "log"])
-    p.add_argument("--name", default=None, help="which file of that kind, e.g. predictions.csv or evaluation.npz")
+    p.add_argument("--kind", default="model", type=_download_kind, metavar="KIND",
+                   help="the file's name on the job page: " + ", ".join(DOWNLOAD_KINDS) + " (default: model)")
+    p.add_argument("--name", default=None, help="a file by its stored name, e.g. evaluation.npz")
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="folder to write to (made if missing)")
     p.set_defaults(func=cmd_download)
 
@@ -337,7 +352,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, name, default)
     try:
         client = Client(args.url, args.token)
-        return args.func(client, args)
+        code = args.func(client, args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
+    except BrokenPipeError:
+        # The reader went away (`labformer jobs | head`): what it wanted was printed. Point stdout at
+        # /dev/null so the interpreter's own flush at exit finds nothing to complain about.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except LabformerError as exc:
         if exc.code == "usage":
             print(f"labformer: {exc.message}", file=sys.stderr)

@@ -372,15 +372,24 @@ class Client:
 
     def download(self, job: JobRef, kind: str = "model", dest: str | os.PathLike = ".", *,
                  name: str | None = None) -> Path:
-        """Download the job's newest artifact of ``kind`` (model, predictions, attention, embeddings,
-        report, checkpoint, log) into ``dest`` (a folder, or a file path) and check its sha256.
+        """Download the job's file named ``kind`` on its page into ``dest`` (a folder, or a file path)
+        and check its sha256.
 
-        Some kinds hold several files (predictions: ``predictions.csv`` and ``evaluation.npz``);
-        ``name`` picks one by its file name (a stored name may carry a suffix: ``predictions_a1b2.csv``)."""
-        candidates = [a for a in self.artifacts(job) if a["kind"] == kind and (name is None or _same_name(a, name))]
+        Kinds (the API's ``download_kind``): model, model-optimized, predictions (the test split's
+        predictions as CSV), evaluation, evaluation-optimized, attention, embeddings, projection,
+        metrics, report (the compression report), log (the latest attempt's), checkpoint. An artifact
+        kind of the API (``predictions``, ``embeddings``...) still names a file when the server gives no
+        ``download_kind``; ``name`` picks a file by its stored name (``evaluation.npz``)."""
+        artifacts = self.artifacts(job)
+        candidates = [a for a in artifacts if a.get("download_kind", a["kind"]) == kind
+                      and (name is None or _same_name(a, name))]
+        if not candidates and name is not None:  # --kind predictions --name evaluation.npz: the artifact kind
+            candidates = [a for a in artifacts if a["kind"] == kind and _same_name(a, name)]
         if not candidates:
-            which = f"{kind!r} artifact" + (f" named {name!r}" if name else "")
-            raise NotFound(f"job {_id(job)} has no {which}", code="not_found", status=404)
+            which = f"{kind!r} file" + (f" named {name!r}" if name else "")
+            have = sorted({str(a.get("download_kind", a["kind"])) for a in artifacts if a["kind"] != "checkpoint"})
+            raise NotFound(f"job {_id(job)} has no {which}; it has: {', '.join(have) or 'nothing yet'}",
+                           code="not_found", status=404)
         artifact = max(candidates, key=lambda a: a["id"])
         response = self.request("GET", f"/jobs/{_id(job)}/artifacts/{artifact['id']}/download/", stream=True)
         target = Path(dest)

@@ -23,17 +23,26 @@ def test_create_shows_the_token_once_and_it_works(member_client, member) -> None
     empty = member_client.get(reverse("web:token_list")).content.decode()
     assert 'id="empty-tokens"' in empty and "<title>API tokens · Labformer</title>" in empty
 
-    response = member_client.post(reverse("web:token_list"), {"name": "laptop CLI", "expires_at": ""})
-    assert response.status_code == 200
+    created = member_client.post(reverse("web:token_list"), {"name": "laptop CLI", "expires_at": ""})
+    # Redirect after POST: reloading the page that shows the secret does not create a second token.
+    assert created.status_code == 302 and created.url == reverse("web:token_list")
+    assert secret_url_free(created)
+    response = member_client.get(created.url)
     assert "no-store" in response["Cache-Control"]
     html = response.content.decode()
     secret = re.search(r'id="token-secret" value="(lf_[^"]+)"', html).group(1)
     token = api_token_authenticate(raw=secret)
     assert token is not None and token.user == member and token.name == "laptop CLI"
 
-    later = member_client.get(reverse("web:token_list")).content.decode()
+    later = member_client.get(reverse("web:token_list")).content.decode()  # the reload
     assert secret not in later and 'id="token-secret"' not in later
     assert f"lf_{token.prefix}_" in later and "laptop CLI" in later
+    assert APIToken.objects.filter(user=member).count() == 1
+
+
+def secret_url_free(response) -> bool:  # noqa: ANN001
+    """The redirect carries no secret in its address (it would land in access logs and history)."""
+    return "lf_" not in response.url
 
 
 def test_create_with_an_error_keeps_the_input(member_client) -> None:
