@@ -144,7 +144,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000")
-        parser.add_argument("--setup-only", action="store_true", help="migrate and create the demo user, then exit")
+        parser.add_argument("--setup-only", action="store_true", help="migrate, create the demo user and upload the demo datasets, then exit")
         parser.add_argument("--no-jobs", action="store_true", help="do not queue the demo jobs")
 
     def handle(self, *args, bind: str, setup_only: bool, no_jobs: bool, **options) -> None:  # noqa: ANN002, ANN003
@@ -157,11 +157,14 @@ class Command(BaseCommand):
         username, password = self._demo_user()
         credentials = f"Demo user: {username}  password: {password}  (also in {var / 'demo_password'}; " \
                       "lab 'Demo Lab'; also a Django admin)"
+        with open(logs / "demo-setup.log", "w") as setup_log:
+            call_command("load_demo_data", lab="demo-lab", user=username, stdout=setup_log)
         if setup_only:
             self.stdout.write(self.style.SUCCESS(credentials))
             return
-        with open(logs / "demo-setup.log", "w") as setup_log:
-            call_command("load_demo_data", lab="demo-lab", user=username, stdout=setup_log)
+        user = get_user_model().objects.get(username=username)
+        lab = Lab.objects.get(slug="demo-lab")
+        pending = [] if no_jobs else list(DEMO_JOBS)
         base = Path(settings.BASE_DIR)
         bindir = Path(sys.executable).parent
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -185,9 +188,6 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
-        user = get_user_model().objects.get(username=username)
-        lab = Lab.objects.get(slug="demo-lab")
-        pending = [] if no_jobs else list(DEMO_JOBS)
         try:
             _wait_http(f"http://{bind}/healthz", running, timeout=90)
             self.stdout.write(f"Logs: {logs}/ (web-access.log: every request; web.log, worker-training.log, "
