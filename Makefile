@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha256sum | cut -c1-1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/labformer
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: venv demo test web worker beat flower migrate clean
+.PHONY: venv demo test web worker worker-short beat flower migrate clean
 
 venv: $(STAMP)
 
@@ -31,8 +31,13 @@ demo: venv
 web: venv
 	$(PY) manage.py runserver 127.0.0.1:8000
 
+# Training worker (also takes short work when idle) and the short-work worker (validation,
+# predictions, sweeps): run both, so short work never waits behind training.
 worker: venv
-	$(VENV)/bin/celery -A workers.celery worker -Q cpu,gpu -c 1 --loglevel INFO
+	$(VENV)/bin/celery -A workers.celery worker -Q cpu,gpu -c 1 -n training@%h --loglevel INFO
+
+worker-short: venv
+	$(VENV)/bin/celery -A workers.celery worker -Q short -c 2 -n short@%h --loglevel INFO
 
 beat: venv
 	$(VENV)/bin/celery -A workers.celery beat --loglevel INFO --schedule var/celerybeat-schedule

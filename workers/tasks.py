@@ -17,14 +17,17 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import celeryd_after_setup
 
 from portal.config.celery import (
-    QUEUE_GPU, QUEUE_PREDICT, TASK_DISPATCH_PENDING_JOBS, TASK_PREDICT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB,
-    TASK_SWEEP_PREDICTIONS, TASK_VALIDATE_DATASET, app, job_queue,
+    QUEUE_CPU, QUEUE_GPU, QUEUE_PREDICT, QUEUE_SHORT, TASK_DISPATCH_PENDING_JOBS, TASK_PREDICT,
+    TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, TASK_SWEEP_PREDICTIONS, TASK_VALIDATE_DATASET, app, job_queue,
 )
+from portal.datasets import services as dataset_services
+from portal.datasets.models import Dataset
 from portal.jobs import selectors as job_selectors
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results import services as result_services
 from portal.results.models import Prediction
+from workers.broker import broker_epoch_store, broker_restart_seen, sweep_release
 from workers.predict import prediction_run
 from workers import runner
 from workers.runner import job_run_safely  # loads torch: the worker parent imports it once, children share it
@@ -97,6 +100,7 @@ def run_job(self, job_id: int) -> str:  # noqa: ANN001 - bound task
 @app.task(name=TASK_REQUEUE_LOST_JOBS)
 def requeue_lost_jobs() -> list[int]:
     """Move running jobs whose heartbeat expired back to queued (or to failed when no attempts remain)."""
+    sweep_release(TASK_REQUEUE_LOST_JOBS)
     timeout = timedelta(seconds=settings.LABFORMER_HEARTBEAT_TIMEOUT)
     stale_before = timezone.now() - timeout
     moved: list[int] = []
@@ -112,10 +116,34 @@ def requeue_lost_jobs() -> list[int]:
 
 @app.task(name=TASK_DISPATCH_PENDING_JOBS)
 def dispatch_pending_jobs() -> list[int]:
-    """Send queued jobs whose message never reached the broker (it was down at submission)."""
-    return job_services.job_dispatch_pending(
-        min_age=timedelta(seconds=10), resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER)
-    )
+    """Send queued jobs whose message never reached the broker (it was down at submission), and send
+    everything still waiting again when the broker lost its messages (workers/broker.py)."""
+    sweep_release(TASK_DISPATCH_PENDING_JOBS)
+    restarted = broker_restart_seen()
+    if restarted is None:
+        return job_services.job_dispatch_pending(
+            min_age=timedelta(seconds=10), resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER)
+        )
+    sent = broker_resend_all()
+    broker_epoch_store(restarted)
+    return sent
+
+
+def broker_resend_all() -> list[int]:
+    """Send every queued job, queued prediction and dataset waiting for validation again; returns the
+    jobs. Duplicates are harmless: one delivery starts each, the others find it started."""
+    sent = job_services.job_dispatch_pending(min_age=timedelta(0), resend_after=timedelta(0))
+    predictions = result_services.prediction_sweep(
+        heartbeat_timeout=timedelta(seconds=settings.LABFORMER_HEARTBEAT_TIMEOUT), min_age=timedelta(0),
+        resend_after=timedelta(0),
+    )["sent"]
+    # `uploaded`: never started (a started validation runs on in its worker whatever the broker lost).
+    datasets = list(Dataset.objects.filter(status=Dataset.Status.UPLOADED).order_by("created_at")[:500])
+    for dataset in datasets:
+        dataset_services.dataset_enqueue_validation(dataset=dataset)
+    log.warning("the broker restarted or lost its data: sent %d jobs, %d predictions and %d validations again",
+                len(sent), len(predictions), len(datasets))
+    return sent
 
 
 @app.task(name=TASK_VALIDATE_DATASET)
@@ -125,12 +153,16 @@ def validate_dataset(dataset_id: int) -> str | None:
 
 
 @celeryd_after_setup.connect
-def serve_predict_queue(sender: str, instance, **kwargs) -> None:  # noqa: ANN001
-    """Every worker also consumes `predict`, whatever its -Q: a prediction is never stranded because no
-    worker listens, and an idle training worker answers it. A worker busy with a job holds no other
-    message (prefetch 1, late ack), so a dedicated `-Q predict` worker is what keeps predictions fast
-    while every training worker is busy."""
-    instance.app.amqp.queues.select_add(QUEUE_PREDICT)
+def serve_short_queue(sender: str, instance, **kwargs) -> None:  # noqa: ANN001
+    """A worker serving `cpu` also takes short work (validation, predictions, sweeps) when idle, so a
+    deployment with CPU workers only strands nothing; a worker busy with a job holds no other message
+    (prefetch 1, late ack), which is why a dedicated `-Q short` worker is what keeps short work fast.
+    Workers serving `short` also drain the old `predict` queue. GPU-only workers stay on GPU jobs."""
+    queues = instance.app.amqp.queues
+    if QUEUE_CPU in queues.consume_from:
+        queues.select_add(QUEUE_SHORT)
+    if QUEUE_SHORT in queues.consume_from:
+        queues.select_add(QUEUE_PREDICT)
 
 
 @celeryd_after_setup.connect
@@ -171,6 +203,7 @@ def predict(self, prediction_id: int) -> str:  # noqa: ANN001 - bound task
 @app.task(name=TASK_SWEEP_PREDICTIONS)
 def sweep_predictions() -> dict[str, list[int]]:
     """Requeue predictions whose worker was lost and send those whose message never reached a worker."""
+    sweep_release(TASK_SWEEP_PREDICTIONS)
     return result_services.prediction_sweep(
         heartbeat_timeout=timedelta(seconds=settings.LABFORMER_HEARTBEAT_TIMEOUT), min_age=timedelta(seconds=10),
         resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER),

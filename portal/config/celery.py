@@ -21,13 +21,23 @@ TASK_DISPATCH_PENDING_JOBS = "workers.dispatch_pending_jobs"
 TASK_PREDICT = "workers.predict"
 TASK_SWEEP_PREDICTIONS = "workers.sweep_predictions"
 
-# Queues: a job asking for a GPU goes to `gpu`, everything else to `cpu`.
+# Queues: a job asking for a GPU goes to `gpu`, every other job to `cpu`.
 QUEUE_CPU = "cpu"
 QUEUE_GPU = "gpu"
-# Predictions for new records with a finished model: short tasks an API request may be waiting for,
-# so they never sit behind a training job on `cpu`. Every worker also serves this queue (added in
-# workers/tasks.py when the worker starts); a worker started with `-Q predict` serves nothing else.
+# Short work: dataset validation, predictions and the periodic sweeps. A dedicated worker process
+# serves it (`-Q short`, see the Makefile's worker-short, docker/compose.yaml and the README) so it
+# never waits behind training; workers serving `cpu` also take it when idle (workers/tasks.py).
+QUEUE_SHORT = "short"
+# Where predictions used to go. Nothing is sent here any more; every worker that serves `short` still
+# consumes it, so a message left from before the change is answered, not stranded.
 QUEUE_PREDICT = "predict"
+
+# The periodic sweeps: each runs on `short`, at most one message of each waits at a time (the beat
+# scheduler in workers/beat.py holds a once-key per sweep until a worker starts it).
+SWEEP_INTERVALS_S = {TASK_REQUEUE_LOST_JOBS: 60.0, TASK_DISPATCH_PENDING_JOBS: 30.0, TASK_SWEEP_PREDICTIONS: 60.0}
+# A sweep message nobody started within this many seconds is taken for lost: it expires (a worker
+# drops it unrun) and beat may send the next one.
+SWEEP_PENDING_TTL_S = 300
 
 
 def job_queue(device: str, gpu_count: int = 0) -> str:
@@ -41,6 +51,8 @@ app = Celery("labformer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_default_queue=QUEUE_CPU,
+    # Short work goes to `short` whoever sends it (an explicit queue= still wins).
+    task_routes={name: {"queue": QUEUE_SHORT} for name in (TASK_VALIDATE_DATASET, TASK_PREDICT, *SWEEP_INTERVALS_S)},
     # A job is acknowledged only when it ends, so a worker that dies mid-job leaves the message
     # to be delivered again; the job state machine makes the second delivery harmless.
     task_acks_late=True,
@@ -59,9 +71,11 @@ app.conf.update(
     broker_connection_timeout=2,
 )
 
-# Periodic work, run by `celery beat` (or a worker started with -B in the embedded default).
+# Periodic work, run by `celery beat` (or the short worker started with -B in `make demo`).
+app.conf.beat_scheduler = "workers.beat:SweepScheduler"
 app.conf.beat_schedule = {
-    "requeue-lost-jobs": {"task": TASK_REQUEUE_LOST_JOBS, "schedule": 60.0},
-    "dispatch-pending-jobs": {"task": TASK_DISPATCH_PENDING_JOBS, "schedule": 30.0},
-    "sweep-predictions": {"task": TASK_SWEEP_PREDICTIONS, "schedule": 60.0},
+    name.removeprefix("workers.").replace("_", "-"): {
+        "task": name, "schedule": every, "options": {"queue": QUEUE_SHORT, "expires": SWEEP_PENDING_TTL_S},
+    }
+    for name, every in SWEEP_INTERVALS_S.items()
 }

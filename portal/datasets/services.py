@@ -20,7 +20,7 @@ from portal.accounts.models import Lab, Visibility
 from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
 from portal.common.storage import storage_save_hashed
-from portal.config.celery import QUEUE_CPU, TASK_VALIDATE_DATASET, app
+from portal.config.celery import QUEUE_SHORT, TASK_VALIDATE_DATASET, app
 from portal.datasets.models import Dataset, UploadSession, dataset_original_path
 
 
@@ -117,8 +117,8 @@ def dataset_create(
 
 
 def dataset_enqueue_validation(*, dataset: Dataset) -> None:
-    """Hand the dataset to a worker for validation (the `cpu` queue: validation never needs a GPU)."""
-    app.send_task(TASK_VALIDATE_DATASET, args=[dataset.pk], queue=QUEUE_CPU)
+    """Hand the dataset to a worker for validation (the `short` queue: it never waits behind training)."""
+    app.send_task(TASK_VALIDATE_DATASET, args=[dataset.pk], queue=QUEUE_SHORT)
 
 
 def _dataset_move(*, dataset_id: int, allowed_from: tuple[str, ...], status: str, **fields: Any) -> Dataset:

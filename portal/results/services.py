@@ -28,7 +28,7 @@ from mlcore import catalog
 from mlcore.records import InvalidRecords, records_parse
 from portal.common.errors import ServiceError
 from portal.common.storage import storage_save_hashed
-from portal.config.celery import QUEUE_PREDICT, TASK_PREDICT, app
+from portal.config.celery import QUEUE_SHORT, TASK_PREDICT, app
 from portal.jobs.models import Job
 from portal.results.models import Artifact, MetricPoint, Prediction, Result, artifact_path, prediction_path
 
@@ -274,10 +274,10 @@ def prediction_create(
 
 
 def _prediction_enqueue(*, prediction: Prediction) -> bool:
-    """Hand the prediction id to the broker, on the `predict` queue (by task name). A broker that is
+    """Hand the prediction id to the broker, on the `short` queue (by task name). A broker that is
     down loses nothing: the row stays queued and the sweep (`prediction_sweep`) sends it later."""
     try:
-        app.send_task(TASK_PREDICT, args=[prediction.pk], queue=QUEUE_PREDICT,
+        app.send_task(TASK_PREDICT, args=[prediction.pk], queue=QUEUE_SHORT,
                       soft_time_limit=PREDICT_TIME_LIMIT_S, time_limit=PREDICT_TIME_LIMIT_S + PREDICT_HARD_LIMIT_GRACE_S)
     except Exception as exc:  # noqa: BLE001 - any broker failure: keep the row, the sweep retries
         log.warning("prediction %s: broker unavailable (%s); the sweep will send it", prediction.pk, exc)

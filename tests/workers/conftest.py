@@ -29,12 +29,16 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     """A `celery worker` subprocess with its output collected in the background."""
 
-    def __init__(self, env: dict[str, str], name: str) -> None:
+    def __init__(self, env: dict[str, str], name: str, queues: str = "cpu,gpu", concurrency: int = 1,
+                 beat: bool = False) -> None:
         self.name = name
         self.lines: list[str] = []
+        # With beat: the periodic sweeps embedded, as `make demo` runs them on its short worker.
+        embedded_beat = ["-B", "--schedule", str(Path(env["LABFORMER_VAR_DIR"]) / f"beat-{name}")] if beat else []
+        Path(env["LABFORMER_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery", "worker", "-Q", "cpu,gpu", "-c", "1",
-             "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            [sys.executable, "-m", "celery", "-A", "workers.celery", "worker", "-Q", queues, "-c", str(concurrency),
+             "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO", *embedded_beat],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         threading.Thread(target=self._drain, daemon=True).start()
@@ -114,8 +118,9 @@ def worker_env(settings, tmp_path: Path) -> dict[str, str]:  # noqa: ANN001
 def start_worker(worker_env: dict[str, str], broker: redis.Redis) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def _start(**extra_env: str) -> WorkerProcess:
-        worker = WorkerProcess({**worker_env, **extra_env}, name=f"test-{uuid.uuid4().hex[:8]}")
+    def _start(*, queues: str = "cpu,gpu", concurrency: int = 1, beat: bool = False, **extra_env: str) -> WorkerProcess:
+        worker = WorkerProcess({**worker_env, **extra_env}, name=f"test-{uuid.uuid4().hex[:8]}", queues=queues,
+                               concurrency=concurrency, beat=beat)
         started.append(worker)
         worker.wait_ready()
         return worker

@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
 
-from portal.config.celery import QUEUE_CPU, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, app
+from portal.config.celery import QUEUE_CPU, QUEUE_SHORT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, app
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results.models import Artifact, MetricPoint, Result
@@ -82,7 +82,7 @@ def test_worker_killed_mid_training_job_is_requeued_and_resumes(start_worker, dn
     # The dead worker's last heartbeat must be older than the 2 s timeout before the sweep runs.
     wait_for(lambda: (timezone.now() - Job.objects.get(pk=job.pk).heartbeat_at).total_seconds() > 2.2,
              30, "the heartbeat to expire", second)
-    app.send_task(TASK_REQUEUE_LOST_JOBS, queue=QUEUE_CPU)
+    app.send_task(TASK_REQUEUE_LOST_JOBS, queue=QUEUE_SHORT)
     wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 240, "the resumed job to finish", second)
     job.refresh_from_db()
     assert job.status == S.SUCCEEDED, job.error_message + job.error_traceback
@@ -176,7 +176,7 @@ def test_redis_down_at_submission_job_stays_queued_then_is_dispatched(start_work
                                    "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
         worker = start_worker(CELERY_BROKER_URL=url)
         Job.objects.filter(pk=job.pk).update(created_at=job.created_at - __import__("datetime").timedelta(minutes=1))
-        app.send_task("workers.dispatch_pending_jobs", queue=QUEUE_CPU)
+        app.send_task("workers.dispatch_pending_jobs", queue=QUEUE_SHORT)
         wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 180, "the swept job to finish", worker)
         job.refresh_from_db()
         assert job.status == S.SUCCEEDED and job.dispatched_at is not None
