@@ -349,7 +349,7 @@ def honest_notes(report: CompressionReport) -> list[str]:
     notes = []
     for bs, s in ((1, report.speedup_b1), (32, report.speedup_b32)):
         if s < 0.95:
-            notes.append(f"slower than the baseline at batch {bs} on this hardware: {s:.2f}x "
+            notes.append(f"{1 / s:.2f}x slower than the baseline at batch {bs} on this hardware "
                          f"({1 / s:.2f} times the baseline's latency).")
     if report.profile != "baseline" and 0.95 <= report.speedup_b32 <= 1.05:
         notes.append(f"no measurable speedup at batch 32 ({report.speedup_b32:.2f}x).")
