@@ -111,3 +111,16 @@ def test_an_unstable_report_says_so_in_words() -> None:
     notes = honest_notes(report)
     assert any("not stable" in n and "37%" in n and "100 timed rounds" in n and "6.5 on 2 CPUs" in n
                for n in notes), notes
+
+
+def test_a_slower_profile_is_called_slower_in_words_never_a_fraction_faster() -> None:
+    from mlcore.compress.report import CompressionReport, ModelStats, honest_notes
+
+    side = ModelStats(metrics={"roc_auc": 0.9}, params=10, bytes=100, encoder_weight_bytes=50, latency_ms_b1=1.0,
+                      latency_ms_b32=10.0, throughput_b32=3200.0, sparsity=0.0, dtype="float32")
+    report = CompressionReport(profile="mixed-precision", primary_metric="roc_auc", greater_is_better=True,
+                               baseline=side, optimized=side, speedup_b1=0.73, speedup_b32=1.5, size_ratio=1.0,
+                               encoder_weight_ratio=1.0, metric_delta=0.0, params_ratio=1.0, threads=1)
+    notes = honest_notes(report)
+    assert any(n.startswith("1.37x slower than the baseline at batch 1") for n in notes), notes
+    assert not any("0.73x" in n for n in notes)
