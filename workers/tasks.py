@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_ready
 
 from portal.config.celery import (
     QUEUE_GPU, QUEUE_PREDICT, TASK_DISPATCH_PENDING_JOBS, TASK_PREDICT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB,
@@ -140,6 +140,18 @@ def serve_multi_gpu_queues(sender: str, instance, **kwargs) -> None:  # noqa: AN
     if QUEUE_GPU in queues.consume_from:
         for gpus in range(2, settings.LABFORMER_WORKER_GPUS + 1):
             queues.select_add(multi_gpu_queue(gpus))
+
+
+@worker_ready.connect
+def register_worker(sender, **kwargs) -> None:  # noqa: ANN001 - celery's consumer
+    """Record this worker and its queues (portal.jobs.models.WorkerSeen): submission refuses a GPU job
+    when no worker serving `gpu` has ever started. A worker that cannot reach the database still runs."""
+    queues = list(sender.app.amqp.queues.consume_from)
+    gpus = settings.LABFORMER_WORKER_GPUS if QUEUE_GPU in queues else 0
+    try:
+        job_services.worker_seen_record(hostname=sender.hostname, queues=queues, gpus=gpus)
+    except Exception as exc:  # noqa: BLE001 - registration is advisory; serving jobs is what matters
+        log.warning("could not record worker %s: %s", sender.hostname, exc)
 
 
 class PredictionTask(Task):

@@ -10,6 +10,7 @@ urlpatterns: list[URLPattern] = [
     path("datasets/", views_data.dataset_list, name="dataset_list"),
     path("datasets/upload/", views_data.dataset_upload, name="dataset_upload"),
     path("datasets/<int:pk>/", views_data.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:pk>/remap", views_data.dataset_remap, name="dataset_remap"),
     path("datasets/<int:pk>/status.json", views_data.dataset_status, name="dataset_status"),
     path("datasets/<int:pk>/download", views_data.dataset_download, name="dataset_download"),
     path("datasets/<int:pk>/delete", views_data.dataset_delete, name="dataset_delete"),
