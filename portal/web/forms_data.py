@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from mlcore.catalog import MODALITIES, TASKS
+from mlcore.guess import HEAD_BYTES, FileHead, file_guess
 from portal.accounts.models import Lab, Visibility
 from portal.datasets.models import Dataset
 
@@ -114,6 +115,53 @@ class DatasetUploadForm(DatasetMappingForm):
     def __init__(self, *args: Any, labs: list[Lab], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["lab"].choices = [(lab.slug, f"{lab.name} ({lab.slug})") for lab in labs]
+        self.fields["modality"].required = False
+        self.fields["modality"].choices = [("", "— guess from the file —"), *self.fields["modality"].choices]
+        self.guess_reason = ""
+
+    def clean(self) -> dict[str, Any]:
+        """Read the file's first records: guess the modality when none is chosen, and check the mapping
+        names columns the header has, before a byte is stored."""
+        data = self.cleaned_data
+        upload = data.get("file")
+        if upload is None:
+            return super().clean()
+        head_bytes = upload.read(HEAD_BYTES)
+        upload.seek(0)
+        head, guess = file_guess(head_bytes, upload.name)
+        if not data.get("modality"):
+            if guess is None:
+                self.add_error("modality", "the modality could not be told from the file's first records: choose it")
+                return data
+            data["modality"] = guess.modality
+            self.guess_reason = guess.reason
+            if guess.input_col and not data.get("input_cols") and \
+                    guess.input_col != MODALITIES[guess.modality].default_input_col:
+                data["input_cols"] = [guess.input_col]
+        super().clean()
+        for name, message in mapping_problems(head=head, data=data).items():
+            self.add_error(name, message)
+        return data
+
+
+def mapping_problems(*, head: FileHead, data: dict[str, Any]) -> dict[str, str]:
+    """Mapped columns the file's header lacks, per form field (empty when the header is unknown: FASTA
+    labels, SDF properties and Parquet columns are only known once the file is read)."""
+    if head.format not in ("csv", "tsv") or not head.columns:
+        return {}
+    folded = {c.lower() for c in head.columns}
+    listed = ", ".join(head.columns)
+    problems: dict[str, str] = {}
+    for name in (*MAPPING_LISTS, *MAPPING_SINGLE):
+        value = data.get(name)
+        missing = [c for c in ([value] if isinstance(value, str) else value or []) if c and c.lower() not in folded]
+        if missing:
+            problems[name] = f"{', '.join(repr(c) for c in missing)} is not in the file's header (columns: {listed})"
+    task = TASKS.get(data.get("task") or "")
+    if task and not data.get("target_cols") and task.default_target_col.lower() not in folded:
+        problems["target_cols"] = (f"{task.label} reads its target from a column {task.default_target_col!r}, "
+                                   f"which the file lacks (columns: {listed}): choose the target column")
+    return problems
 
 
 class APITokenForm(forms.Form):

@@ -9,6 +9,7 @@ urlpatterns: list[URLPattern] = [
     path("labs/switch", views.lab_switch, name="lab_switch"),
     path("datasets/", views_data.dataset_list, name="dataset_list"),
     path("datasets/upload/", views_data.dataset_upload, name="dataset_upload"),
+    path("datasets/upload/guess.json", views_data.dataset_guess, name="dataset_guess"),
     path("datasets/<int:pk>/", views_data.dataset_detail, name="dataset_detail"),
     path("datasets/<int:pk>/remap", views_data.dataset_remap, name="dataset_remap"),
     path("datasets/<int:pk>/status.json", views_data.dataset_status, name="dataset_status"),

@@ -18,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from mlcore.catalog import MODALITIES, TASKS
+from mlcore.guess import HEAD_BYTES, file_guess
 from portal.accounts.models import APIToken, Membership
 from portal.accounts.selectors import api_token_list_for_user, lab_list_for_user, membership_get
 from portal.accounts.services import api_token_create, api_token_revoke
@@ -98,6 +99,8 @@ def _upload_context(request: HttpRequest, form: DatasetUploadForm) -> dict[str, 
             "maxBytes": settings.LABFORMER_MAX_UPLOAD_BYTES,
             "sessionsUrl": reverse("upload-list"),
             "datasetUrl": reverse("web:dataset_detail", args=[0]),
+            "guessUrl": reverse("web:dataset_guess"),
+            "guessBytes": HEAD_BYTES,
             "user": request.user.get_username(),
         },
     }
@@ -126,8 +129,24 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
             form.add_error(field if field in form.fields else None, exc.message)
         else:
             _version_message(request, dataset, verb="Uploaded")
+            if form.guess_reason:
+                messages.info(request, f"Modality guessed from the file: {dataset.get_modality_display()} "
+                                       f"({form.guess_reason}). If that is wrong, edit the mapping below.")
             return redirect("web:dataset_detail", dataset.pk)
     return render(request, "web/datasets/upload.html", _upload_context(request, form), status=400)
+
+
+@require_POST
+@login_required
+def dataset_guess(request: HttpRequest) -> JsonResponse:
+    """The upload page sends a file's first bytes while the user fills the form; the answer is the
+    header, the first records' modality (mlcore.guess, the same rules the server applies on submit)."""
+    head, guess = file_guess(request.body[:HEAD_BYTES], request.GET.get("filename", ""))
+    return JsonResponse({
+        "format": head.format, "columns": head.columns,
+        "modality": guess.modality if guess else None, "input_col": guess.input_col if guess else None,
+        "reason": guess.reason if guess else "",
+    })
 
 
 # --- one dataset --------------------------------------------------------------------------------
