@@ -264,10 +264,12 @@ def _gpu_check(*, gpu_count: int) -> None:
     """A GPU job is refused when no worker owning that many GPUs has ever started: it would wait forever."""
     largest = WorkerSeen.objects.filter(gpus__gte=1).order_by("-gpus").values_list("gpus", flat=True).first()
     if largest is None:
+        without = list(WorkerSeen.objects.filter(queues__contains=["gpu"]).values_list("hostname", flat=True)[:3])
+        why = (f"the workers serving the gpu queue ({', '.join(without)}) have no GPU" if without
+               else "no worker serving the gpu queue has ever started here")
         raise ServiceError(
-            "no GPU worker is registered: no worker serving the gpu queue has ever started here, so the job "
-            "would wait forever. Run it on the CPU (device cpu), or start a GPU worker first "
-            "(`celery -A workers worker -Q gpu` on a machine with a GPU).",
+            f"no GPU worker is registered: {why}, so the job could never run. Run it on the CPU (device cpu), "
+            "or start a GPU worker first (`celery -A workers worker -Q gpu` on a machine with a GPU).",
             field="device", code="no_gpu_worker",
         )
     if gpu_count > largest:

@@ -93,6 +93,7 @@ class DatasetMappingForm(forms.Form):
 class DatasetRemapForm(DatasetMappingForm):
     """Edit the mapping: lists of columns are typed ("a, b"), since the page has no file to read a header from."""
 
+    modality = forms.ChoiceField(choices=[(m.key, m.label) for m in MODALITIES.values()])
     input_cols = ColumnsField(required=False, label="Input column(s)", widget=forms.TextInput,
                               help_text="Comma-separated; empty: the modality's default (tabular: every other column).")
     target_cols = ColumnsField(required=False, label="Target column(s)", widget=forms.TextInput,

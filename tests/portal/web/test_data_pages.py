@@ -430,3 +430,10 @@ def test_the_upload_page_asks_the_server_for_a_guess(member_client) -> None:
 def test_the_lab_choice_shows_its_slug(member_client, lab) -> None:
     html = member_client.get(reverse("web:dataset_upload")).content.decode()
     assert f"{lab.name} ({lab.slug})" in html
+
+
+def test_the_pages_show_the_labs_slug_the_cli_takes(member_client, member, lab) -> None:
+    dataset = DatasetFactory(owner=member, lab=lab)
+    html = member_client.get(reverse("web:dataset_detail", args=[dataset.pk])).content.decode()
+    assert 'id="dataset-lab-slug"' in html and f">{lab.slug}</span>" in html
+    assert f'{lab.name} <span class="small text-body-secondary mono lab-slug">{lab.slug}</span>' in html  # lab menu
