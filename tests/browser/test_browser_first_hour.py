@@ -138,15 +138,22 @@ def _promoters_csv(n: int = 60) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-def _upload(page: Page, name: str, content: bytes, *, task: str | None = None) -> None:
+def _upload(page: Page, name: str, content: bytes, *, task: str | None = None, wrong_task: str | None = None) -> None:
     page.goto("/datasets/upload/")
     page.locator("#upload-file").set_input_files(files=[{"name": name, "mimeType": "text/csv", "buffer": content}])
     expect(page.locator("#upload-columns")).to_be_visible()
     # The page asks the server what the file holds and preselects it; the researcher keeps the guess.
     expect(page.locator("#modality-guess")).to_contain_text("Guessed from the file")
     expect(page.locator("#id_modality")).to_have_value("dna")
+    warning = page.locator("#upload-mapping-warning")
+    if wrong_task:  # a task whose target column the header lacks is flagged before anything is sent
+        page.select_option("#id_task", wrong_task)
+        page.select_option("#id_target_cols", "")  # back to the task's default target column
+        expect(warning).to_be_visible()
+        expect(warning).to_contain_text("choose the target column")
     if task:
         page.select_option("#id_task", task)
+        expect(warning).to_be_hidden()
     page.locator("#upload-submit").click()
     page.wait_for_url("**/datasets/*/")
 
@@ -158,6 +165,7 @@ def test_browser_first_hour_on_the_demo_setup(page: Page, demo_setup, demo_worke
     demo = Dataset.objects.get(lab__slug="demo-lab", name=DEMO_DATASETS["synthetic-promoters"].name)
     _wait(lambda: Dataset.objects.filter(pk=demo.pk, status=Dataset.Status.READY).exists(), VALIDATION_MS / 1000,
           "the demo dataset to be validated", demo_workers)
+    demo.refresh_from_db()
 
     # (a) a job trains (long enough to hold the training worker for the whole journey) ...
     job = job_services.job_submit(user=demo.owner, dataset=demo, task_key="dna-classification", preset="tiny",
@@ -172,7 +180,7 @@ def test_browser_first_hour_on_the_demo_setup(page: Page, demo_setup, demo_worke
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
     # ... and an upload still validates meanwhile.
-    _upload(page, "promoters-small.csv", _promoters_csv(), task="dna-classification")
+    _upload(page, "promoters-small.csv", _promoters_csv(), task="dna-classification", wrong_task="dna-regression")
     expect(page.locator("#dataset-status")).to_have_attribute("data-status", "ready", timeout=VALIDATION_MS)
     job.refresh_from_db()
     assert job.status == Job.Status.RUNNING, f"the job ended ({job.status}) before the upload was validated"
