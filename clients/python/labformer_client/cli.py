@@ -117,8 +117,7 @@ def _what_happened(dataset: dict) -> str:
 
 
 def _dataset_outcome(client: Client, args: argparse.Namespace, dataset: dict) -> int:
-    if not args.quiet:
-        print(_what_happened(dataset), file=sys.stderr)
+    print(_what_happened(dataset), file=sys.stderr)  # also with -q: a repeated upload is never silent
     if args.wait:
         flags = {k: dataset.get(k) for k in ("deduplicated", "reused_bytes")}
         dataset = {**client.wait_dataset(dataset, timeout=args.timeout), **flags}
