@@ -1210,7 +1210,9 @@ class _Aggregator:
                 self.partial.unlink()  # an invalid dataset leaves no canonical copy to be trained on
         columns = {"input": plan.input_col or list(plan.feature_cols), "targets": list(plan.target_cols),
                    "id": plan.id_col, "group": plan.group_col, "split": plan.split_col,
-                   "line": SOURCE_LINE_COL}
+                   "line": SOURCE_LINE_COL,
+                   # every column of the file, mapped or not: what a corrected mapping could choose from
+                   "file": list(reader.columns)}
         if plan.input_kind == "molblock":
             columns["input"] = "smiles"
         if plan.input_kind in ("long", "lists"):

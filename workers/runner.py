@@ -215,6 +215,10 @@ def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> Recip
             "target_cols": schema.get("target_cols"), "id_col": schema.get("id_col"),
             "group_col": schema.get("group_col"), "split_col": schema.get("split_col"),
         }
+    if cfg.get("target_cols"):  # the job picked its target column at submission (checked there)
+        mapping["target_cols"] = list(cfg["target_cols"])
+        if mapping["feature_cols"]:
+            mapping["feature_cols"] = [c for c in mapping["feature_cols"] if c not in cfg["target_cols"]] or None
     return RecipeConfig(
         task=job.task_key,
         data=data,

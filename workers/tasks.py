@@ -12,9 +12,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+import torch
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_ready
 
 from portal.config.celery import (
     QUEUE_CPU, QUEUE_GPU, QUEUE_PREDICT, QUEUE_SHORT, TASK_DISPATCH_PENDING_JOBS, TASK_PREDICT,
@@ -180,6 +181,21 @@ def serve_multi_gpu_queues(sender: str, instance, **kwargs) -> None:  # noqa: AN
     if QUEUE_GPU in queues.consume_from:
         for gpus in range(2, settings.LABFORMER_WORKER_GPUS + 1):
             queues.select_add(multi_gpu_queue(gpus))
+
+
+@worker_ready.connect
+def register_worker(sender, **kwargs) -> None:  # noqa: ANN001 - celery's consumer
+    """Record this worker and its queues (portal.jobs.models.WorkerSeen): submission refuses a GPU job
+    when no worker serving `gpu` has ever started. A worker that cannot reach the database still runs."""
+    queues = list(sender.app.amqp.queues.consume_from)
+    # The GPUs it can really use: `make demo`'s one worker serves `gpu` on machines without one, and a
+    # GPU job sent there could never succeed. device_count() asks NVML first, so no CUDA context is
+    # made in this parent process before the pool forks.
+    gpus = min(settings.LABFORMER_WORKER_GPUS, torch.cuda.device_count()) if QUEUE_GPU in queues else 0
+    try:
+        job_services.worker_seen_record(hostname=sender.hostname, queues=queues, gpus=gpus)
+    except Exception as exc:  # noqa: BLE001 - registration is advisory; serving jobs is what matters
+        log.warning("could not record worker %s: %s", sender.hostname, exc)
 
 
 class PredictionTask(Task):

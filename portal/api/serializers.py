@@ -59,7 +59,7 @@ class MappingSerializer(serializers.Serializer):
 class DatasetCreateSerializer(serializers.Serializer):
     file = serializers.FileField()
     name = serializers.CharField(max_length=200)
-    lab = serializers.SlugField(help_text="slug of a lab you may upload to")
+    lab = serializers.CharField(max_length=200, help_text="slug (or name) of a lab you may upload to")
     modality = serializers.ChoiceField(choices=MODALITY_CHOICES)
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
     policy = serializers.ChoiceField(choices=Dataset.Policy.choices, default=Dataset.Policy.STRICT)
@@ -73,10 +73,38 @@ class DatasetCreateSerializer(serializers.Serializer):
         return dict(inner.validated_data)
 
 
+class DatasetRemapSerializer(serializers.Serializer):
+    mapping = serializers.JSONField(required=False, allow_null=True, default=None,
+                                    help_text="the new column mapping (replaces the old one); omitted: kept")
+    policy = serializers.ChoiceField(choices=Dataset.Policy.choices, required=False, allow_null=True, default=None)
+    modality = serializers.ChoiceField(choices=MODALITY_CHOICES, required=False, allow_null=True, default=None)
+
+    def validate_mapping(self, value: dict | None) -> dict | None:
+        return None if value is None else DatasetCreateSerializer().validate_mapping(value)
+
+
+class DatasetVersionSerializer(DatasetDetailSerializer):
+    """A dataset as an upload or a mapping edit left it, saying whether it is new."""
+
+    deduplicated = serializers.SerializerMethodField(
+        help_text="true: an existing version already reads these bytes this way; nothing new was made")
+    reused_bytes = serializers.SerializerMethodField(
+        help_text="true: the version shares a stored file instead of storing the bytes again")
+
+    class Meta(DatasetDetailSerializer.Meta):
+        fields = DatasetDetailSerializer.Meta.fields + ["deduplicated", "reused_bytes"]
+
+    def get_deduplicated(self, dataset: Dataset) -> bool:
+        return bool(getattr(dataset, "deduplicated", False))
+
+    def get_reused_bytes(self, dataset: Dataset) -> bool:
+        return bool(getattr(dataset, "reused_bytes", False))
+
+
 class UploadSessionCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     filename = serializers.CharField(max_length=255)
-    lab = serializers.SlugField()
+    lab = serializers.CharField(max_length=200, help_text="slug (or name) of a lab you may upload to")
     modality = serializers.ChoiceField(choices=MODALITY_CHOICES)
     size_bytes = serializers.IntegerField(min_value=1)
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
@@ -206,13 +234,17 @@ class JobCreateSerializer(serializers.Serializer):
     priority = serializers.IntegerField(min_value=-4, max_value=4, default=0)
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    lab = serializers.SlugField(required=False, allow_null=True, default=None)
+    lab = serializers.CharField(required=False, allow_null=True, default=None, max_length=200,
+                                help_text="slug (or name) of the lab the job belongs to")
     time_limit_s = serializers.IntegerField(required=False, min_value=1, allow_null=True, default=None)
     budget = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, allow_null=True, default=None,
                                     help_text="pruned/slim/compact: stop before the validation primary metric "
                                               "falls more than this (absolute) below the baseline")
     split = serializers.ChoiceField(choices=list(catalog.SPLIT_METHODS), default="random",
                                     help_text="how records are divided into train / val / test")
+    target_col = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
+                                       max_length=200, help_text="the column to predict; default: the dataset's "
+                                                                 "mapped target, else the task's usual name")
 
 
 class JobCloneSerializer(serializers.Serializer):

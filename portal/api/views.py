@@ -44,9 +44,18 @@ class NewestFirst(CursorPagination):
 def _lab_for(user: Any, slug: str | None) -> Lab | None:
     if not slug:
         return None
-    lab = lab_list_for_user(user=user).filter(slug=slug).first()
+    # The pages show a lab's name and its slug; either one names it (the slug first: names may repeat).
+    labs = lab_list_for_user(user=user)
+    lab = labs.filter(slug=slug).first()
     if lab is None:
-        raise ServiceError(f"you are not a member of a lab {slug!r}", field="lab")
+        named = list(labs.filter(name__iexact=slug.strip())[:2])
+        if len(named) > 1:
+            raise ServiceError(f"several of your labs are named {slug!r}; give the slug "
+                               f"({', '.join(lab.slug for lab in named)})", field="lab")
+        lab = named[0] if named else None
+    if lab is None:
+        known = ", ".join(f"{lab.slug} ({lab.name})" for lab in labs.order_by("slug")[:20]) or "none"
+        raise ServiceError(f"you are not a member of a lab {slug!r}; your labs: {known}", field="lab")
     return lab
 
 
@@ -158,7 +167,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         return dataset_get_for_user(user=self.request.user, dataset_id=int(self.kwargs["pk"]))
 
     @extend_schema(request={"multipart/form-data": s.DatasetCreateSerializer}, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: s.DatasetDetailSerializer})
+                   responses={201: s.DatasetVersionSerializer, 200: s.DatasetVersionSerializer})
     @idempotent
     def create(self, request: Request) -> Response:
         form = s.DatasetCreateSerializer(data=request.data)
@@ -170,7 +179,21 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
             file=upload, filename=upload.name, visibility=data["visibility"], policy=data["policy"],
             description=data["description"], schema=data["mapping"],
         )
-        return Response(s.DatasetDetailSerializer(dataset).data,
+        return Response(s.DatasetVersionSerializer(dataset).data,
+                        status=status.HTTP_200_OK if dataset.deduplicated else status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.DatasetRemapSerializer,
+                   responses={201: s.DatasetVersionSerializer, 200: s.DatasetVersionSerializer})
+    @action(detail=True, methods=["post"])
+    def remap(self, request: Request, pk: str | None = None) -> Response:
+        """A new version reading the same stored bytes with another mapping, policy or modality (validated
+        again); 200 with ``deduplicated`` when a version of these bytes already reads them that way."""
+        form = s.DatasetRemapSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        dataset = dataset_services.dataset_remap(user=request.user, dataset=self.get_object(), schema=d["mapping"],
+                                                 policy=d["policy"], modality=d["modality"])
+        return Response(s.DatasetVersionSerializer(dataset).data,
                         status=status.HTTP_200_OK if dataset.deduplicated else status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
@@ -256,13 +279,13 @@ class UploadSessionViewSet(viewsets.GenericViewSet):
                                                        length=length)
         return Response(s.UploadSessionSerializer(session).data)
 
-    @extend_schema(request=s.UploadFinishSerializer, responses={201: s.DatasetDetailSerializer})
+    @extend_schema(request=s.UploadFinishSerializer, responses={201: s.DatasetVersionSerializer})
     @action(detail=True, methods=["post"])
     def finish(self, request: Request, uid: str | None = None) -> Response:
         form = s.UploadFinishSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         dataset = dataset_services.upload_session_finish(session=self.get_object(), sha256=form.validated_data["sha256"])
-        return Response(s.DatasetDetailSerializer(dataset).data, status=status.HTTP_201_CREATED)
+        return Response(s.DatasetVersionSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
 
 # --- jobs ----------------------------------------------------------------------------------------
@@ -319,7 +342,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             user=request.user, dataset=dataset, task_key=d["task"], profile_key=d["profile"], preset=d["preset"],
             hyperparameters=d["hyperparameters"], device=d["device"], gpu_count=d["gpu_count"],
             priority=d["priority"], visibility=d["visibility"], name=d["name"], lab=_lab_for(request.user, d["lab"]),
-            time_limit_s=d["time_limit_s"], budget=d["budget"], split=d["split"],
+            time_limit_s=d["time_limit_s"], budget=d["budget"], split=d["split"], target_col=d["target_col"] or None,
         )
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 

@@ -88,23 +88,44 @@ def dataset_create(
             f"{filename}: {size} bytes is over the upload limit of {settings.LABFORMER_MAX_UPLOAD_BYTES} bytes",
             field="file",
         )
-    same_bytes = Dataset.objects.filter(lab=lab, sha256=sha256).order_by("created_at", "pk").first()
-    if same_bytes is not None:
+    same_bytes = Dataset.objects.filter(lab=lab, sha256=sha256).order_by("created_at", "pk")
+    if same_bytes.exists():
         default_storage.delete(stored)
-        if same_bytes.name == name:
-            same_bytes.deduplicated = True
-            return same_bytes
-        stored = same_bytes.original_file.name
+        same = _same_version(candidates=same_bytes.filter(name=name), modality=modality,
+                             schema=dataset.schema, policy=policy)
+        if same is not None:
+            same.deduplicated, same.reused_bytes = True, True
+            return same
+        # Same bytes, another name or another mapping / policy: a new row that shares the stored file.
+        stored = same_bytes.first().original_file.name
+        dataset.reused_bytes = True
+    else:
+        dataset.reused_bytes = False
     dataset.original_file.name = stored
     dataset.sha256 = sha256
     dataset.size_bytes = size
+    return _dataset_version_save(dataset=dataset, validate=validate)
+
+
+def _same_version(*, candidates: Any, modality: str, schema: dict, policy: str) -> Dataset | None:
+    """The first of ``candidates`` (same bytes, same name) read the same way: same modality, mapping and
+    policy. Only such an upload is a duplicate; a corrected mapping or policy is a new version."""
+    for existing in candidates:
+        if (existing.modality, existing.schema or {}, existing.policy) == (modality, schema or {}, policy):
+            return existing
+    return None
+
+
+def _dataset_version_save(*, dataset: Dataset, validate: bool) -> Dataset:
+    """Save ``dataset`` as the next version of its name in its lab (and enqueue its validation)."""
     # Two uploads of the same name at once: lock the lab row so version numbers are handed out one
     # at a time; the unique constraint is the backstop.
     for _ in range(3):
         try:
             with transaction.atomic():
-                Lab.objects.select_for_update().filter(pk=lab.pk).first()
-                latest = Dataset.objects.filter(lab=lab, name=name).aggregate(v=Max("version"))["v"]
+                Lab.objects.select_for_update().filter(pk=dataset.lab_id).first()
+                latest = Dataset.objects.filter(lab_id=dataset.lab_id, name=dataset.name).aggregate(
+                    v=Max("version"))["v"]
                 dataset.version = (latest or 0) + 1
                 dataset.save()
                 if validate:
@@ -112,8 +133,47 @@ def dataset_create(
             dataset.deduplicated = False
             return dataset
         except IntegrityError:
+            dataset.pk = None
             continue
-    raise ServiceError(f"could not assign a version to dataset {name!r}; try again", field="name")
+    raise ServiceError(f"could not assign a version to dataset {dataset.name!r}; try again", field="name")
+
+
+def dataset_remap(
+    *, user: AbstractBaseUser, dataset: Dataset, schema: dict | None = None, policy: str | None = None,
+    modality: str | None = None,
+) -> Dataset:
+    """Read ``dataset``'s stored bytes again with another column mapping, policy or modality.
+
+    The result is a new version of the same name that shares the original file (nothing is copied)
+    and is validated again; the old version stays as it was (jobs name the exact data they saw).
+    Asking for what an existing version of these bytes already has returns that version
+    (``deduplicated``). ``dataset`` was loaded through ``dataset_get_for_user``; ``None`` keeps the
+    dataset's own value.
+    """
+    _check_can_write(user=user, lab=dataset.lab)
+    schema = dict(dataset.schema or {}) if schema is None else schema
+    policy = dataset.policy if policy is None else policy
+    modality = dataset.modality if modality is None else modality
+    if modality not in MODALITIES:
+        raise ServiceError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}", field="modality")
+    if policy not in Dataset.Policy.values:
+        raise ServiceError(f"unknown policy {policy!r}; expected strict or skip", field="policy")
+    same = _same_version(
+        candidates=Dataset.objects.filter(lab_id=dataset.lab_id, name=dataset.name, sha256=dataset.sha256)
+        .order_by("created_at", "pk"),
+        modality=modality, schema=schema, policy=policy,
+    )
+    if same is not None:
+        same.deduplicated, same.reused_bytes = True, True
+        return same
+    version = Dataset(
+        uid=uuid.uuid4(), owner=user, lab=dataset.lab, visibility=dataset.visibility, name=dataset.name,
+        description=dataset.description, modality=modality, schema=schema, policy=policy,
+        original_filename=dataset.original_filename, sha256=dataset.sha256, size_bytes=dataset.size_bytes,
+    )
+    version.original_file.name = dataset.original_file.name  # the stored bytes, shared, never copied
+    version.reused_bytes = True
+    return _dataset_version_save(dataset=version, validate=True)
 
 
 def dataset_enqueue_validation(*, dataset: Dataset) -> None:

@@ -124,3 +124,23 @@ class JobLog(models.Model):
 
     def __str__(self) -> str:
         return f"Log of job {self.job_id} attempt {self.attempt}"
+
+class WorkerSeen(models.Model):
+    """A worker process that has started at least once, and the queues it serves.
+
+    Written by the worker itself when it is ready (``workers.tasks.register_worker``), so submission
+    can refuse a GPU job no worker could ever take instead of leaving it queued forever. Kept after
+    the worker stops: "has ever been seen" is what is checked (a GPU machine may be down for the night).
+    """
+
+    hostname = models.CharField(max_length=255, unique=True)  # celery's node name, e.g. gpu@node-3
+    queues = models.JSONField(default=list)
+    gpus = models.PositiveSmallIntegerField(default=0)  # GPUs it owns when it serves the gpu queue, else 0
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({', '.join(self.queues)})"

@@ -28,7 +28,8 @@ from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
 from portal.config.celery import TASK_RUN_JOB, app, job_queue
 from portal.datasets.models import Dataset
-from portal.jobs.models import Job, JobLog
+from portal.datasets.selectors import dataset_preview
+from portal.jobs.models import Job, JobLog, WorkerSeen
 
 S = Job.Status
 log = logging.getLogger(__name__)
@@ -164,9 +165,125 @@ def _split_check(*, split: str, dataset: Dataset, task: catalog.Task) -> None:
                            field="split")
 
 
+# How many records of the dataset the submission checks look at (the first ones; a bounded read).
+TARGET_SAMPLE_ROWS = 2000
+# A classification target with more distinct values than this in the sample is a measurement, not classes.
+MAX_CLASSES_SAMPLED = 100
+
+
+def _find_column(name: str, columns: list[str]) -> str | None:
+    """``name`` among ``columns``, or its one case-insensitive match (as validation resolves columns)."""
+    if name in columns:
+        return name
+    folded = [c for c in columns if c.lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _continuous_reason(values: list[Any]) -> str | None:
+    """Why these target values look like a continuous measurement rather than classes, or None."""
+    present = [v for v in values if v not in (None, "")]
+    numbers = [_number(v) for v in present]
+    if not present or any(n is None for n in numbers):
+        return None  # labels that are words are classes
+    distinct = {n for n in numbers if n is not None}
+    fractional = [n for n in distinct if n == n and not float(n).is_integer()]
+    if fractional and len(distinct) > 2:
+        return (f"{len(distinct)} distinct numbers in its first {len(present)} records, fractional ones among them "
+                f"(e.g. {', '.join(f'{n:g}' for n in sorted(fractional)[:3])})")
+    if len(distinct) > MAX_CLASSES_SAMPLED:
+        return f"{len(distinct)} distinct numbers in its first {len(present)} records"
+    return None
+
+
+def _target_check(*, dataset: Dataset, task: catalog.Task, target_col: str | None) -> list[str] | None:
+    """The target column(s) the job trains on, checked against what training will read; a ServiceError
+    that says how to fix it when the job could not succeed.
+
+    Returns None when the dataset's own mapping applies (nothing to override), else the column(s).
+    """
+    label = f"{dataset.name} v{dataset.version}"
+    report_columns = (dataset.validation_report or {}).get("columns") or {}
+    mapped = list(report_columns.get("targets") or []) or list((dataset.schema or {}).get("target_cols") or [])
+    wanted = [target_col.strip()] if target_col and target_col.strip() else (mapped or [task.default_target_col])
+    try:
+        sample = dataset_preview(dataset=dataset, rows=TARGET_SAMPLE_ROWS)
+    except (OSError, ValueError):
+        return [wanted[0]] if target_col else None  # unreadable here: the worker reports it with its line
+    line_col = report_columns.get("line") or "source_line"  # the canonical copy's source-line column
+    columns = [c for c in sample["columns"] if c != line_col]
+    if sample["source"] == "original" and columns == ["line"]:
+        return [wanted[0]] if target_col else None  # FASTA / SDF: columns are known only after reading records
+    found = _find_column(wanted[0], columns)
+    if found is None:
+        in_file = list(report_columns.get("file") or [])
+        readable = [c for c in columns if c not in (report_columns.get("input"), report_columns.get("id"))]
+        fix = (f"Pick the target column (one of: {', '.join(readable)}) in the launch form's Target column, with "
+               "`labformer submit --target-col COLUMN` or the API's target_col") if readable else ""
+        unmapped = [c for c in in_file if c not in columns]
+        if unmapped:
+            remap = (f"make the file's column the target by editing the dataset's mapping (its page's Edit the "
+                     f"mapping, or `labformer dataset remap {dataset.pk} --target-col COLUMN`): that makes a new "
+                     f"version validated with it (columns in the file but not validated: {', '.join(unmapped)})")
+            fix = f"{fix}; or {remap}" if fix else remap[0].upper() + remap[1:]
+        which = "the chosen target column" if target_col else f"the target column {task.label} reads by default"
+        raise ServiceError(
+            f"dataset {label} has no column {wanted[0]!r}, {which} (columns training reads: "
+            f"{', '.join(columns) or 'none'}). {fix or 'Upload the file again with a target column.'}",
+            field="target_col", code="no_target_column",
+        )
+    if task.is_classification:
+        at = sample["columns"].index(found)
+        reason = _continuous_reason([row[at] for row in sample["rows"] if at < len(row)])
+        if reason:
+            regression = [t for t in catalog.TASKS.values() if t.modality == task.modality and t.is_regression]
+            use = "use a regression task"
+            if regression:
+                pick = "" if regression[0].default_target_col == found else f" with target column {found!r}"
+                use = f"use the regression task ({', '.join(t.key for t in regression)}){pick}"
+            raise ServiceError(
+                f"{task.label} is a classification task, but the target {found!r} of dataset {label} looks "
+                f"continuous: {reason}. Classification needs a few classes; {use}, or pick another target column.",
+                field="task", code="continuous_target",
+            )
+    if target_col:
+        return [found]
+    return None
+
+
+def _gpu_check(*, gpu_count: int) -> None:
+    """A GPU job is refused when no worker owning that many GPUs has ever started: it would wait forever."""
+    largest = WorkerSeen.objects.filter(gpus__gte=1).order_by("-gpus").values_list("gpus", flat=True).first()
+    if largest is None:
+        without = list(WorkerSeen.objects.filter(queues__contains=["gpu"]).values_list("hostname", flat=True)[:3])
+        why = (f"the workers serving the gpu queue ({', '.join(without)}) have no GPU" if without
+               else "no worker serving the gpu queue has ever started here")
+        raise ServiceError(
+            f"no GPU worker is registered: {why}, so the job could never run. Run it on the CPU (device cpu), "
+            "or start a GPU worker first (`celery -A workers worker -Q gpu` on a machine with a GPU).",
+            field="device", code="no_gpu_worker",
+        )
+    if gpu_count > largest:
+        raise ServiceError(
+            f"no worker with {gpu_count} GPUs is registered (the largest has {largest}): ask for at most "
+            f"{largest}, or start a worker owning {gpu_count} GPUs (LABFORMER_WORKER_GPUS={gpu_count})",
+            field="gpu_count", code="no_gpu_worker",
+        )
+
+
 def job_config_resolve(
     *, dataset: Dataset, task_key: str, profile_key: str, preset: str, hyperparameters: dict[str, Any],
-    split: str = "random",
+    split: str = "random", target_col: str | None = None,
 ) -> dict[str, Any]:
     """Check the task fits the dataset and freeze everything the worker needs into one dict."""
     try:
@@ -190,9 +307,12 @@ def job_config_resolve(
     except ValueError as exc:
         raise ServiceError(str(exc), field="hyperparameters") from exc
     _split_check(split=split, dataset=dataset, task=task)
+    target_cols = _target_check(dataset=dataset, task=task, target_col=target_col)
     return {
         "task": task_key,
         "split": split,
+        # The column(s) to predict when the job picks them; None: the dataset's mapping (or the task's default).
+        "target_cols": target_cols,
         "modality": task.modality,
         "target_kind": task.target_kind,
         "profile": profile_key,
@@ -227,8 +347,12 @@ def job_submit(
     time_limit_s: int | None = None,
     budget: float | None = None,
     split: str = "random",
+    target_col: str | None = None,
 ) -> Job:
     """Create a queued job and, once the transaction commits, enqueue it.
+
+    A job that could not succeed is refused here, with how to fix it: a target column the dataset
+    lacks, classification on a continuous target, a GPU no registered worker has.
 
     ``dataset`` must already have been loaded through ``dataset_get_for_user``. With an
     ``idempotency_key`` a repeated call by the same user returns the first job.
@@ -263,8 +387,10 @@ def job_submit(
     job_lab = _writable_lab(user=user, dataset=dataset, lab=lab)
     config = job_config_resolve(
         dataset=dataset, task_key=task_key, profile_key=profile_key, preset=preset,
-        hyperparameters=hyperparameters or {}, split=split,
+        hyperparameters=hyperparameters or {}, split=split, target_col=target_col,
     )
+    if device == Job.Device.GPU:
+        _gpu_check(gpu_count=gpu_count)
     config["device"] = {"kind": device, "gpu_count": gpu_count}
     config["overrides"] = dict(hyperparameters or {})  # what the user asked for, for clone and retry
     # pruned / slim / compact stop before the validation metric falls more than this below the baseline
@@ -417,7 +543,7 @@ def job_clone(
     """
     changes = dict(changes or {})
     allowed = {"task_key", "profile_key", "preset", "hyperparameters", "device", "gpu_count", "priority",
-               "visibility", "name", "time_limit_s", "max_attempts", "budget", "split"}
+               "visibility", "name", "time_limit_s", "max_attempts", "budget", "split", "target_col"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise ServiceError(f"cannot change {', '.join(unknown)}; changeable: {', '.join(sorted(allowed))}",
@@ -429,7 +555,22 @@ def job_clone(
         "device": job.device, "gpu_count": job.gpu_count, "priority": job.priority, "visibility": job.visibility,
         "name": job.name, "time_limit_s": job.time_limit_s, "max_attempts": job.max_attempts,
         "budget": job.config.get("budget"), "split": job.config.get("split", "random"),
+        "target_col": (job.config.get("target_cols") or [None])[0],
     }
     params.update(changes)
     return job_submit(user=user, dataset=job.dataset, hyperparameters=hyper, idempotency_key=idempotency_key,
                       **params)
+
+
+# --- workers --------------------------------------------------------------------------------------
+
+def worker_seen_record(*, hostname: str, queues: list[str], gpus: int) -> WorkerSeen:
+    """Record that a worker started, serving ``queues`` (``gpus``: the GPUs it owns if it serves ``gpu``).
+
+    Called by each worker when it is ready; the GPU check of ``job_submit`` reads these rows.
+    """
+    worker, _ = WorkerSeen.objects.update_or_create(
+        hostname=hostname[:255],
+        defaults={"queues": sorted(set(queues)), "gpus": max(0, int(gpus)), "last_seen_at": timezone.now()},
+    )
+    return worker

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from mlcore.catalog import MODALITIES, TASKS
+from mlcore.guess import HEAD_BYTES, FileHead, file_guess
 from portal.accounts.models import Lab, Visibility
 from portal.datasets.models import Dataset
 
@@ -33,14 +34,12 @@ class ColumnsField(forms.Field):
         return names
 
 
-class DatasetUploadForm(forms.Form):
-    """The upload page. Small files come with the form; large ones go through the chunked API, which
-    takes the same fields (the page's JavaScript sends them there)."""
+class DatasetMappingForm(forms.Form):
+    """How a file is read: its modality, column mapping and policy. The dataset page's "Edit the
+    mapping" form is this alone (a new version of the same bytes); the upload form adds the file."""
 
-    file = forms.FileField(label="File", help_text="CSV, TSV, FASTA, SDF or Parquet; .gz compressed is fine.")
-    name = forms.CharField(max_length=200, help_text="Uploading again under the same name makes a new version.")
-    lab = forms.ChoiceField(help_text="The lab the dataset belongs to.")
-    modality = forms.ChoiceField(choices=[(m.key, m.label) for m in MODALITIES.values()])
+    modality = forms.ChoiceField(choices=[(m.key, m.label) for m in MODALITIES.values()],
+                                 help_text="Guessed from the file's header and first records; change it if wrong.")
     task = forms.ChoiceField(required=False, help_text="Optional: check the target column for this task now.")
     input_cols = ColumnsField(required=False, label="Input column(s)",
                               help_text="Tabular data: the feature columns (Ctrl/⌘-click for several).")
@@ -53,12 +52,9 @@ class DatasetUploadForm(forms.Form):
                                 help_text="train / val / test per record, if the file has one.")
     policy = forms.ChoiceField(choices=Dataset.Policy.choices, initial=Dataset.Policy.STRICT,
                                widget=forms.RadioSelect)
-    visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.LAB)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def __init__(self, *args: Any, labs: list[Lab], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["lab"].choices = [(lab.slug, lab.name) for lab in labs]
         self.fields["task"].choices = [("", "— none: check the records only —")] + [
             (t.key, t.label) for t in TASKS.values()
         ]
@@ -80,6 +76,93 @@ class DatasetUploadForm(forms.Form):
         if data.get("task"):
             schema["task"] = data["task"]
         return schema
+
+    @staticmethod
+    def initial_from(dataset: Dataset) -> dict[str, Any]:
+        """The form's initial values: the dataset's own modality, mapping and policy."""
+        schema = dataset.schema or {}
+        initial: dict[str, Any] = {"modality": dataset.modality, "policy": dataset.policy,
+                                   "task": schema.get("task") or ""}
+        for key in MAPPING_LISTS:
+            value = schema.get(key) or []
+            initial[key] = ", ".join([value] if isinstance(value, str) else value)
+        initial.update({key: schema.get(key) or "" for key in MAPPING_SINGLE})
+        return initial
+
+
+class DatasetRemapForm(DatasetMappingForm):
+    """Edit the mapping: lists of columns are typed ("a, b"), since the page has no file to read a header from."""
+
+    modality = forms.ChoiceField(choices=[(m.key, m.label) for m in MODALITIES.values()])
+    input_cols = ColumnsField(required=False, label="Input column(s)", widget=forms.TextInput,
+                              help_text="Comma-separated; empty: the modality's default (tabular: every other column).")
+    target_cols = ColumnsField(required=False, label="Target column(s)", widget=forms.TextInput,
+                               help_text="Comma-separated; empty: the task's default (label / target / labels).")
+
+
+class DatasetUploadForm(DatasetMappingForm):
+    """The upload page. Small files come with the form; large ones go through the chunked API, which
+    takes the same fields (the page's JavaScript sends them there)."""
+
+    file = forms.FileField(label="File", help_text="CSV, TSV, FASTA, SDF or Parquet; .gz compressed is fine.")
+    name = forms.CharField(max_length=200, help_text="Uploading again under the same name makes a new version.")
+    lab = forms.ChoiceField(help_text="The lab the dataset belongs to.")
+    visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.LAB)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    field_order = ["file", "name", "lab", "modality", "task", "input_cols", "target_cols", "id_col", "group_col",
+                   "split_col", "policy", "visibility", "description"]
+
+    def __init__(self, *args: Any, labs: list[Lab], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["lab"].choices = [(lab.slug, f"{lab.name} ({lab.slug})") for lab in labs]
+        self.fields["modality"].required = False
+        self.fields["modality"].choices = [("", "— guess from the file —"), *self.fields["modality"].choices]
+        self.guess_reason = ""
+
+    def clean(self) -> dict[str, Any]:
+        """Read the file's first records: guess the modality when none is chosen, and check the mapping
+        names columns the header has, before a byte is stored."""
+        data = self.cleaned_data
+        upload = data.get("file")
+        if upload is None:
+            return super().clean()
+        head_bytes = upload.read(HEAD_BYTES)
+        upload.seek(0)
+        head, guess = file_guess(head_bytes, upload.name)
+        if not data.get("modality"):
+            if guess is None:
+                self.add_error("modality", "the modality could not be told from the file's first records: choose it")
+                return data
+            data["modality"] = guess.modality
+            self.guess_reason = guess.reason
+            if guess.input_col and not data.get("input_cols") and \
+                    guess.input_col != MODALITIES[guess.modality].default_input_col:
+                data["input_cols"] = [guess.input_col]
+        super().clean()
+        for name, message in mapping_problems(head=head, data=data).items():
+            self.add_error(name, message)
+        return data
+
+
+def mapping_problems(*, head: FileHead, data: dict[str, Any]) -> dict[str, str]:
+    """Mapped columns the file's header lacks, per form field (empty when the header is unknown: FASTA
+    labels, SDF properties and Parquet columns are only known once the file is read)."""
+    if head.format not in ("csv", "tsv") or not head.columns:
+        return {}
+    folded = {c.lower() for c in head.columns}
+    listed = ", ".join(head.columns)
+    problems: dict[str, str] = {}
+    for name in (*MAPPING_LISTS, *MAPPING_SINGLE):
+        value = data.get(name)
+        missing = [c for c in ([value] if isinstance(value, str) else value or []) if c and c.lower() not in folded]
+        if missing:
+            problems[name] = f"{', '.join(repr(c) for c in missing)} is not in the file's header (columns: {listed})"
+    task = TASKS.get(data.get("task") or "")
+    if task and not data.get("target_cols") and task.default_target_col.lower() not in folded:
+        problems["target_cols"] = (f"{task.label} reads its target from a column {task.default_target_col!r}, "
+                                   f"which the file lacks (columns: {listed}): choose the target column")
+    return problems
 
 
 class APITokenForm(forms.Form):

@@ -103,6 +103,12 @@ class JobLaunchForm(forms.Form):
         choices=[("", "Choose a task…")] + [(t.key, t.label) for t in catalog.TASKS.values()],
         widget=_OptionDataSelect(option_data=_task_option_data, attrs={"class": "form-select"}),
     )
+    target_col = forms.CharField(
+        required=False, max_length=200, label="Target column",
+        widget=forms.TextInput(attrs={"class": "form-control", "placeholder": "the dataset's target"}),
+        help_text="The column to predict. Empty: the dataset's mapped target, else the task's usual name "
+                  "(label / target / labels).",
+    )
     profile = forms.ChoiceField(
         choices=[(p.key, p.label) for p in catalog.PROFILES.values()], initial="baseline",
         widget=forms.RadioSelect(attrs={"class": "form-check-input"}),

@@ -18,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from mlcore.catalog import MODALITIES, TASKS
+from mlcore.guess import HEAD_BYTES, file_guess
 from portal.accounts.models import APIToken, Membership
 from portal.accounts.selectors import api_token_list_for_user, lab_list_for_user, membership_get
 from portal.accounts.services import api_token_create, api_token_revoke
@@ -26,7 +27,7 @@ from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_get_for_user, dataset_list_for_user, dataset_preview
 from portal.jobs.selectors import job_list_for_user
-from portal.web.forms_data import APITokenForm, DatasetUploadForm
+from portal.web.forms_data import APITokenForm, DatasetMappingForm, DatasetRemapForm, DatasetUploadForm
 from portal.web.labs import current_lab
 
 # Files larger than this go through the chunked, resumable upload API; smaller ones post with the form.
@@ -98,6 +99,8 @@ def _upload_context(request: HttpRequest, form: DatasetUploadForm) -> dict[str, 
             "maxBytes": settings.LABFORMER_MAX_UPLOAD_BYTES,
             "sessionsUrl": reverse("upload-list"),
             "datasetUrl": reverse("web:dataset_detail", args=[0]),
+            "guessUrl": reverse("web:dataset_guess"),
+            "guessBytes": HEAD_BYTES,
             "user": request.user.get_username(),
         },
     }
@@ -125,12 +128,25 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
             field = {"size_bytes": "file"}.get(exc.field or "", exc.field)
             form.add_error(field if field in form.fields else None, exc.message)
         else:
-            if dataset.deduplicated:
-                messages.info(request, f"These exact bytes are already {dataset}: nothing new was stored.")
-            else:
-                messages.success(request, f"Uploaded {dataset}; it is being validated.")
+            _version_message(request, dataset, verb="Uploaded")
+            if form.guess_reason:
+                messages.info(request, f"Modality guessed from the file: {dataset.get_modality_display()} "
+                                       f"({form.guess_reason}). If that is wrong, edit the mapping below.")
             return redirect("web:dataset_detail", dataset.pk)
     return render(request, "web/datasets/upload.html", _upload_context(request, form), status=400)
+
+
+@require_POST
+@login_required
+def dataset_guess(request: HttpRequest) -> JsonResponse:
+    """The upload page sends a file's first bytes while the user fills the form; the answer is the
+    header, the first records' modality (mlcore.guess, the same rules the server applies on submit)."""
+    head, guess = file_guess(request.body[:HEAD_BYTES], request.GET.get("filename", ""))
+    return JsonResponse({
+        "format": head.format, "columns": head.columns,
+        "modality": guess.modality if guess else None, "input_col": guess.input_col if guess else None,
+        "reason": guess.reason if guess else "",
+    })
 
 
 # --- one dataset --------------------------------------------------------------------------------
@@ -150,9 +166,20 @@ def _report_context(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-@login_required
-def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = _dataset_or_404(request, pk)
+def _version_message(request: HttpRequest, dataset: Dataset, *, verb: str) -> None:
+    """Say what an upload or a mapping edit did: a new version (sharing stored bytes or not) or none."""
+    if dataset.deduplicated:
+        messages.info(request, f"{dataset} already reads these exact bytes with this mapping and policy: "
+                               "nothing new was stored. Change the mapping or the policy to make a new version.")
+    elif getattr(dataset, "reused_bytes", False):
+        messages.success(request, f"{verb} {dataset}: a new version reading the stored bytes again "
+                                  "(nothing was copied).")
+    else:
+        messages.success(request, f"{verb} {dataset}.")
+
+
+def _detail_context(request: HttpRequest, dataset: Dataset, remap_form: DatasetRemapForm | None = None
+                    ) -> dict[str, Any]:
     membership = membership_get(user=request.user, lab=dataset.lab)
     preview, preview_error = None, ""
     if dataset.status == Dataset.Status.READY or dataset.status == Dataset.Status.INVALID:
@@ -160,7 +187,8 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
             preview = dataset_preview(dataset=dataset, rows=PREVIEW_ROWS)
         except (OSError, ValueError) as exc:  # a stored file gone missing or unreadable: say so, keep the page
             preview_error = f"the preview could not be read: {exc}"
-    context = {
+    can_write = membership is not None and membership.can_write
+    return {
         "dataset": dataset,
         "final": dataset.status in FINAL_STATES,
         "preview": preview,
@@ -170,11 +198,39 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "jobs": job_list_for_user(user=request.user).filter(dataset=dataset).order_by("-created_at", "-pk")[:50],
         "can_delete": dataset.owner_id == request.user.pk
         or (membership is not None and membership.role == Membership.Role.OWNER),
+        "can_remap": can_write,
+        "remap_form": remap_form or (DatasetRemapForm(initial=DatasetMappingForm.initial_from(dataset))
+                                     if can_write else None),
         "modality": MODALITIES.get(dataset.modality),
         "schema": dataset.schema or {},
         **_report_context(dataset),
     }
-    return render(request, "web/datasets/detail.html", context)
+
+
+@login_required
+def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _dataset_or_404(request, pk)
+    return render(request, "web/datasets/detail.html", _detail_context(request, dataset))
+
+
+@require_POST
+@login_required
+def dataset_remap(request: HttpRequest, pk: int) -> HttpResponse:
+    """The dataset page's "Edit the mapping": a new version of the same stored bytes, validated again."""
+    dataset = _dataset_or_404(request, pk)
+    form = DatasetRemapForm(request.POST)
+    if form.is_valid():
+        try:
+            version = dataset_services.dataset_remap(
+                user=request.user, dataset=dataset, schema=form.mapping(), policy=form.cleaned_data["policy"],
+                modality=form.cleaned_data["modality"],
+            )
+        except ServiceError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            _version_message(request, version, verb="Made")
+            return redirect("web:dataset_detail", version.pk)
+    return render(request, "web/datasets/detail.html", _detail_context(request, dataset, form), status=400)
 
 
 @require_GET

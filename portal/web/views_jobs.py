@@ -47,7 +47,7 @@ DOWNLOADABLE_KINDS = [k for k in Artifact.Kind.values if k != Artifact.Kind.CHEC
 # job_submit's error fields -> the launch form's fields (anything else is shown above the form).
 SERVICE_FIELDS = {"dataset": "dataset", "task": "task", "profile": "profile", "preset": "preset", "device": "device",
                   "gpu_count": "gpu_count", "visibility": "visibility", "lab": "lab", "budget": "budget",
-                  "name": "name", "split": "split"}
+                  "name": "name", "split": "split", "target_col": "target_col"}
 
 
 def _job_or_404(request: HttpRequest, job_id: int) -> Job:
@@ -74,6 +74,7 @@ def _clone_initial(job: Job, *, writable_lab_ids: set[int]) -> dict[str, Any]:
         "preset": config.get("preset", "tiny"), "device": job.device, "visibility": job.visibility,
         "name": job.name, "budget": config.get("budget"), "split": config.get("split", "random"),
         "gpu_count": job.gpu_count if job.device == Job.Device.GPU else None,
+        "target_col": (config.get("target_cols") or [""])[0],
     }
     if job.lab_id in writable_lab_ids:
         initial["lab"] = job.lab_id
@@ -104,7 +105,7 @@ def job_launch(request: HttpRequest) -> HttpResponse:
                     preset=d["preset"], hyperparameters=d["hyperparameters"], device=d["device"],
                     gpu_count=d["gpu_count"] if d["device"] == Job.Device.GPU else None,
                     visibility=d["visibility"], name=d["name"], lab=d["lab"], budget=d["budget"],
-                    split=d["split"] or "random",
+                    split=d["split"] or "random", target_col=(d["target_col"] or "").strip() or None,
                 )
             except ServiceError as exc:
                 form.add_error(SERVICE_FIELDS.get(exc.field or ""), exc.message)

@@ -181,9 +181,65 @@
       if (control.tagName !== "SELECT" || !col || currentValues(control).length) return;
       for (const o of control.options) o.selected = o.value === col;
     };
-    if (info.input_format !== "table") pick("input_cols", info.default_input_col);
+    if (info.input_format !== "table") pick("input_cols", guessedInput || info.default_input_col);
     pick("target_cols", task ? task.default_target_col : (findColumn("label") || findColumn("target")));
     pick("split_col", "split");
+    checkMapping();
+  }
+
+  // --- the modality, guessed on the server from the first bytes (mlcore.guess: the rules live once) ---
+
+  let guessedModality = null; // the last guess, so a later file may replace it but never the user's choice
+  let guessedInput = null;
+  async function guessModality(file) {
+    const note = document.getElementById("modality-guess");
+    note.textContent = "";
+    guessedInput = null;
+    try {
+      const response = await fetch(config.guessUrl + "?filename=" + encodeURIComponent(file.name), {
+        method: "POST", body: file.slice(0, config.guessBytes),
+        headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/octet-stream", Accept: "application/json" },
+      });
+      if (!response.ok) return;
+      const guess = await response.json();
+      if (!guess.modality) {
+        if (!modalitySelect.value) note.textContent = "The modality could not be told from the first records: choose it.";
+        return;
+      }
+      if (modalitySelect.value && modalitySelect.value !== guessedModality) {
+        if (modalitySelect.value !== guess.modality) {
+          note.textContent = "The file looks like " + modalities[guess.modality].label.toLowerCase() + " (" + guess.reason + ").";
+        }
+        return; // the user chose: a guess never overrides it
+      }
+      guessedModality = guess.modality;
+      guessedInput = guess.input_col;
+      modalitySelect.value = guess.modality;
+      note.textContent = "Guessed from the file: " + guess.reason + ". Change it if that is wrong.";
+      modalityChanged();
+      guessMapping();
+    } catch (err) { /* no guess: the user chooses, and the server guesses again on submit */ }
+  }
+
+  // --- the mapping, checked against the header before anything is sent ---------------------------------
+
+  function checkMapping() {
+    const warning = document.getElementById("upload-mapping-warning");
+    const problems = [];
+    if (columns.length) {
+      for (const role of MAPPING_ROLES) {
+        const control = document.getElementById("id_" + role);
+        const missing = currentValues(control).filter((v) => !findColumn(v));
+        if (missing.length) problems.push(missing.join(", ") + " (" + role.replace("_cols", "").replace("_col", "") + ") is not in the file's header");
+      }
+      const task = tasks[taskSelect.value];
+      const targets = currentValues(document.getElementById("id_target_cols"));
+      if (task && !targets.length && !findColumn(task.default_target_col)) {
+        problems.push(task.label + " reads its target from a column '" + task.default_target_col + "', which the file lacks: choose the target column");
+      }
+    }
+    warning.textContent = problems.length ? "Check the mapping: " + problems.join("; ") + ". Columns: " + columns.join(", ") + "." : "";
+    warning.classList.toggle("d-none", !problems.length);
   }
 
   // --- reading the header in the browser ------------------------------------------------------------
@@ -264,6 +320,7 @@
     }
     refreshMappingControls();
     guessMapping();
+    await guessModality(file);
   }
 
   // --- choosing a file ------------------------------------------------------------------------------
@@ -302,6 +359,8 @@
   });
   modalitySelect.addEventListener("change", () => { modalityChanged(); guessMapping(); });
   taskSelect.addEventListener("change", () => { refreshMappingControls(); guessMapping(); });
+  modalitySelect.addEventListener("change", () => { guessedModality = null; });
+  document.getElementById("column-mapping").addEventListener("change", checkMapping);
 
   // --- the saved (resumable) upload ---------------------------------------------------------------------
 

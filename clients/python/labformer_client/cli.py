@@ -115,13 +115,49 @@ def cmd_upload(client: Client, args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
+    return _dataset_outcome(client, args, dataset)
+
+
+def _what_happened(dataset: dict) -> str:
+    """One line on stderr saying what an upload or a remap did, so a repeated command is never silent."""
+    label = f"dataset {dataset['id']} ({dataset['name']} v{dataset.get('version', 1)})"
+    if dataset.get("deduplicated"):
+        return (f"{label} already reads these exact bytes with this mapping and policy: nothing new was stored "
+                "(change the mapping or the policy, e.g. `labformer dataset remap`, to make a new version)")
+    if dataset.get("reused_bytes"):
+        return f"{label}: a new version reusing bytes already stored (nothing copied); it is validated again"
+    return f"{label}: uploaded, a new version; it is validated now"
+
+
+def _dataset_outcome(client: Client, args: argparse.Namespace, dataset: dict) -> int:
+    print(_what_happened(dataset), file=sys.stderr)  # also with -q: a repeated upload is never silent
     if args.wait:
-        dataset = client.wait_dataset(dataset, timeout=args.timeout)
+        flags = {k: dataset.get(k) for k in ("deduplicated", "reused_bytes")}
+        dataset = {**client.wait_dataset(dataset, timeout=args.timeout), **flags}
     _out(args, dataset, _dataset_line)
     if dataset["status"] == "invalid":
-        print(f"dataset {dataset['id']} is invalid: see its validation_report", file=sys.stderr)
+        print(f"dataset {dataset['id']} is invalid: see its validation_report, then fix the mapping with "
+              f"`labformer dataset remap {dataset['id']} ...`", file=sys.stderr)
         return EXIT_INVALID
     return EXIT_OK
+
+
+def cmd_dataset_remap(client: Client, args: argparse.Namespace) -> int:
+    mapping: dict[str, Any] | None = None
+    flags = {"input_cols": args.input_col, "target_cols": args.target_col, "id_col": args.id_col,
+             "group_col": args.group_col, "split_col": args.split_col, "task": args.task}
+    if args.mapping is not None or any(v is not None for v in flags.values()):
+        # Flags change the dataset's current mapping; --mapping replaces it first.
+        mapping = dict(args.mapping) if args.mapping is not None else dict(client.dataset(args.dataset)["schema"] or {})
+        for key, value in flags.items():
+            if value is None:
+                continue
+            if value in ("", []) or value == [""]:
+                mapping.pop(key, None)  # an empty value goes back to the default
+            else:
+                mapping[key] = value
+    dataset = client.remap_dataset(args.dataset, mapping=mapping, policy=args.policy, modality=args.modality)
+    return _dataset_outcome(client, args, dataset)
 
 
 def cmd_submit(client: Client, args: argparse.Namespace) -> int:
@@ -130,7 +166,7 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
     job = client.submit_job(args.dataset, args.task, profile=args.profile, preset=args.preset, hyperparameters=hyper,
                             device=args.device, gpu_count=args.gpus, priority=args.priority, name=args.name,
                             visibility=args.visibility, lab=args.lab, time_limit_s=args.time_limit,
-                            idempotency_key=args.idempotency_key)
+                            idempotency_key=args.idempotency_key, target_col=args.target_col)
     if args.wait:
         return _wait(client, args, job)
     _out(args, job, _job_line)
@@ -254,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("upload", parents=[common], help="upload a file as a dataset (chunked, resumable)")
     p.add_argument("file")
     p.add_argument("--name", required=True)
-    p.add_argument("--lab", required=True, help="slug of the lab to upload to")
+    p.add_argument("--lab", required=True, help="the lab to upload to: its slug or its name")
     p.add_argument("--modality", required=True, help="dna, protein, smiles, particles, lightcurve, tabular")
     p.add_argument("--mapping", type=_json_arg, default=None,
                    help='column mapping as JSON or @file, e.g. \'{"input_cols": ["sequence"], "target_cols": ["label"]}\'')
@@ -268,6 +304,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=3600)
     p.set_defaults(func=cmd_upload)
 
+    p = sub.add_parser("dataset", parents=[common], help="change a dataset: `dataset remap ID ...`")
+    dataset_sub = p.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    p = dataset_sub.add_parser(
+        "remap", parents=[common], help="read a dataset's bytes again with another mapping / policy / modality",
+        description="Makes a new version of the dataset that reuses its stored bytes (nothing is uploaded) and "
+                    "validates it again; flags change the current mapping (an empty value restores the default). "
+                    "The same mapping and policy as an existing version returns that version.")
+    p.add_argument("dataset", type=int)
+    p.add_argument("--target-col", action="append", metavar="COLUMN", help="target column (repeatable)")
+    p.add_argument("--input-col", action="append", metavar="COLUMN", help="input / feature column (repeatable)")
+    p.add_argument("--id-col", metavar="COLUMN")
+    p.add_argument("--group-col", metavar="COLUMN")
+    p.add_argument("--split-col", metavar="COLUMN")
+    p.add_argument("--task", help="check the targets for this task during validation")
+    p.add_argument("--mapping", type=_json_arg, default=None, help="the whole new mapping as JSON or @file")
+    p.add_argument("--policy", default=None, choices=["strict", "skip"])
+    p.add_argument("--modality", default=None)
+    p.add_argument("--wait", action="store_true", help="wait for validation (exit 5 if the dataset is invalid)")
+    p.add_argument("--timeout", type=float, default=3600)
+    p.set_defaults(func=cmd_dataset_remap)
+
     p = sub.add_parser("submit", parents=[common], help="launch a training job")
     p.add_argument("--dataset", required=True, type=int)
     p.add_argument("--task", required=True)
@@ -279,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", type=int, default=None)
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--name", default="")
-    p.add_argument("--lab", default=None)
+    p.add_argument("--lab", default=None, help="the lab the job belongs to: its slug or its name")
+    p.add_argument("--target-col", default=None, metavar="COLUMN",
+                   help="the column to predict (default: the dataset's mapped target, else the task's usual name)")
     p.add_argument("--visibility", default="lab", choices=["private", "lab", "public"])
     p.add_argument("--time-limit", type=int, default=None, metavar="SECONDS")
     p.add_argument("--idempotency-key", default=None, help="make a retried submission create one job")

@@ -295,6 +295,17 @@ class Client:
                                   code="timeout")
             time.sleep(poll)
 
+    def remap_dataset(self, dataset: DatasetRef, *, mapping: dict | None = None, policy: str | None = None,
+                      modality: str | None = None) -> dict:
+        """Read a dataset's stored bytes again with another column mapping, policy or modality.
+
+        Returns the new version (validated again; ``reused_bytes`` true: nothing is uploaded or copied),
+        or, with ``deduplicated`` true, the version that already reads the bytes that way. ``None``
+        keeps the dataset's own value; a ``mapping`` replaces the whole mapping.
+        """
+        body = {"mapping": mapping, "policy": policy, "modality": modality}
+        return self._post(f"/datasets/{_id(dataset)}/remap/", {k: v for k, v in body.items() if v is not None})
+
     def delete_dataset(self, dataset: DatasetRef) -> None:
         self.request("DELETE", f"/datasets/{_id(dataset)}/")
 
@@ -304,14 +315,17 @@ class Client:
         self, dataset: DatasetRef, task: str, *, profile: str = "baseline", preset: str = "tiny",
         hyperparameters: dict | None = None, device: str = "cpu", gpu_count: int | None = None, priority: int = 0,
         visibility: str = "lab", name: str = "", lab: str | None = None, time_limit_s: int | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, target_col: str | None = None,
     ) -> dict:
         """Launch a training job and return it (``queued``). Pass your own ``idempotency_key`` to make a
-        retried script submit the job once."""
+        retried script submit the job once. ``target_col`` picks the column to predict (default: the
+        dataset's mapped target, else the task's usual name). ``lab`` is a lab's slug or name."""
         body = {"dataset": int(_id(dataset)), "task": task, "profile": profile, "preset": preset,
                 "hyperparameters": hyperparameters or {}, "device": device, "gpu_count": gpu_count,
                 "priority": priority, "visibility": visibility, "name": name, "lab": lab,
                 "time_limit_s": time_limit_s}
+        if target_col:
+            body["target_col"] = target_col
         return self._post("/jobs/", body, create=True, idempotency_key=idempotency_key)
 
     def job(self, job: JobRef) -> dict:

@@ -108,6 +108,63 @@ def test_same_bytes_twice_are_recognized_and_stored_once(settings) -> None:  # n
     assert other.original_file.name != first.original_file.name
 
 
+def test_same_bytes_with_a_corrected_mapping_or_policy_make_a_new_version_sharing_the_file(
+        settings, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    membership = MembershipFactory()
+    first = _create(membership)
+    assert first.reused_bytes is False
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        remapped = services.dataset_create(
+            owner=membership.user, lab=membership.lab, name="promoters", modality="dna",
+            file=ContentFile(CONTENT, name="promoters.csv"), filename="promoters.csv",
+            schema={"target_cols": ["label"]}, policy=Dataset.Policy.SKIP,
+        )
+    assert len(callbacks) == 1  # validated again
+    assert (remapped.pk != first.pk, remapped.version, remapped.deduplicated, remapped.reused_bytes) == (
+        True, 2, False, True)
+    assert remapped.original_file.name == first.original_file.name and remapped.sha256 == first.sha256
+    assert (remapped.schema, remapped.policy) == ({"target_cols": ["label"]}, "skip")
+    stored = [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+    assert len(stored) == 1  # the bytes are stored once
+    # the same bytes with the same mapping and policy again: that version, nothing new
+    again = services.dataset_create(
+        owner=membership.user, lab=membership.lab, name="promoters", modality="dna",
+        file=ContentFile(CONTENT, name="promoters.csv"), filename="promoters.csv",
+        schema={"target_cols": ["label"]}, policy=Dataset.Policy.SKIP,
+    )
+    assert again.pk == remapped.pk and again.deduplicated
+
+
+def test_remap_makes_a_new_version_of_the_stored_bytes_and_validates_it(
+        settings, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    membership = MembershipFactory()
+    first = _create(membership)
+    Dataset.objects.filter(pk=first.pk).update(status=Dataset.Status.INVALID)
+    first.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        fixed = services.dataset_remap(user=membership.user, dataset=first,
+                                       schema={"target_cols": ["label"], "task": "dna-classification"},
+                                       policy=Dataset.Policy.SKIP)
+    assert len(callbacks) == 1
+    assert (fixed.version, fixed.status, fixed.reused_bytes, fixed.deduplicated) == (2, "uploaded", True, False)
+    assert fixed.original_file.name == first.original_file.name and fixed.original_filename == "promoters.csv"
+    assert (fixed.modality, fixed.size_bytes, fixed.sha256) == (first.modality, first.size_bytes, first.sha256)
+    first.refresh_from_db()
+    assert first.status == Dataset.Status.INVALID and first.schema == {}  # the old version is as it was
+    assert len([p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]) == 1
+    # asking for what v2 already has returns v2; asking for v1's reading returns v1
+    same = services.dataset_remap(user=membership.user, dataset=first,
+                                  schema={"target_cols": ["label"], "task": "dna-classification"}, policy="skip")
+    assert same.pk == fixed.pk and same.deduplicated
+    back = services.dataset_remap(user=membership.user, dataset=fixed, schema={}, policy="strict")
+    assert back.pk == first.pk and back.deduplicated
+    with pytest.raises(ServiceError, match="unknown policy"):
+        services.dataset_remap(user=membership.user, dataset=first, policy="lenient")
+    viewer = MembershipFactory(lab=membership.lab, role=Membership.Role.VIEWER)
+    with pytest.raises(NotAllowed):
+        services.dataset_remap(user=viewer.user, dataset=first, policy="skip")
+
+
 def test_create_enqueues_validation_on_commit(django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
     membership = MembershipFactory()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

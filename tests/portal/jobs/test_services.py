@@ -182,6 +182,7 @@ def _ready_dataset(role: str = Membership.Role.MEMBER) -> Dataset:
 def test_submit_freezes_config_and_enqueues_on_commit(broker: redis.Redis, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "make test runs the broker on Redis"
     dataset = _ready_dataset()
+    services.worker_seen_record(hostname="gpu@node-1", queues=["gpu", "predict"], gpus=1)
     with django_capture_on_commit_callbacks(execute=True):
         job = services.job_submit(
             user=dataset.owner, dataset=dataset, task_key="dna-classification", profile_key="int8",
@@ -201,6 +202,7 @@ def test_submit_freezes_config_and_enqueues_on_commit(broker: redis.Redis, djang
 
 def test_a_job_asking_for_two_gpus_waits_on_gpu_x2(broker: redis.Redis, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
     dataset = _ready_dataset()
+    services.worker_seen_record(hostname="gpu@node-2", queues=["gpu", "gpu-x2"], gpus=2)
     with django_capture_on_commit_callbacks(execute=True):
         job = services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", preset="tiny",
                                   device="gpu", gpu_count=2)
@@ -313,3 +315,64 @@ def test_two_processes_racing_to_start_the_same_jobs_exactly_one_wins_each() -> 
     for job in Job.objects.filter(pk__in=[j.pk for j in jobs]):
         assert job.status == S.RUNNING and job.attempts == 1
         assert job.pk in won[0 if job.worker_hostname == "worker-1" else 1]
+
+
+# --- jobs that cannot succeed are refused at submission, with the fix named ------------------------
+
+def _csv_dataset(content: bytes, *, modality: str = "dna", schema: dict | None = None, report: dict | None = None
+                 ) -> Dataset:
+    from django.core.files.base import ContentFile
+
+    membership = MembershipFactory()
+    return DatasetFactory(owner=membership.user, lab=membership.lab, modality=modality, status=Dataset.Status.READY,
+                          original_file=ContentFile(content, name="data.csv"), original_filename="data.csv",
+                          schema=schema or {}, validation_report=report or {})
+
+
+def test_submit_refuses_a_dataset_without_the_target_column_and_says_how_to_pick_one() -> None:
+    dataset = _csv_dataset(b"sequence,activity\nACGT,1\nTTGA,0\n",
+                           report={"columns": {"input": "sequence", "targets": [], "file": ["sequence", "activity"]}})
+    with pytest.raises(ServiceError) as refused:
+        services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification")
+    assert refused.value.field == "target_col" and refused.value.code == "no_target_column"
+    message = refused.value.message
+    assert "no column 'label'" in message and "--target-col" in message and "activity" in message
+    assert not Job.objects.exists()
+    # Picking the column the message names makes the job, and the worker is told which column it is.
+    job = services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification",
+                              target_col="activity")
+    assert job.config["target_cols"] == ["activity"]
+    # A column the file does not have is refused the same way.
+    with pytest.raises(ServiceError, match="no column 'activty'"):
+        services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", target_col="activty")
+
+
+def test_submit_refuses_classification_on_a_continuous_target_and_names_the_regression_task() -> None:
+    rows = "\n".join(f"ACGTACGT,{i * 0.137:.3f}" for i in range(300))
+    dataset = _csv_dataset(f"sequence,label\n{rows}\n".encode())
+    with pytest.raises(ServiceError) as refused:
+        services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification")
+    assert refused.value.code == "continuous_target" and refused.value.field == "task"
+    assert "use the regression task (dna-regression) with target column 'label'" in refused.value.message
+    assert not Job.objects.exists()
+    regression = services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-regression",
+                                     target_col="label")
+    assert regression.status == S.QUEUED and regression.config["target_cols"] == ["label"]
+    # a handful of integer classes is classification as usual
+    classes = _csv_dataset(b"sequence,label\n" + b"".join(b"ACGT,%d\n" % (i % 3) for i in range(60)))
+    assert services.job_submit(user=classes.owner, dataset=classes, task_key="dna-classification").pk
+
+
+def test_a_gpu_job_is_refused_until_a_gpu_worker_has_registered() -> None:
+    dataset = _ready_dataset()
+    services.worker_seen_record(hostname="cpu@node-1", queues=["cpu", "predict"], gpus=0)
+    with pytest.raises(ServiceError) as refused:
+        services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", device="gpu")
+    assert refused.value.field == "device" and "no GPU worker is registered" in refused.value.message
+    assert "device cpu" in refused.value.message
+    services.worker_seen_record(hostname="gpu@node-1", queues=["gpu", "predict"], gpus=1)
+    with pytest.raises(ServiceError, match="no worker with 2 GPUs is registered"):
+        services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", device="gpu",
+                            gpu_count=2)
+    job = services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", device="gpu")
+    assert (job.device, job.gpu_count) == ("gpu", 1)

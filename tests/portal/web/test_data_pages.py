@@ -335,3 +335,105 @@ def test_a_stored_file_gone_missing_is_said_not_a_500(member_client, member, lab
     assert page.status_code == 200
     assert 'id="dataset-preview-error"' in page.content.decode()
     assert member_client.get(reverse("web:dataset_download", args=[dataset.pk])).status_code == 404
+
+
+# --- fixing a dataset: a corrected mapping or policy is a new version of the same bytes -----------------
+
+def test_uploading_the_same_bytes_with_a_corrected_mapping_makes_a_new_version(member_client, lab) -> None:
+    first = member_client.post(reverse("web:dataset_upload"), _upload_data(lab.slug, target_cols="", task=""))
+    v1 = Dataset.objects.get(lab=lab, name="promoters")
+    assert first.status_code == 302
+    fixed = member_client.post(reverse("web:dataset_upload"), _upload_data(lab.slug))
+    v2 = Dataset.objects.get(lab=lab, name="promoters", version=2)
+    assert fixed.url == reverse("web:dataset_detail", args=[v2.pk])
+    assert v2.original_file.name == v1.original_file.name and v2.schema["target_cols"] == ["label"]
+    said = [str(m) for m in get_messages(fixed.wsgi_request)]
+    assert any("new version reading the stored bytes again" in m for m in said), said
+
+
+def test_an_invalid_dataset_is_fixed_from_its_page_by_editing_the_mapping(member_client, member, lab) -> None:
+    from django.core.files.base import ContentFile
+
+    dataset = DatasetFactory(owner=member, lab=lab, name="assay", modality="dna", status=Dataset.Status.INVALID,
+                             original_filename="assay.csv", original_file=ContentFile(CSV, name="assay.csv"),
+                             schema={"target_cols": ["activity"]}, policy="strict",
+                             validation_report={"status": "invalid", "error": {"message": "no target column 'activity'"},
+                                                "problems": [], "totals": {"unreadable": 1}})
+    page = member_client.get(reverse("web:dataset_detail", args=[dataset.pk])).content.decode()
+    assert 'id="dataset-invalid"' in page and 'id="dataset-validating"' not in page
+    assert 'id="remap-form"' in page and "<details open>" in page
+    assert 'value="activity"' in page  # the form starts from the dataset's own mapping
+    response = member_client.post(reverse("web:dataset_remap", args=[dataset.pk]),
+                                  {"modality": "dna", "target_cols": "label", "policy": "skip", "task": ""})
+    v2 = Dataset.objects.get(lab=lab, name="assay", version=2)
+    assert response.status_code == 302 and response.url == reverse("web:dataset_detail", args=[v2.pk])
+    assert (v2.schema, v2.policy, v2.status) == ({"target_cols": ["label"]}, "skip", Dataset.Status.UPLOADED)
+    assert v2.original_file.name == dataset.original_file.name
+    dataset.refresh_from_db()
+    assert dataset.status == Dataset.Status.INVALID  # the old version stays as it was
+    # the same reading again: nothing new, and the page says so
+    again = member_client.post(reverse("web:dataset_remap", args=[dataset.pk]),
+                               {"modality": "dna", "target_cols": "label", "policy": "skip", "task": ""})
+    assert again.url == reverse("web:dataset_detail", args=[v2.pk]) and Dataset.objects.filter(lab=lab).count() == 2
+    assert any("nothing new was stored" in str(m) for m in get_messages(again.wsgi_request))
+    # a task of another modality is refused next to its field
+    bad = member_client.post(reverse("web:dataset_remap", args=[dataset.pk]),
+                             {"modality": "dna", "policy": "skip", "task": "molecule-regression"})
+    assert bad.status_code == 400 and 'id="remap-error-task"' in bad.content.decode()
+
+
+def test_a_viewer_gets_no_mapping_form_and_cannot_remap(lab) -> None:
+    viewer = MembershipFactory(lab=lab, role=Membership.Role.VIEWER).user
+    dataset = DatasetFactory(lab=lab, name="assay", status=Dataset.Status.INVALID)
+    client = Client()
+    client.force_login(viewer)
+    assert 'id="remap-form"' not in client.get(reverse("web:dataset_detail", args=[dataset.pk])).content.decode()
+    response = client.post(reverse("web:dataset_remap", args=[dataset.pk]), {"modality": "dna", "policy": "skip"})
+    assert response.status_code == 400 and Dataset.objects.filter(lab=lab).count() == 1
+
+
+def test_upload_checks_the_mapping_against_the_header_before_storing(member_client, lab) -> None:
+    response = member_client.post(reverse("web:dataset_upload"), _upload_data(lab.slug, target_cols="activity"))
+    html = response.content.decode()
+    assert response.status_code == 400 and not Dataset.objects.exists()
+    assert "&#x27;activity&#x27; is not in the file&#x27;s header (columns: sequence, label)" in html
+    # a task whose default target the file lacks, and no target chosen
+    no_label = SimpleUploadedFile("p.csv", b"sequence,active\nACGTACGT,1\n", content_type="text/csv")
+    response = member_client.post(reverse("web:dataset_upload"),
+                                  {**_upload_data(lab.slug, target_cols=""), "file": no_label})
+    assert response.status_code == 400 and "choose the target column" in response.content.decode()
+
+
+def test_upload_guesses_the_modality_when_none_is_chosen(member_client, lab) -> None:
+    smiles = SimpleUploadedFile("sol.csv", b"mol,logS\nCCO,-0.3\nc1ccccc1O,-1.2\nCC(=O)O,0.1\n", content_type="text/csv")
+    response = member_client.post(reverse("web:dataset_upload"),
+                                  {**_upload_data(lab.slug, name="sol", modality="", target_cols="logS", task="",
+                                                  input_cols=""), "file": smiles})
+    dataset = Dataset.objects.get(name="sol")
+    assert response.status_code == 302 and dataset.modality == "smiles"
+    assert dataset.schema["input_cols"] == ["mol"]  # the guessed input column, since it is not the default name
+    assert any("Modality guessed from the file" in str(m) for m in get_messages(response.wsgi_request))
+    words = SimpleUploadedFile("w.csv", b"name,colour\nfoo,red\n", content_type="text/csv")
+    refused = member_client.post(reverse("web:dataset_upload"),
+                                 {**_upload_data(lab.slug, name="w", modality="", target_cols="", task="",
+                                                 input_cols=""), "file": words})
+    assert refused.status_code == 400 and "could not be told" in refused.content.decode()
+
+
+def test_the_upload_page_asks_the_server_for_a_guess(member_client) -> None:
+    response = member_client.post(reverse("web:dataset_guess") + "?filename=promoters.csv", CSV,
+                                  content_type="application/octet-stream")
+    assert response.json() == {"format": "csv", "columns": ["sequence", "label"], "modality": "dna",
+                               "input_col": "sequence", "reason": "column 'sequence' holds dna sequences"}
+
+
+def test_the_lab_choice_shows_its_slug(member_client, lab) -> None:
+    html = member_client.get(reverse("web:dataset_upload")).content.decode()
+    assert f"{lab.name} ({lab.slug})" in html
+
+
+def test_the_pages_show_the_labs_slug_the_cli_takes(member_client, member, lab) -> None:
+    dataset = DatasetFactory(owner=member, lab=lab)
+    html = member_client.get(reverse("web:dataset_detail", args=[dataset.pk])).content.decode()
+    assert 'id="dataset-lab-slug"' in html and f">{lab.slug}</span>" in html
+    assert f'{lab.name} <span class="small text-body-secondary mono lab-slug">{lab.slug}</span>' in html  # lab menu

@@ -163,9 +163,30 @@ def test_submitting_the_form_creates_a_queued_job_through_the_service(member_cli
 
 
 def test_a_gpu_job_asks_for_its_gpus(member_client, dataset, lab):
+    job_services.worker_seen_record(hostname="gpu@node-1", queues=["gpu", "gpu-x2"], gpus=2)
     member_client.post(reverse("web:job_launch"), _launch_data(dataset, lab, device="gpu", gpu_count="2"))
     job = Job.objects.get()
     assert (job.device, job.gpu_count) == ("gpu", 2)
+
+
+def test_the_form_refuses_a_gpu_job_no_worker_can_take_and_says_why(member_client, dataset, lab):
+    response = member_client.post(reverse("web:job_launch"), _launch_data(dataset, lab, device="gpu"))
+    assert response.status_code == 400 and not Job.objects.exists()
+    assert "no GPU worker is registered" in _html(response) and 'id="error-device"' in _html(response)
+
+
+def test_the_form_refuses_a_missing_target_column_and_takes_the_one_picked(member_client, member, lab):
+    from django.core.files.base import ContentFile
+
+    dataset = DatasetFactory(owner=member, lab=lab, name="assay", modality="dna", original_filename="assay.csv",
+                             original_file=ContentFile(b"sequence,active\nACGT,1\nTTGA,0\n", name="assay.csv"))
+    response = member_client.post(reverse("web:job_launch"), _launch_data(dataset, lab))
+    html = _html(response)
+    assert response.status_code == 400 and not Job.objects.exists()
+    assert 'id="error-target_col"' in html and "has no column &#x27;label&#x27;" in html
+    assert "Pick the target column" in html
+    response = member_client.post(reverse("web:job_launch"), _launch_data(dataset, lab, target_col="active"))
+    assert response.status_code == 302 and Job.objects.get().config["target_cols"] == ["active"]
 
 
 def test_a_bad_hyperparameter_is_reported_next_to_its_field_and_the_input_is_kept(member_client, dataset, lab):
