@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,8 +49,8 @@ import numpy as np
 from mlcore import catalog
 from mlcore.catalog import DEFAULT_SENTINELS, MISSING_STRINGS, SPLIT_VALUES, number_or_missing
 from mlcore.readers import (
-    SDF_MOL_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, ColumnMapping, Reader, ReadError,
-    group_long, reader_open, value_text,
+    DEFAULT_LIMITS, SDF_MOL_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, ColumnMapping, Limits,
+    Reader, ReadError, group_long, reader_open, value_text,
 )
 
 POLICIES = ("strict", "skip")
@@ -94,6 +95,17 @@ class ValidationOptions:
     delimiter: str | None = None
     side_labels: str | None = None  # FASTA: CSV of labels keyed by record id
     duplicates: bool = True  # report duplicate records (after canonicalization)
+    # Bounds on what one file may cost (see mlcore.readers.Limits; None: unbounded). The portal sets
+    # them from its settings; exceeding one ends the run with one ReadError saying which.
+    max_line_chars: int | None = DEFAULT_LIMITS.max_line_chars
+    max_header_chars: int | None = DEFAULT_LIMITS.max_header_chars
+    max_decompressed_bytes: int | None = DEFAULT_LIMITS.max_decompressed_bytes
+    max_gzip_ratio: float | None = DEFAULT_LIMITS.max_gzip_ratio
+    max_seconds: float | None = None  # wall-clock time for the whole validation
+
+    def limits(self) -> Limits:
+        return Limits(max_line_chars=self.max_line_chars, max_header_chars=self.max_header_chars,
+                      max_decompressed_bytes=self.max_decompressed_bytes, max_gzip_ratio=self.max_gzip_ratio)
 
 
 @dataclass
@@ -1283,8 +1295,9 @@ def validate_file(
     catalog.modality_get(modality)
     options = options or ValidationOptions()
     mapping = mapping or ColumnMapping()
+    started = time.monotonic()
     reader = reader_open(path, fmt=options.format, chunk_size=options.chunk_size, delimiter=options.delimiter,
-                         side_labels=options.side_labels)
+                         side_labels=options.side_labels, limits=options.limits())
     plan = _plan_build(reader, modality, task_obj, mapping, options)
     chunks: Iterator[Chunk] = reader.chunks(plan.read_cols)
     if plan.input_kind == "long":
@@ -1300,6 +1313,9 @@ def validate_file(
     try:
         for result in _map_chunks(plan, chunks, options, notes):
             agg.add(result)
+            if options.max_seconds is not None and time.monotonic() - started > options.max_seconds:
+                raise ReadError(reader.source, f"validation stopped after {options.max_seconds:g} s (the time limit) "
+                                f"at {agg.rows:,} records; split the file into smaller ones")
     except BaseException:
         agg.abort()
         raise

@@ -20,6 +20,7 @@ TASK_REQUEUE_LOST_JOBS = "workers.requeue_lost_jobs"
 TASK_DISPATCH_PENDING_JOBS = "workers.dispatch_pending_jobs"
 TASK_PREDICT = "workers.predict"
 TASK_SWEEP_PREDICTIONS = "workers.sweep_predictions"
+TASK_DISPATCH_PENDING_DATASETS = "workers.dispatch_pending_datasets"
 
 # Queues: a job asking for a GPU goes to `gpu`, everything else to `cpu`.
 QUEUE_CPU = "cpu"
@@ -64,4 +65,5 @@ app.conf.beat_schedule = {
     "requeue-lost-jobs": {"task": TASK_REQUEUE_LOST_JOBS, "schedule": 60.0},
     "dispatch-pending-jobs": {"task": TASK_DISPATCH_PENDING_JOBS, "schedule": 30.0},
     "sweep-predictions": {"task": TASK_SWEEP_PREDICTIONS, "schedule": 60.0},
+    "dispatch-pending-datasets": {"task": TASK_DISPATCH_PENDING_DATASETS, "schedule": 30.0},
 }
