@@ -80,10 +80,14 @@ def test_broker_down_upload_is_accepted_and_validated_once_the_broker_answers(
         assert row.status == Dataset.Status.READY and row.dispatched_at is not None, row.validation_report
     finally:
         monkeypatch.undo()
-        app._after_fork()
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
+        app._after_fork()  # back to this run's broker
+        _stop(server)
+
+
+def _stop(server: subprocess.Popen | None) -> None:
+    if server is not None:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def _answers(port: int) -> bool:
