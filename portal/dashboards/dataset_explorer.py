@@ -286,19 +286,25 @@ def target_figure(dataset: Dataset, column: Any) -> go.Figure:
 # --- tabular features --------------------------------------------------------------------------------
 
 FEATURES_DRAWN = 12  # small multiples in the figure; the dataset page's table lists every feature
-_SPARK = "▁▂▃▄▅▆▇█"
+SPARK_HEIGHT = 20  # px of the dataset page's inline distribution bars (an SVG, no script)
 
 
 def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else "?"
 
 
-def _spark(counts: list[Any]) -> str:
-    """A histogram as one line of block characters (text: no inline style, no script)."""
-    top = max((c for c in counts if isinstance(c, (int, float))), default=0)
+def _spark(counts: list[Any]) -> list[dict[str, float]]:
+    """A histogram as bars for a small inline SVG: x (bar index), y (top) and h (height) in pixels; a
+    non-empty bin is at least one pixel high so it never reads as empty."""
+    values = [c if isinstance(c, (int, float)) else 0 for c in counts]
+    top = max(values, default=0)
     if not top:
-        return ""
-    return "".join(_SPARK[min(len(_SPARK) - 1, int(c / top * (len(_SPARK) - 1) + 0.5))] if c else " " for c in counts)
+        return []
+    bars = []
+    for i, c in enumerate(values):
+        h = max(1.0, round(c / top * SPARK_HEIGHT, 1)) if c else 0.0
+        bars.append({"x": i, "y": SPARK_HEIGHT - h, "h": h})
+    return bars
 
 
 def feature_rows(stats: Any) -> list[dict[str, Any]]:
@@ -337,7 +343,7 @@ def features_figure(stats: dict) -> go.Figure:
 
     features = [(name, f) for name, f in (stats.get("features") or {}).items() if isinstance(f, dict)]
     shown = features[:FEATURES_DRAWN]
-    n_cols = 3
+    n_cols = 2  # the panel is half the page wide: three columns crowd the titles
     n_rows = max(1, -(-len(shown) // n_cols))
     titles = [f"{name} · {f.get('type', '?')} · {f.get('missing_share', 0):.0%} missing" for name, f in shown]
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, vertical_spacing=0.12 if n_rows < 4 else 0.06)
@@ -359,7 +365,9 @@ def features_figure(stats: dict) -> go.Figure:
         fig.add_trace(trace, row=row, col=col)
     title = f"Features ({len(features)})" if len(features) <= FEATURES_DRAWN else \
         f"Features: the first {FEATURES_DRAWN} of {len(features)} (the dataset page lists all)"
-    style_figure(fig, y_title="Records (count)", title=title, height=max(320, 230 * n_rows), legend=False)
+    style_figure(fig, y_title="Records (count)", title=title, height=max(320, 200 * n_rows + 80), legend=False)
+    fig.update_yaxes(title_text=None)
+    fig.update_yaxes(title_text="Records (count)", col=1)  # once per row, not beside every plot
     for annotation in fig.layout.annotations:
         annotation.font = {"size": 11}
     return fig
