@@ -1,4 +1,4 @@
-"""Uploads survive a broker that is down: accepted through HTTP (no 500), kept `uploaded` with no
+"""Uploads survive a broker that is down: accepted through HTTP, API and web form alike (no 500), kept `uploaded` with no
 dispatch recorded, and validated by a real worker once the broker answers, either because the same
 upload is retried or because the periodic dataset sweep sends it."""
 
@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
 
 from portal.config.celery import QUEUE_CPU, TASK_DISPATCH_PENDING_DATASETS, app
 from portal.datasets.models import Dataset
@@ -52,8 +55,19 @@ def test_broker_down_upload_is_accepted_and_validated_once_the_broker_answers(
         assert first.status_code == 201, first.content[:2000]
         swept = upload("swept", seed=2)
         assert swept.status_code == 201, swept.content[:2000]
-        for response in (first, swept):
-            row = Dataset.objects.get(pk=response.json()["id"])
+        # The web form too: redirected to the dataset's page, not a 500.
+        browser = Client()
+        browser.force_login(membership.user)
+        form = browser.post(reverse("web:dataset_upload"), {
+            "file": SimpleUploadedFile("form.csv", planted_motif_csv(40, seed=3), content_type="text/csv"),
+            "name": "form", "lab": membership.lab.slug, "modality": "dna", "task": "dna-classification",
+            "input_cols": "sequence", "target_cols": "label", "id_col": "", "group_col": "", "split_col": "",
+            "policy": "strict", "visibility": "lab", "description": "",
+        })
+        web = Dataset.objects.get(lab=membership.lab, name="form")
+        assert form.status_code == 302 and form.url == reverse("web:dataset_detail", args=[web.pk])
+        for pk in (first.json()["id"], swept.json()["id"], web.pk):
+            row = Dataset.objects.get(pk=pk)
             assert row.status == Dataset.Status.UPLOADED and row.dispatched_at is None and row.original_file
         # The same upload retried while the broker is still down: the same row, still no 500.
         again = upload("retried", seed=1)
@@ -69,15 +83,17 @@ def test_broker_down_upload_is_accepted_and_validated_once_the_broker_answers(
         wait_for(lambda: Dataset.objects.get(pk=first.json()["id"]).status in ("ready", "invalid"), 180,
                  "the retried upload's validation", worker)
         assert Dataset.objects.get(pk=first.json()["id"]).status == Dataset.Status.READY
-        # The other one waits for the periodic sweep (as beat sends it), run by the worker.
-        Dataset.objects.filter(pk=swept.json()["id"]).update(
-            created_at=Dataset.objects.get(pk=swept.json()["id"]).created_at - timedelta(minutes=1))
-        assert Dataset.objects.get(pk=swept.json()["id"]).status == Dataset.Status.UPLOADED
+        # The others wait for the periodic sweep (as beat sends it), run by the worker.
+        waiting = [swept.json()["id"], web.pk]
+        for pk in waiting:
+            assert Dataset.objects.get(pk=pk).status == Dataset.Status.UPLOADED
+            Dataset.objects.filter(pk=pk).update(created_at=Dataset.objects.get(pk=pk).created_at - timedelta(minutes=1))
         app.send_task(TASK_DISPATCH_PENDING_DATASETS, queue=QUEUE_CPU)
-        wait_for(lambda: Dataset.objects.get(pk=swept.json()["id"]).status in ("ready", "invalid"), 180,
-                 "the swept upload's validation", worker)
-        row = Dataset.objects.get(pk=swept.json()["id"])
-        assert row.status == Dataset.Status.READY and row.dispatched_at is not None, row.validation_report
+        wait_for(lambda: all(Dataset.objects.get(pk=pk).status in ("ready", "invalid") for pk in waiting), 180,
+                 "the swept uploads' validation", worker)
+        for pk in waiting:
+            row = Dataset.objects.get(pk=pk)
+            assert row.status == Dataset.Status.READY and row.dispatched_at is not None, row.validation_report
     finally:
         monkeypatch.undo()
         app._after_fork()  # back to this run's broker
