@@ -93,14 +93,14 @@ class ReadError(Exception):
 class Limits:
     """What reading one file may cost. None: no bound.
 
-    Lines and the header are counted in characters after decoding; the header limit applies to the
+    Lines and the header are counted in bytes (before decoding); the header limit applies to the
     first line of CSV / TSV. The decompressed size of a gzip is bounded by `max_decompressed_bytes`
     and by `max_gzip_ratio` times its compressed size (but never below 64 MiB): ordinary text
     compresses 3 to 20 times, a decompression bomb hundreds of times.
     """
 
-    max_line_chars: int | None = 16 * 1024 * 1024
-    max_header_chars: int | None = 1024 * 1024
+    max_line_bytes: int | None = 16 * 1024 * 1024
+    max_header_bytes: int | None = 1024 * 1024
     max_decompressed_bytes: int | None = 16 * 1024**3
     max_gzip_ratio: float | None = 100.0
 
@@ -271,6 +271,83 @@ def _not_utf8(path: Path, limits: Limits) -> ReadError:
                 return ReadError(path.name, "the file is not valid UTF-8 text", line=line)
 
 
+_NUL_HINT = ("text files hold no NUL bytes; remove it (a bad export or a truncated copy leaves them), or export "
+             "the data as CSV if this is a binary file")
+
+
+def _too_long(source: str, line: int, cap: int, header: bool) -> ReadError:
+    what = "the header" if header else "the line"
+    hint = ("the first line must name the columns: is the file missing its line breaks, or not CSV / TSV at "
+            "all?") if header else "is the file missing its line breaks?"
+    return ReadError(source, f"{what} is longer than the limit of {cap:,} bytes; {hint}", line=line)
+
+
+class _LineGuard(io.RawIOBase):
+    """Bytes passed through unchanged, checked block by block before any is decoded: a line longer
+    than its limit or a NUL byte raises ReadError naming the line. The checks run on whole blocks
+    (C-speed searches), so the text layer above keeps its fast line iteration and never holds more
+    than one over-long line's limit."""
+
+    def __init__(self, inner: io.BufferedIOBase, source: str, limits: Limits, header: bool) -> None:
+        self._inner, self._source = inner, source
+        self._line_cap, self._header_cap = limits.max_line_bytes, limits.max_header_bytes if header else None
+        self._line = 1  # the line the next byte belongs to
+        self._run = 0  # bytes of that line already seen in earlier blocks
+
+    def readable(self) -> bool:
+        return True
+
+    def _in_header(self) -> bool:
+        return self._line == 1 and self._header_cap is not None
+
+    def _cap(self) -> int | None:
+        return self._header_cap if self._in_header() else self._line_cap
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._inner.readinto(buffer)
+        if n:
+            self._check(bytes(memoryview(buffer)[:n]))
+        return n
+
+    def _check(self, block: bytes) -> None:
+        nul = block.find(b"\x00")
+        if nul >= 0:
+            before = block[:nul]
+            line_start = max(before.rfind(b"\n"), before.rfind(b"\r")) + 1
+            column = len(before[line_start:].decode("utf-8", "replace")) + (self._run if line_start == 0 else 0) + 1
+            raise ReadError(self._source, f"a NUL byte at column {column}: {_NUL_HINT}",
+                            line=self._line + before.count(b"\n"))
+        start = 0
+        while True:
+            cap = self._cap()
+            breaks = [i for i in (block.find(b"\n", start), block.find(b"\r", start)) if i >= 0]
+            end = min(breaks) if breaks else -1
+            length = self._run + ((end if end >= 0 else len(block)) - start)
+            if cap is not None and length > cap:
+                raise _too_long(self._source, self._line, cap, self._in_header())
+            if end < 0:
+                self._run = length
+                return
+            self._run = 0
+            if block[end] == 10:  # b"\n" (a "\r\n" pair counts once: at its "\n")
+                self._line += 1
+            start = end + 1
+            if self._line > 1 and (self._line_cap is None or len(block) - start <= self._line_cap):
+                # Every remaining line is shorter than the block: only the last one can run on.
+                rest = block[start:]
+                last = max(rest.rfind(b"\n"), rest.rfind(b"\r"))
+                if last < 0:
+                    self._run = len(rest)
+                else:
+                    self._line += rest.count(b"\n")
+                    self._run = len(rest) - last - 1
+                return
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
 def _lines(path: Path, limits: Limits, *, header: bool = False) -> Iterator[str]:
     """The file's physical lines, decoded strictly and checked, as the csv module wants them.
 
@@ -279,32 +356,38 @@ def _lines(path: Path, limits: Limits, *, header: bool = False) -> Iterator[str]
     With `header`, the first line is held to the header limit.
     """
     encoding = _text_encoding(path, limits)
-    csv.field_size_limit(limits.max_line_chars or sys.maxsize)  # a quoted field spanning lines
-    with io.TextIOWrapper(_open_binary(path, limits), encoding=encoding, errors="strict", newline="") as handle:
+    csv.field_size_limit(limits.max_line_bytes or sys.maxsize)  # a quoted field spanning lines
+    if encoding == "utf-16":
+        yield from _utf16_lines(path, limits, header=header)
+        return
+    guarded = io.BufferedReader(_LineGuard(_open_binary(path, limits), path.name, limits, header), 1 << 16)
+    with io.TextIOWrapper(guarded, encoding=encoding, errors="strict", newline="") as handle:
+        try:
+            yield from handle
+        except UnicodeDecodeError:
+            raise _not_utf8(path, limits) from None
+
+
+def _utf16_lines(path: Path, limits: Limits, *, header: bool) -> Iterator[str]:
+    """`_lines` for UTF-16 files, checked line by line (a UTF-16 character is at least 2 bytes)."""
+    with io.TextIOWrapper(_open_binary(path, limits), encoding="utf-16", errors="strict", newline="") as handle:
         line_no = 0
         while True:
             is_header = header and line_no == 0
-            cap = limits.max_header_chars if is_header else limits.max_line_chars
+            cap = limits.max_header_bytes if is_header else limits.max_line_bytes
+            chars = cap // 2 if cap is not None else None
             try:
-                text = handle.readline(cap + 1 if cap is not None else -1)
+                text = handle.readline(chars + 1 if chars is not None else -1)
             except UnicodeDecodeError:
-                if encoding == "utf-16":
-                    raise ReadError(path.name, "not valid UTF-16 text (the file starts with a UTF-16 "
-                                    "byte-order mark)", line=line_no + 1) from None
-                raise _not_utf8(path, limits) from None
+                raise ReadError(path.name, "not valid UTF-16 text (the file starts with a UTF-16 byte-order mark)",
+                                line=line_no + 1) from None
             if not text:
                 return
             line_no += 1
-            if cap is not None and len(text) > cap and not text.endswith(("\n", "\r")):
-                what = "the header" if is_header else "the line"
-                hint = ("the first line must name the columns: is the file missing its line breaks, or not "
-                        "CSV / TSV at all?") if is_header else "is the file missing its line breaks?"
-                raise ReadError(path.name, f"{what} is longer than the limit of {cap:,} characters; {hint}",
-                                line=line_no)
+            if chars is not None and len(text) > chars and not text.endswith(("\n", "\r")):
+                raise _too_long(path.name, line_no, cap, is_header)  # type: ignore[arg-type]
             if "\x00" in text:
-                raise ReadError(path.name, f"a NUL byte at column {text.index(chr(0)) + 1}: text files hold no NUL "
-                                "bytes; remove it (a bad export or a truncated copy leaves them), or export the "
-                                "data as CSV if this is a binary file", line=line_no)
+                raise ReadError(path.name, f"a NUL byte at column {text.index(chr(0)) + 1}: {_NUL_HINT}", line=line_no)
             yield text
 
 

@@ -100,14 +100,14 @@ class ValidationOptions:
     duplicates: bool = True  # report duplicate records (after canonicalization)
     # Bounds on what one file may cost (see mlcore.readers.Limits; None: unbounded). The portal sets
     # them from its settings; exceeding one ends the run with one ReadError saying which.
-    max_line_chars: int | None = DEFAULT_LIMITS.max_line_chars
-    max_header_chars: int | None = DEFAULT_LIMITS.max_header_chars
+    max_line_bytes: int | None = DEFAULT_LIMITS.max_line_bytes
+    max_header_bytes: int | None = DEFAULT_LIMITS.max_header_bytes
     max_decompressed_bytes: int | None = DEFAULT_LIMITS.max_decompressed_bytes
     max_gzip_ratio: float | None = DEFAULT_LIMITS.max_gzip_ratio
     max_seconds: float | None = None  # wall-clock time for the whole validation
 
     def limits(self) -> Limits:
-        return Limits(max_line_chars=self.max_line_chars, max_header_chars=self.max_header_chars,
+        return Limits(max_line_bytes=self.max_line_bytes, max_header_bytes=self.max_header_bytes,
                       max_decompressed_bytes=self.max_decompressed_bytes, max_gzip_ratio=self.max_gzip_ratio)
 
 

@@ -52,8 +52,8 @@ def validation_options(requested: dict[str, Any]) -> ValidationOptions:
     """The upload's own options under the deployment's bounds (settings, never the upload's say)."""
     return dataclasses.replace(
         ValidationOptions(**requested),
-        max_line_chars=settings.LABFORMER_VALIDATION_MAX_LINE_CHARS,
-        max_header_chars=settings.LABFORMER_VALIDATION_MAX_HEADER_CHARS,
+        max_line_bytes=settings.LABFORMER_VALIDATION_MAX_LINE_BYTES,
+        max_header_bytes=settings.LABFORMER_VALIDATION_MAX_HEADER_BYTES,
         max_decompressed_bytes=settings.LABFORMER_VALIDATION_MAX_DECOMPRESSED_BYTES,
         max_gzip_ratio=settings.LABFORMER_VALIDATION_MAX_GZIP_RATIO,
         max_seconds=settings.LABFORMER_VALIDATION_MAX_SECONDS,

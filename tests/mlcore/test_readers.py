@@ -163,18 +163,24 @@ def test_missing_column_is_a_read_error(tmp_path: Path) -> None:
 def test_limits_refuse_a_long_line_and_a_long_header_naming_the_line(tmp_path: Path) -> None:
     from mlcore.readers import Limits
 
-    limits = Limits(max_line_chars=100, max_header_chars=50)
+    limits = Limits(max_line_bytes=100, max_header_bytes=50)
     wide = tmp_path / "wide.csv"
     wide.write_text("a" * 60 + "\n1\n")
-    with pytest.raises(ReadError, match="header is longer than the limit of 50") as exc:
+    with pytest.raises(ReadError, match="header is longer than the limit of 50 bytes") as exc:
         reader_open(wide, limits=limits)
     assert exc.value.line == 1 and "aaaa" not in str(exc.value)
     long_row = tmp_path / "long.csv"
     long_row.write_text("sequence\nACGT\n" + "A" * 150 + "\nACGT\n")
-    reader = reader_open(long_row, limits=limits)
     with pytest.raises(ReadError, match="line is longer than the limit of 100") as exc:
-        list(reader.chunks(["sequence"]))
+        list(reader_open(long_row, limits=limits).chunks(["sequence"]))
     assert exc.value.line == 3
+    # Far into a file (past the first blocks read), with Windows line ends, the line is still named.
+    far = tmp_path / "far.csv"
+    far.write_bytes(b"sequence\r\n" + b"ACGT\r\n" * 50_000 + b"A" * 150 + b"\r\nACGT\r\n")
+    with pytest.raises(ReadError, match="line is longer than the limit of 100") as exc:
+        list(reader_open(far, limits=limits).chunks(["sequence"]))
+    assert exc.value.line == 50_002
+    assert sum(len(c) for c in reader_open(far).chunks(["sequence"])) == 50_002  # default limits: fine
     # A quoted field running over many short lines is held to the same bound.
     quoted = tmp_path / "quoted.csv"
     quoted.write_text('sequence\n"' + "ACGT\n" * 40 + '"\n')
