@@ -158,7 +158,13 @@ def dataset_dispatch_pending(*, min_age: timedelta, resend_after: timedelta) -> 
 
 def upload_staging_cleanup(*, older_than: timedelta) -> list[str]:
     """Remove the staging files of chunked uploads nobody finished (untouched for ``older_than``),
-    marking their sessions aborted, and staging files no open session owns. Returns the removed names."""
+    marking their sessions aborted, and staging files no open session owns. Returns the removed names.
+
+    Runs only where the staging folder is (a worker without it does nothing, so no session is
+    aborted while its file stays behind on another machine)."""
+    staging = Path(settings.LABFORMER_UPLOAD_STAGING)
+    if not staging.is_dir():
+        return []
     cutoff = timezone.now() - older_than
     removed: list[str] = []
     stale = UploadSession.objects.filter(status=UploadSession.Status.OPEN, updated_at__lt=cutoff)
@@ -170,18 +176,16 @@ def upload_staging_cleanup(*, older_than: timedelta) -> list[str]:
             if path.exists():
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
-    staging = Path(settings.LABFORMER_UPLOAD_STAGING)
-    if staging.is_dir():
-        open_uids = {f"{uid}.part" for uid in
-                     UploadSession.objects.filter(status=UploadSession.Status.OPEN).values_list("uid", flat=True)}
-        oldest = time.time() - older_than.total_seconds()
-        for path in staging.glob("*.part"):
-            try:
-                if path.name not in open_uids and path.stat().st_mtime < oldest:
-                    path.unlink()
-                    removed.append(path.name)
-            except FileNotFoundError:  # another sweep removed it first
-                continue
+    open_uids = {f"{uid}.part" for uid in
+                 UploadSession.objects.filter(status=UploadSession.Status.OPEN).values_list("uid", flat=True)}
+    oldest = time.time() - older_than.total_seconds()
+    for path in staging.glob("*.part"):
+        try:
+            if path.name not in open_uids and path.stat().st_mtime < oldest:
+                path.unlink()
+                removed.append(path.name)
+        except FileNotFoundError:  # another sweep removed it first
+            continue
     if removed:
         log.info("removed %d abandoned upload staging file(s)", len(removed))
     return removed

@@ -149,6 +149,12 @@ def test_staging_cleanup_removes_abandoned_uploads_and_keeps_live_ones(settings,
     assert UploadSession.objects.get(pk=abandoned.pk).status == UploadSession.Status.ABORTED
     assert UploadSession.objects.get(pk=live.pk).status == UploadSession.Status.OPEN
     assert services.upload_staging_cleanup(older_than=timedelta(hours=24)) == []
+    # A worker that cannot see the staging folder aborts nothing (the files would stay behind).
+    stale = session()
+    UploadSession.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - timedelta(hours=25))
+    settings.LABFORMER_UPLOAD_STAGING = tmp_path / "not-mounted-here"
+    assert services.upload_staging_cleanup(older_than=timedelta(hours=24)) == []
+    assert UploadSession.objects.get(pk=stale.pk).status == UploadSession.Status.OPEN
 
 
 def test_a_report_with_a_nul_character_is_stored() -> None:
