@@ -1111,6 +1111,7 @@ class _Aggregator:
         self.too_many_classes = False
         self.label_chars: Counter[str] = Counter()
         self.missing: Counter[str] = Counter()
+        self.split_counts: Counter[str] = Counter()  # train / val / test records of the split column
         self.dups = _Duplicates() if plan.duplicates and plan.input_kind in ("sequence", "molblock") else None
         self.writer: Any = None
         self.partial = output.with_name(output.name + ".partial") if output is not None else None
@@ -1149,6 +1150,8 @@ class _Aggregator:
             self.label_chars.update(res.label_chars)
         if res.missing:
             self.missing.update(res.missing)
+        if self.plan.split_col:
+            self.split_counts.update(res.out.get(self.plan.split_col, []))
         for c, summary in self.features.items():
             values = res.out.get(c, [])
             if isinstance(summary, _Moments):
@@ -1259,6 +1262,13 @@ class _Aggregator:
                              "message": f"{n} valid record(s) are longer than the default max_len "
                                         f"{plan.default_max_len}{fp}; train with a larger max_len or they are "
                                         "rejected"})
+        if plan.split_col:
+            stats["split"] = {part: self.split_counts.get(part, 0) for part in ("train", "val", "test")}
+            if self.split_counts and not self.split_counts.get("val"):
+                warnings.append({"code": "no_validation_rows", "count": 1,
+                                 "message": f"the split column {plan.split_col!r} has no validation rows: training "
+                                            "holds out val_frac of the train rows as validation (seeded, "
+                                            "stratified by class) and says so in its metrics"})
         for note in notes:
             warnings.append({"code": "note", "count": 1, "message": note})
 

@@ -473,3 +473,15 @@ def test_categorical_feature_counts_stay_bounded(tmp_path: Path) -> None:
     code = result.report()["stats"]["features"]["code"]
     # 3000 distinct values: the first 1000 are told apart, the rest only counted.
     assert code["distinct"] == 1000 and code["distinct_at_least"] and code["count"] == 3000 and len(code["top"]) == 10
+
+
+def test_a_split_column_without_validation_rows_is_warned_about(tmp_path: Path) -> None:
+    rows = "".join(f"ACGTACGT{'ACGT'[i % 4]},{i % 2},{'test' if i >= 16 else 'train'}\n" for i in range(20))
+    path = _write(tmp_path, "s.csv", "sequence,label,part\n" + rows)
+    result = validate_file(path, task="dna-classification", mapping=ColumnMapping(split_col="part"))
+    report = result.report()
+    assert result.ok and report["stats"]["split"] == {"train": 16, "val": 0, "test": 4}
+    assert [w["code"] for w in report["warnings"] if w["code"] == "no_validation_rows"] == ["no_validation_rows"]
+    with_val = _write(tmp_path, "v.csv", "sequence,label,part\n" + rows.replace("train\n", "val\n", 2))
+    report = validate_file(with_val, task="dna-classification", mapping=ColumnMapping(split_col="part")).report()
+    assert report["stats"]["split"]["val"] == 2 and "no_validation_rows" not in [w["code"] for w in report["warnings"]]
