@@ -49,7 +49,7 @@ import io
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,23 +348,27 @@ class _LineGuard(io.RawIOBase):
         super().close()
 
 
-def _lines(path: Path, limits: Limits, *, header: bool = False) -> Iterator[str]:
-    """The file's physical lines, decoded strictly and checked, as the csv module wants them.
+@contextmanager
+def _lines(path: Path, limits: Limits, *, header: bool = False) -> Iterator[Iterator[str]]:
+    """The file's physical lines, decoded strictly and checked, as the csv module wants them:
+    `with _lines(path, limits) as lines: for text in lines: ...`.
 
     Raises ReadError naming the line for a line longer than the limit (only the limit's worth is
     ever read), a NUL byte (with its column), or bytes that are not text in the file's encoding.
-    With `header`, the first line is held to the header limit.
+    With `header`, the first line is held to the header limit. UTF-8 files are iterated by the text
+    layer itself (its C line loop): the checks run below it, on bytes.
     """
     encoding = _text_encoding(path, limits)
     csv.field_size_limit(limits.max_line_bytes or sys.maxsize)  # a quoted field spanning lines
     if encoding == "utf-16":
-        yield from _utf16_lines(path, limits, header=header)
+        with closing(_utf16_lines(path, limits, header=header)) as lines:
+            yield lines
         return
     guarded = io.BufferedReader(_LineGuard(_open_binary(path, limits), path.name, limits, header), 1 << 16)
     with io.TextIOWrapper(guarded, encoding=encoding, errors="strict", newline="") as handle:
         try:
-            yield from handle
-        except UnicodeDecodeError:
+            yield handle
+        except UnicodeDecodeError:  # raised wherever the lines were being read
             raise _not_utf8(path, limits) from None
 
 
@@ -487,13 +491,11 @@ def reader_open(
 
 
 def _delimited_open(path: Path, fmt: str, chunk_size: int, delimiter: str, limits: Limits) -> Reader:
-    lines = _lines(path, limits, header=True)
-    try:
-        header = next(csv.reader(lines, delimiter=delimiter), None)
-    except csv.Error as exc:
-        raise ReadError(path.name, f"unreadable header: {exc}", line=1) from None
-    finally:
-        lines.close()
+    with _lines(path, limits, header=True) as lines:
+        try:
+            header = next(csv.reader(lines, delimiter=delimiter), None)
+        except csv.Error as exc:
+            raise ReadError(path.name, f"unreadable header: {exc}", line=1) from None
     if not header or all(not h.strip() for h in header):
         raise ReadError(path.name, "no header line (the first line must name the columns)")
     header = [h.strip() for h in header]
@@ -504,7 +506,7 @@ def _delimited_open(path: Path, fmt: str, chunk_size: int, delimiter: str, limit
     def iterate(columns: Sequence[str]) -> Iterator[Chunk]:
         idx = [header.index(c) for c in columns]
         n_fields = len(header)
-        with closing(_lines(path, limits, header=True)) as handle:
+        with _lines(path, limits, header=True) as handle:
             reader = csv.reader(handle, delimiter=delimiter)
             next(reader)
             lines: list[int] = []
@@ -561,7 +563,7 @@ def _fasta_header(text: str) -> dict[str, str]:
 def _fasta_open(path: Path, chunk_size: int, side_labels: str | Path | None, side_id_col: str | None,
                 limits: Limits) -> Reader:
     first_header = None
-    with closing(_lines(path, limits)) as handle:
+    with _lines(path, limits) as handle:
         for line_no, text in enumerate(handle, start=1):
             if not text.strip() or text.startswith(";"):
                 continue
@@ -611,7 +613,7 @@ def _fasta_open(path: Path, chunk_size: int, side_labels: str | Path | None, sid
             for c in wanted:
                 cols[c].append(record.get(c))
 
-        with closing(_lines(path, limits)) as handle:
+        with _lines(path, limits) as handle:
             for line_no, text in enumerate(handle, start=1):
                 if text.startswith(">"):
                     if header is not None:
@@ -652,7 +654,7 @@ def _sdf_records(path: Path, limits: Limits) -> Iterator[tuple[int, str, dict[st
     in_props = False
     prop_name: str | None = None
     prop_lines: list[str] = []
-    with closing(_lines(path, limits)) as handle:
+    with _lines(path, limits) as handle:
         for line_no, raw in enumerate(handle, start=1):
             text = raw.rstrip("\r\n")
             if text.startswith("$$$$"):
