@@ -364,6 +364,32 @@ def _assign_groups(groups: list[list[int]], n: int, val_frac: float, test_frac: 
     return train, val, test
 
 
+def _carve_val(train: list[int], val_frac: float, rng: np.random.Generator,
+               labels: Sequence[Any] | None) -> tuple[list[int], list[int]]:
+    """`val_frac` of `train` (at least one record, never all), per class when `labels` are given;
+    a class with a single training record stays in train."""
+    if labels is None:
+        groups = [train]
+    else:
+        by_class: dict[str, list[int]] = defaultdict(list)
+        for i in train:
+            by_class[str(labels[i])].append(i)
+        groups = [by_class[k] for k in sorted(by_class)]
+    keep: list[int] = []
+    val: list[int] = []
+    for group in groups:
+        idx = np.asarray(group)[rng.permutation(len(group))].tolist()
+        k = min(int(round(len(idx) * val_frac)), len(idx) - 1)
+        val += idx[:k]
+        keep += idx[k:]
+    if not val:  # too few per class to round to one: take one record from the largest class
+        largest = max(groups, key=len)
+        pick = largest[int(rng.integers(len(largest)))]
+        keep.remove(pick)
+        val = [pick]
+    return keep, val
+
+
 def split_indices(
     n: int,
     method: str,
@@ -375,6 +401,7 @@ def split_indices(
     smiles: Sequence[str] | None = None,
     groups: Sequence[Any] | None = None,
     split_values: Sequence[Any] | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, val, test) index arrays, sorted; the same inputs and seed always give the same split.
 
@@ -384,7 +411,10 @@ def split_indices(
       parts. Scaffold sets larger than half the test share go to train first, the rest in seeded
       random order (Chemprop's balanced scaffold split), so test is not just the rarest scaffolds.
     - group: whole groups (needs `groups`, e.g. a patient or organism column) in seeded order.
-    - column: `split_values` says train / val (valid, validation) / test per record.
+    - column: `split_values` says train / val (valid, validation) / test per record. A column with no
+      validation rows gets `val_frac` of its training rows carved out as validation (seeded,
+      stratified by class when `labels` are given): training without a validation set would have no
+      early stopping and no best epoch. What was done is appended to `notes`.
     """
     rng = np.random.default_rng(seed)
     if method not in SPLIT_METHODS:
@@ -438,6 +468,13 @@ def split_indices(
                 raise ValueError(f"record {i}: split value {value!r} is not train / val / test")
             parts[part].append(i)
         train, val, test = parts["train"], parts["val"], parts["test"]
+        if not val and val_frac > 0 and len(train) > 1:
+            train, val = _carve_val(train, val_frac, rng, labels)
+            if notes is not None:
+                how = "stratified by class" if labels is not None else "at random"
+                notes.append(f"the split column has no validation rows: {len(val)} of its {len(train) + len(val)} "
+                             f"training records were held out as validation ({how}, val_frac {val_frac:g}, "
+                             f"seed {seed})")
     out = tuple(np.sort(np.asarray(p, dtype=np.int64)) for p in (train, val, test))
     if len(out[0]) == 0:
         raise ValueError(f"the {method} split left no training records")

@@ -16,6 +16,16 @@ be reported as "line 17, column smiles":
 Compression is detected from the magic bytes (gzip: 1f 8b), not from the name, and so is Parquet
 (PAR1); other formats come from the suffix, else from sniffing the first bytes.
 
+Text is decoded strictly: UTF-8 (with or without the byte-order mark spreadsheets write) or, after a
+UTF-16 byte-order mark, UTF-16. Anything else (Latin-1, Windows-1252) is refused with the line,
+column and byte offset of the first byte that is not UTF-8, never turned silently into U+FFFD; a NUL
+byte is refused with its line and column.
+
+`Limits` bound what one file may cost whatever it holds: the longest line and header (a 200 MB file
+without a newline is refused after the first megabytes, not read whole), and how far a gzip may
+expand (in absolute bytes and as a ratio to its compressed size, so a decompression bomb stops
+early). The portal passes its settings; the defaults suit the CLI.
+
 Sets and series (particles, light curves) come in long format, one row per element with an object
 id column, or, in Parquet, one row per object with list columns. `group_long` turns long rows into
 one record per object. Supported: rows of one object must be contiguous (any order of objects, any
@@ -37,16 +47,15 @@ import csv
 import gzip
 import io
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 FORMATS = ("csv", "tsv", "fasta", "sdf", "parquet")
 DEFAULT_CHUNK_SIZE = 4096
-# A single field may legitimately be long (a whole chromosome arm in a CSV cell); the csv module's
-# default limit (128 KiB) would turn that into a parse error. 256 MiB still bounds one record.
-_FIELD_LIMIT = 256 * 1024 * 1024
 _SNIFF_BYTES = 65536
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
@@ -57,6 +66,9 @@ _SUFFIX_FORMATS = {
     ".parquet": "parquet", ".pq": "parquet",
 }
 MAX_VALUE_CHARS = 80  # values quoted in problems are cut to this many characters
+MAX_REASON_CHARS = 1000  # a ReadError's reason (which may quote a header) is cut to this many
+# A gzip may always expand to this much, whatever its ratio: a tiny but very repetitive file is fine.
+_GZIP_RATIO_FLOOR = 64 * 1024 * 1024
 # The canonical Parquet copy written by validation keeps each record's original line (or row) in this
 # column, and the original file's name and unit in its schema metadata, so that whoever reads the
 # copy (training, prediction) can still point at the file the researcher uploaded.
@@ -69,9 +81,31 @@ class ReadError(Exception):
     """The file cannot be read at all; `str()` is the one-line message naming the file and reason."""
 
     def __init__(self, source: str, reason: str, *, line: int | None = None) -> None:
+        # Whatever the reason quotes (a header, a column list) comes from the file: keep it short.
+        if len(reason) > MAX_REASON_CHARS:
+            reason = f"{reason[:MAX_REASON_CHARS]}... ({len(reason) - MAX_REASON_CHARS} more characters)"
         self.source, self.reason, self.line = source, reason, line
         where = f"{source} line {line}" if line is not None else source
         super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What reading one file may cost. None: no bound.
+
+    Lines and the header are counted in bytes (before decoding); the header limit applies to the
+    first line of CSV / TSV. The decompressed size of a gzip is bounded by `max_decompressed_bytes`
+    and by `max_gzip_ratio` times its compressed size (but never below 64 MiB): ordinary text
+    compresses 3 to 20 times, a decompression bomb hundreds of times.
+    """
+
+    max_line_bytes: int | None = 16 * 1024 * 1024
+    max_header_bytes: int | None = 1024 * 1024
+    max_decompressed_bytes: int | None = 16 * 1024**3
+    max_gzip_ratio: float | None = 100.0
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -144,15 +178,221 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == _GZIP_MAGIC
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")  # type: ignore[return-value]
+def _size_text(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
-def open_text(path: str | Path) -> io.TextIOWrapper:
-    """The file as text, gunzipped when its first bytes say gzip. `newline=""` lets the csv module see
-    line breaks inside quoted fields; utf-8-sig drops the byte-order mark spreadsheets write; bytes
-    that are not UTF-8 become U+FFFD, which every alphabet check then reports as a bad character."""
-    return io.TextIOWrapper(_open_binary(Path(path)), encoding="utf-8-sig", errors="replace", newline="")
+class _CappedGzip(io.RawIOBase):
+    """A gzip stream that raises ReadError once it has produced more than `cap` bytes."""
+
+    def __init__(self, path: Path, cap: int, reason: str) -> None:
+        self._inner = gzip.open(path, "rb")
+        self._cap, self._reason, self._source = cap, reason, path.name
+        self._total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._inner.readinto(buffer)
+        self._total += n
+        if self._total > self._cap:
+            raise ReadError(self._source, self._reason)
+        return n
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
+def _open_binary(path: Path, limits: Limits = DEFAULT_LIMITS) -> io.BufferedIOBase:
+    """The file's bytes, gunzipped when its first bytes say gzip (within `limits`)."""
+    if not _is_gzip(path):
+        return open(path, "rb")
+    caps: list[tuple[int, str]] = []
+    if limits.max_decompressed_bytes is not None:
+        caps.append((limits.max_decompressed_bytes, f"the limit of {_size_text(limits.max_decompressed_bytes)}"))
+    if limits.max_gzip_ratio is not None:
+        packed = path.stat().st_size
+        by_ratio = max(int(packed * limits.max_gzip_ratio), _GZIP_RATIO_FLOOR)
+        caps.append((by_ratio, f"{limits.max_gzip_ratio:g} times its compressed size of {_size_text(packed)}"))
+    if not caps:
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    cap, why = min(caps)
+    reason = (f"the gzip expands to more than {_size_text(cap)} ({why}); a file this compressible is "
+              "corrupt or a decompression bomb: upload the data uncompressed or split it into smaller files")
+    return io.BufferedReader(_CappedGzip(path, cap, reason), buffer_size=1 << 16)  # type: ignore[return-value]
+
+
+def _text_encoding(path: Path, limits: Limits) -> str:
+    """utf-16 after a UTF-16 byte-order mark, else utf-8-sig (UTF-8, dropping a UTF-8 BOM)."""
+    with _open_binary(path, limits) as fh:
+        head = fh.read(2)
+    return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+
+
+def _not_utf8(path: Path, limits: Limits) -> ReadError:
+    """The first byte sequence that is not UTF-8, with its line, column and byte offset."""
+    line, column, offset, carry = 1, 0, 0, b""
+    with _open_binary(path, limits) as fh:
+        while True:
+            block = fh.read(1 << 20)
+            data = carry + block
+            try:
+                data.decode("utf-8")
+                good, bad = len(data), None
+            except UnicodeDecodeError as exc:
+                good = exc.start
+                # A character cut in two by the block boundary is not an error: finish it next block.
+                bad = None if (block and exc.reason == "unexpected end of data") else data[exc.start:exc.end]
+            text = data[:good]
+            newlines = text.count(b"\n")
+            if newlines:
+                line += newlines
+                column = len(text[text.rfind(b"\n") + 1:].decode("utf-8"))
+            else:
+                column += len(text.decode("utf-8"))
+            if bad is not None:
+                shown = " ".join(f"{b:02x}" for b in bad[:4])
+                return ReadError(
+                    path.name,
+                    f"column {column + 1} (byte offset {offset + good}): byte(s) {shown} are not UTF-8. "
+                    "The file is probably Latin-1 or Windows-1252: save it as UTF-8 (for example "
+                    f"`iconv -f latin1 -t utf-8 {path.name}`) and upload it again",
+                    line=line,
+                )
+            offset += good
+            carry = data[good:]
+            if not block:
+                return ReadError(path.name, "the file is not valid UTF-8 text", line=line)
+
+
+_NUL_HINT = ("text files hold no NUL bytes; remove it (a bad export or a truncated copy leaves them), or export "
+             "the data as CSV if this is a binary file")
+
+
+def _too_long(source: str, line: int, cap: int, header: bool) -> ReadError:
+    what = "the header" if header else "the line"
+    hint = ("the first line must name the columns: is the file missing its line breaks, or not CSV / TSV at "
+            "all?") if header else "is the file missing its line breaks?"
+    return ReadError(source, f"{what} is longer than the limit of {cap:,} bytes; {hint}", line=line)
+
+
+class _LineGuard(io.RawIOBase):
+    """Bytes passed through unchanged, checked block by block before any is decoded: a line longer
+    than its limit or a NUL byte raises ReadError naming the line. The checks run on whole blocks
+    (C-speed searches), so the text layer above keeps its fast line iteration and never holds more
+    than one over-long line's limit."""
+
+    def __init__(self, inner: io.BufferedIOBase, source: str, limits: Limits, header: bool) -> None:
+        self._inner, self._source = inner, source
+        self._line_cap, self._header_cap = limits.max_line_bytes, limits.max_header_bytes if header else None
+        self._line = 1  # the line the next byte belongs to
+        self._run = 0  # bytes of that line already seen in earlier blocks
+
+    def readable(self) -> bool:
+        return True
+
+    def _in_header(self) -> bool:
+        return self._line == 1 and self._header_cap is not None
+
+    def _cap(self) -> int | None:
+        return self._header_cap if self._in_header() else self._line_cap
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._inner.readinto(buffer)
+        if n:
+            self._check(bytes(memoryview(buffer)[:n]))
+        return n
+
+    def _check(self, block: bytes) -> None:
+        nul = block.find(b"\x00")
+        if nul >= 0:
+            before = block[:nul]
+            line_start = max(before.rfind(b"\n"), before.rfind(b"\r")) + 1
+            column = len(before[line_start:].decode("utf-8", "replace")) + (self._run if line_start == 0 else 0) + 1
+            raise ReadError(self._source, f"a NUL byte at column {column}: {_NUL_HINT}",
+                            line=self._line + before.count(b"\n"))
+        start = 0
+        while True:
+            cap = self._cap()
+            breaks = [i for i in (block.find(b"\n", start), block.find(b"\r", start)) if i >= 0]
+            end = min(breaks) if breaks else -1
+            length = self._run + ((end if end >= 0 else len(block)) - start)
+            if cap is not None and length > cap:
+                raise _too_long(self._source, self._line, cap, self._in_header())
+            if end < 0:
+                self._run = length
+                return
+            self._run = 0
+            if block[end] == 10:  # b"\n" (a "\r\n" pair counts once: at its "\n")
+                self._line += 1
+            start = end + 1
+            if self._line > 1 and (self._line_cap is None or len(block) - start <= self._line_cap):
+                # Every remaining line is shorter than the block: only the last one can run on.
+                rest = block[start:]
+                last = max(rest.rfind(b"\n"), rest.rfind(b"\r"))
+                if last < 0:
+                    self._run = len(rest)
+                else:
+                    self._line += rest.count(b"\n")
+                    self._run = len(rest) - last - 1
+                return
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
+@contextmanager
+def _lines(path: Path, limits: Limits, *, header: bool = False) -> Iterator[Iterator[str]]:
+    """The file's physical lines, decoded strictly and checked, as the csv module wants them:
+    `with _lines(path, limits) as lines: for text in lines: ...`.
+
+    Raises ReadError naming the line for a line longer than the limit (only the limit's worth is
+    ever read), a NUL byte (with its column), or bytes that are not text in the file's encoding.
+    With `header`, the first line is held to the header limit. UTF-8 files are iterated by the text
+    layer itself (its C line loop): the checks run below it, on bytes.
+    """
+    encoding = _text_encoding(path, limits)
+    csv.field_size_limit(limits.max_line_bytes or sys.maxsize)  # a quoted field spanning lines
+    if encoding == "utf-16":
+        with closing(_utf16_lines(path, limits, header=header)) as lines:
+            yield lines
+        return
+    guarded = io.BufferedReader(_LineGuard(_open_binary(path, limits), path.name, limits, header), 1 << 16)
+    with io.TextIOWrapper(guarded, encoding=encoding, errors="strict", newline="") as handle:
+        try:
+            yield handle
+        except UnicodeDecodeError:  # raised wherever the lines were being read
+            raise _not_utf8(path, limits) from None
+
+
+def _utf16_lines(path: Path, limits: Limits, *, header: bool) -> Iterator[str]:
+    """`_lines` for UTF-16 files, checked line by line (a UTF-16 character is at least 2 bytes)."""
+    with io.TextIOWrapper(_open_binary(path, limits), encoding="utf-16", errors="strict", newline="") as handle:
+        line_no = 0
+        while True:
+            is_header = header and line_no == 0
+            cap = limits.max_header_bytes if is_header else limits.max_line_bytes
+            chars = cap // 2 if cap is not None else None
+            try:
+                text = handle.readline(chars + 1 if chars is not None else -1)
+            except UnicodeDecodeError:
+                raise ReadError(path.name, "not valid UTF-16 text (the file starts with a UTF-16 byte-order mark)",
+                                line=line_no + 1) from None
+            if not text:
+                return
+            line_no += 1
+            if chars is not None and len(text) > chars and not text.endswith(("\n", "\r")):
+                raise _too_long(path.name, line_no, cap, is_header)  # type: ignore[arg-type]
+            if "\x00" in text:
+                raise ReadError(path.name, f"a NUL byte at column {text.index(chr(0)) + 1}: {_NUL_HINT}", line=line_no)
+            yield text
 
 
 def _suffix(path: Path) -> str:
@@ -162,7 +402,20 @@ def _suffix(path: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def detect_format(path: str | Path) -> str:
+def _nul_error(path: Path, head: bytes, encoding: str) -> ReadError | None:
+    """A NUL byte in the first bytes, with its line and column (None when there is none)."""
+    text = head.decode(encoding, "replace")
+    at = text.find("\x00")
+    if at < 0:
+        return None
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return ReadError(path.name, f"binary file or a stray NUL byte at column {column}: not CSV, TSV, FASTA, SDF or "
+                     "Parquet text; remove the NUL byte, or export the data as CSV if this is a binary file",
+                     line=line)
+
+
+def detect_format(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> str:
     """The file's format: magic bytes first (Parquet), then the suffix, then the first bytes' content.
 
     Raises ReadError for a missing, empty, unreadable or binary file.
@@ -180,17 +433,19 @@ def detect_format(path: str | Path) -> str:
     if by_suffix == "parquet":
         raise ReadError(path.name, "not a Parquet file (it does not start with the PAR1 magic bytes)")
     try:
-        with _open_binary(path) as fh:
+        with _open_binary(path, limits) as fh:
             head = fh.read(_SNIFF_BYTES)
     except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
         raise ReadError(path.name, f"unreadable file: {exc}") from None
-    if not head.strip():
+    encoding = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
+    if not head.decode(encoding, "replace").lstrip("\ufeff").strip():
         raise ReadError(path.name, "empty file")
-    if b"\x00" in head:
-        raise ReadError(path.name, "binary file: not CSV, TSV, FASTA, SDF or Parquet")
+    nul = _nul_error(path, head, encoding)
+    if nul is not None:
+        raise nul
     if by_suffix:
         return by_suffix
-    text = head.decode("utf-8", "replace").lstrip("\ufeff")
+    text = head.decode(encoding, "replace").lstrip("\ufeff")
     if text.lstrip().startswith(">"):
         return "fasta"
     if "M  END" in text or "$$$$" in text:
@@ -207,25 +462,27 @@ def reader_open(
     delimiter: str | None = None,
     side_labels: str | Path | None = None,
     side_id_col: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Reader:
-    """Open `path` for streaming. `fmt` overrides detection; `delimiter` overrides CSV / TSV's.
+    """Open `path` for streaming. `fmt` overrides detection; `delimiter` overrides CSV / TSV's;
+    `limits` bound line lengths and decompression (exceeding them raises ReadError).
 
     `side_labels` (FASTA only): a CSV / TSV keyed by record id (`side_id_col`, default `id` or its
     first column) whose other columns join each FASTA record. It is read whole: it holds labels, one
     short row per record, not sequences.
     """
     path = Path(path)
-    fmt = fmt or detect_format(path)
+    fmt = fmt or detect_format(path, limits=limits)
     if fmt not in FORMATS:
         raise ReadError(path.name, f"unknown format {fmt!r}; supported: {', '.join(FORMATS)}")
     if not path.exists():
         raise ReadError(path.name, f"file not found: {path}")
     if fmt in ("csv", "tsv"):
-        return _delimited_open(path, fmt, chunk_size, delimiter or ("\t" if fmt == "tsv" else ","))
+        return _delimited_open(path, fmt, chunk_size, delimiter or ("\t" if fmt == "tsv" else ","), limits)
     if fmt == "fasta":
-        return _fasta_open(path, chunk_size, side_labels, side_id_col)
+        return _fasta_open(path, chunk_size, side_labels, side_id_col, limits)
     if fmt == "sdf":
-        return _sdf_open(path, chunk_size)
+        return _sdf_open(path, chunk_size, limits)
     return _parquet_open(path, chunk_size)
 
 
@@ -233,11 +490,10 @@ def reader_open(
 # CSV / TSV
 
 
-def _delimited_open(path: Path, fmt: str, chunk_size: int, delimiter: str) -> Reader:
-    csv.field_size_limit(_FIELD_LIMIT)
-    with open_text(path) as handle:
+def _delimited_open(path: Path, fmt: str, chunk_size: int, delimiter: str, limits: Limits) -> Reader:
+    with _lines(path, limits, header=True) as lines:
         try:
-            header = next(csv.reader(handle, delimiter=delimiter), None)
+            header = next(csv.reader(lines, delimiter=delimiter), None)
         except csv.Error as exc:
             raise ReadError(path.name, f"unreadable header: {exc}", line=1) from None
     if not header or all(not h.strip() for h in header):
@@ -250,7 +506,7 @@ def _delimited_open(path: Path, fmt: str, chunk_size: int, delimiter: str) -> Re
     def iterate(columns: Sequence[str]) -> Iterator[Chunk]:
         idx = [header.index(c) for c in columns]
         n_fields = len(header)
-        with open_text(path) as handle:
+        with _lines(path, limits, header=True) as handle:
             reader = csv.reader(handle, delimiter=delimiter)
             next(reader)
             lines: list[int] = []
@@ -304,9 +560,10 @@ def _fasta_header(text: str) -> dict[str, str]:
     return fields
 
 
-def _fasta_open(path: Path, chunk_size: int, side_labels: str | Path | None, side_id_col: str | None) -> Reader:
+def _fasta_open(path: Path, chunk_size: int, side_labels: str | Path | None, side_id_col: str | None,
+                limits: Limits) -> Reader:
     first_header = None
-    with open_text(path) as handle:
+    with _lines(path, limits) as handle:
         for line_no, text in enumerate(handle, start=1):
             if not text.strip() or text.startswith(";"):
                 continue
@@ -321,7 +578,7 @@ def _fasta_open(path: Path, chunk_size: int, side_labels: str | Path | None, sid
     side_name = ""
     if side_labels is not None:
         side_name = Path(side_labels).name
-        side_reader = reader_open(side_labels)
+        side_reader = reader_open(side_labels, limits=limits)
         if side_reader.format not in ("csv", "tsv"):
             raise ReadError(side_name, "the labels file for a FASTA must be CSV or TSV")
         key = side_id_col or ("id" if "id" in side_reader.columns else side_reader.columns[0])
@@ -356,7 +613,7 @@ def _fasta_open(path: Path, chunk_size: int, side_labels: str | Path | None, sid
             for c in wanted:
                 cols[c].append(record.get(c))
 
-        with open_text(path) as handle:
+        with _lines(path, limits) as handle:
             for line_no, text in enumerate(handle, start=1):
                 if text.startswith(">"):
                     if header is not None:
@@ -389,7 +646,7 @@ SDF_MOL_COLUMN = "mol"  # the column holding a record's mol block
 SDF_NAME_COLUMN = "name"  # the column holding a record's title line
 
 
-def _sdf_records(path: Path) -> Iterator[tuple[int, str, dict[str, str]]]:
+def _sdf_records(path: Path, limits: Limits) -> Iterator[tuple[int, str, dict[str, str]]]:
     """(first line, mol block, properties) per SDF record."""
     start = 1
     block: list[str] = []
@@ -397,7 +654,7 @@ def _sdf_records(path: Path) -> Iterator[tuple[int, str, dict[str, str]]]:
     in_props = False
     prop_name: str | None = None
     prop_lines: list[str] = []
-    with open_text(path) as handle:
+    with _lines(path, limits) as handle:
         for line_no, raw in enumerate(handle, start=1):
             text = raw.rstrip("\r\n")
             if text.startswith("$$$$"):
@@ -429,8 +686,10 @@ def _sdf_records(path: Path) -> Iterator[tuple[int, str, dict[str, str]]]:
         yield start, "\n".join(block) + "\n", props
 
 
-def _sdf_open(path: Path, chunk_size: int) -> Reader:
-    first = next(_sdf_records(path), None)
+def _sdf_open(path: Path, chunk_size: int, limits: Limits) -> Reader:
+    records = _sdf_records(path, limits)
+    first = next(records, None)
+    records.close()
     if first is None:
         raise ReadError(path.name, "no SDF records")
     columns = [SDF_MOL_COLUMN, SDF_NAME_COLUMN] + [p for p in first[2] if p not in (SDF_MOL_COLUMN, SDF_NAME_COLUMN)]
@@ -438,7 +697,7 @@ def _sdf_open(path: Path, chunk_size: int) -> Reader:
     def iterate(wanted: Sequence[str]) -> Iterator[Chunk]:
         lines: list[int] = []
         cols: dict[str, list[Any]] = {c: [] for c in wanted}
-        for line, block, props in _sdf_records(path):
+        for line, block, props in _sdf_records(path, limits):
             lines.append(line)
             for c in wanted:
                 if c == SDF_MOL_COLUMN:

@@ -101,6 +101,7 @@ class Prepared:
     test_records: list[Record]
     test_source: Table
     columns: dict[str, Any]
+    split_notes: list[str] = field(default_factory=list)  # what the split did beyond the asked (metrics.json)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,6 +161,7 @@ def setup(config: RecipeConfig) -> Prepared:
     test_frac = 0.0 if test_table is not None else hyper["test_frac"]
     # A split column given with the default split means: use it (the user said where each record goes).
     method = "column" if config.split_col and config.split == "random" else config.split
+    split_notes: list[str] = []
     try:
         train_idx, val_idx, test_idx = split_indices(
             len(table.records), method, seed=hyper["seed"], val_frac=val_frac, test_frac=test_frac,
@@ -167,9 +169,12 @@ def setup(config: RecipeConfig) -> Prepared:
             smiles=[str(r.input) for r in table.records] if task.modality == "smiles" else None,
             groups=[r.group for r in table.records] if config.group_col else None,
             split_values=[r.split for r in table.records] if config.split_col else None,
+            notes=split_notes,
         )
     except ValueError as exc:
         raise DataError(table.source, f"cannot split ({method}): {exc}") from None
+    for note in split_notes:
+        log.warning("%s: %s", table.source, note)
     train_records = [table.records[i] for i in train_idx]
     val_records = [table.records[i] for i in val_idx]
     if test_table is not None:
@@ -230,7 +235,8 @@ def setup(config: RecipeConfig) -> Prepared:
     test_set = ExampleSet(featurizer, [], test_ex, test_y)
     columns = {"input_col": input_col, "target_cols": target_cols, "id_col": config.id_col,
                "feature_cols": table.feature_cols}
-    return Prepared(task, hyper, featurizer, targets, train_set, val_set, test_set, test_records, test_source, columns)
+    return Prepared(task, hyper, featurizer, targets, train_set, val_set, test_set, test_records, test_source, columns,
+                    split_notes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,6 +377,8 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     }
     if cv is not None:
         metrics["cv"] = cv
+    if prep.split_notes:
+        metrics["split_notes"] = prep.split_notes
 
     model.eval()
     model_dir = model_save(out / "model", model=model.cpu(), featurizer=featurizer, targets=targets,

@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,8 +49,8 @@ import numpy as np
 from mlcore import catalog
 from mlcore.catalog import DEFAULT_SENTINELS, MISSING_STRINGS, SPLIT_VALUES, number_or_missing
 from mlcore.readers import (
-    SDF_MOL_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, ColumnMapping, Reader, ReadError,
-    group_long, reader_open, value_text,
+    DEFAULT_LIMITS, SDF_MOL_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, ColumnMapping, Limits,
+    Reader, ReadError, group_long, reader_open, value_text,
 )
 
 POLICIES = ("strict", "skip")
@@ -68,6 +69,9 @@ HARD_MAX_LEN = int(catalog.HYPERPARAMETERS["max_len"].max or 16384)
 _N_BUCKETS = 16  # duplicate-detection spill files; memory at the end is 1/16 of the hashes
 _RESERVOIR = 100_000  # target values kept for quantiles and histograms (exact below this count)
 _WARNING_EXAMPLES = 20
+_FEATURE_RESERVOIR = 10_000  # per tabular feature (a table may have a thousand columns)
+_MAX_CATEGORIES = 1000  # distinct values told apart per categorical feature
+_TOP_CATEGORIES = 10  # most frequent values listed per categorical feature
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,17 @@ class ValidationOptions:
     delimiter: str | None = None
     side_labels: str | None = None  # FASTA: CSV of labels keyed by record id
     duplicates: bool = True  # report duplicate records (after canonicalization)
+    # Bounds on what one file may cost (see mlcore.readers.Limits; None: unbounded). The portal sets
+    # them from its settings; exceeding one ends the run with one ReadError saying which.
+    max_line_bytes: int | None = DEFAULT_LIMITS.max_line_bytes
+    max_header_bytes: int | None = DEFAULT_LIMITS.max_header_bytes
+    max_decompressed_bytes: int | None = DEFAULT_LIMITS.max_decompressed_bytes
+    max_gzip_ratio: float | None = DEFAULT_LIMITS.max_gzip_ratio
+    max_seconds: float | None = None  # wall-clock time for the whole validation
+
+    def limits(self) -> Limits:
+        return Limits(max_line_bytes=self.max_line_bytes, max_header_bytes=self.max_header_bytes,
+                      max_decompressed_bytes=self.max_decompressed_bytes, max_gzip_ratio=self.max_gzip_ratio)
 
 
 @dataclass
@@ -886,7 +901,8 @@ def _result(item: tuple[Any, Chunk], plan: _Plan, options: ValidationOptions, no
 class _Moments:
     """Streaming count / mean / M2 / min / max (Chan et al.'s pairwise merge) plus a reservoir."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, reservoir: int = _RESERVOIR) -> None:
+        self.reservoir = reservoir
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
@@ -912,14 +928,14 @@ class _Moments:
         self.max = max(self.max, float(present.max()))
         # Reservoir sampling (Vitter's algorithm R), vectorized per chunk: quantiles and histogram
         # from a uniform sample of at most _RESERVOIR values, exact below that.
-        room = _RESERVOIR - len(self.sample)
+        room = self.reservoir - len(self.sample)
         if room > 0:
             self.sample = np.concatenate([self.sample, present[:room]])
         rest = present[max(room, 0):]
         if len(rest):
             seen = self.n + max(room, 0) + np.arange(1, len(rest) + 1)
-            take = self.rng.random(len(rest)) < _RESERVOIR / seen
-            slots = self.rng.integers(0, _RESERVOIR, int(take.sum()))
+            take = self.rng.random(len(rest)) < self.reservoir / seen
+            slots = self.rng.integers(0, self.reservoir, int(take.sum()))
             self.sample[slots] = rest[take]
         self.n = total
 
@@ -936,6 +952,41 @@ class _Moments:
             "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
             "approximate": self.n > len(self.sample),  # quantiles / histogram from a uniform sample
         }
+
+
+class _Categories:
+    """Streaming counts of a categorical column's values, bounded: past `limit` distinct values new
+    ones are no longer told apart (the summary says the count is a lower bound)."""
+
+    def __init__(self, limit: int = _MAX_CATEGORIES) -> None:
+        self.limit = limit
+        self.counts: Counter[str] = Counter()
+        self.missing = 0
+        self.untracked = 0
+        self.capped = False
+
+    def add(self, values: list[Any]) -> None:
+        for value in values:
+            if value is None:
+                self.missing += 1
+            elif value in self.counts or len(self.counts) < self.limit:
+                self.counts[value] += 1
+            else:
+                self.capped = True
+                self.untracked += 1
+
+    def summary(self) -> dict[str, Any]:
+        return {"count": sum(self.counts.values()) + self.untracked, "missing": self.missing,
+                "distinct": len(self.counts), "distinct_at_least": self.capped,
+                "top": [[value_text(v), n] for v, n in self.counts.most_common(_TOP_CATEGORIES)]}
+
+
+def _feature_summary(kind: str, stats: _Moments | _Categories) -> dict[str, Any]:
+    """One tabular feature: its type, missing share, range or top values, and distribution."""
+    summary = {"type": kind, **stats.summary()}
+    total = summary["count"] + summary["missing"]
+    summary["missing_share"] = summary["missing"] / total if total else 0.0
+    return summary
 
 
 def _extra_tokens(modality: str) -> int:
@@ -1050,11 +1101,17 @@ class _Aggregator:
         self.examples: dict[str, list[tuple[int, str]]] = {}
         self.lengths: Counter[int] = Counter()
         self.moments = {c: _Moments(seed=k) for k, c in enumerate(plan.target_cols)}
+        # Tabular: one summary per feature over the valid records (the dataset page shows them).
+        self.features: dict[str, _Moments | _Categories] = {
+            c: _Moments(seed=1000 + k, reservoir=_FEATURE_RESERVOIR) if c in plan.numeric_cols else _Categories()
+            for k, c in enumerate(plan.feature_cols)
+        } if plan.input_kind == "table" else {}
         self.classes: Counter[str] = Counter()
         self.class_lines: dict[str, list[int]] = {}
         self.too_many_classes = False
         self.label_chars: Counter[str] = Counter()
         self.missing: Counter[str] = Counter()
+        self.split_counts: Counter[str] = Counter()  # train / val / test records of the split column
         self.dups = _Duplicates() if plan.duplicates and plan.input_kind in ("sequence", "molblock") else None
         self.writer: Any = None
         self.partial = output.with_name(output.name + ".partial") if output is not None else None
@@ -1093,6 +1150,14 @@ class _Aggregator:
             self.label_chars.update(res.label_chars)
         if res.missing:
             self.missing.update(res.missing)
+        if self.plan.split_col:
+            self.split_counts.update(res.out.get(self.plan.split_col, []))
+        for c, summary in self.features.items():
+            values = res.out.get(c, [])
+            if isinstance(summary, _Moments):
+                summary.add(np.asarray([np.nan if v is None else v for v in values], dtype=np.float64))
+            else:
+                summary.add(values)
         if self.dups is not None and res.keys is not None and len(res.keys):
             self.dups.add(res.keys, res.out[SOURCE_LINE_COL], res.target_keys)  # type: ignore[arg-type]
         if self.partial is not None and res.out[SOURCE_LINE_COL]:
@@ -1146,6 +1211,9 @@ class _Aggregator:
             stats["target"] = {"kind": "token_labels", "label_counts": dict(self.label_chars.most_common())}
         if self.missing:
             stats["missing"] = dict(self.missing)
+        if self.features:
+            stats["features"] = {c: _feature_summary("numeric" if isinstance(f, _Moments) else "categorical", f)
+                                 for c, f in self.features.items()}
 
         valid, invalid = self.valid, self.invalid
         if self.policy == "skip" and drop_lines:
@@ -1194,6 +1262,13 @@ class _Aggregator:
                              "message": f"{n} valid record(s) are longer than the default max_len "
                                         f"{plan.default_max_len}{fp}; train with a larger max_len or they are "
                                         "rejected"})
+        if plan.split_col:
+            stats["split"] = {part: self.split_counts.get(part, 0) for part in ("train", "val", "test")}
+            if self.split_counts and not self.split_counts.get("val"):
+                warnings.append({"code": "no_validation_rows", "count": 1,
+                                 "message": f"the split column {plan.split_col!r} has no validation rows: training "
+                                            "holds out val_frac of the train rows as validation (seeded, "
+                                            "stratified by class) and says so in its metrics"})
         for note in notes:
             warnings.append({"code": "note", "count": 1, "message": note})
 
@@ -1285,8 +1360,9 @@ def validate_file(
     catalog.modality_get(modality)
     options = options or ValidationOptions()
     mapping = mapping or ColumnMapping()
+    started = time.monotonic()
     reader = reader_open(path, fmt=options.format, chunk_size=options.chunk_size, delimiter=options.delimiter,
-                         side_labels=options.side_labels)
+                         side_labels=options.side_labels, limits=options.limits())
     plan = _plan_build(reader, modality, task_obj, mapping, options)
     chunks: Iterator[Chunk] = reader.chunks(plan.read_cols)
     if plan.input_kind == "long":
@@ -1302,6 +1378,9 @@ def validate_file(
     try:
         for result in _map_chunks(plan, chunks, options, notes):
             agg.add(result)
+            if options.max_seconds is not None and time.monotonic() - started > options.max_seconds:
+                raise ReadError(reader.source, f"validation stopped after {options.max_seconds:g} s (the time limit) "
+                                f"at {agg.rows:,} records; split the file into smaller ones")
     except BaseException:
         agg.abort()
         raise

@@ -18,8 +18,8 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import celeryd_after_setup, worker_ready
 
 from portal.config.celery import (
-    QUEUE_CPU, QUEUE_GPU, QUEUE_PREDICT, QUEUE_SHORT, TASK_DISPATCH_PENDING_JOBS, TASK_PREDICT,
-    TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, TASK_SWEEP_PREDICTIONS, TASK_VALIDATE_DATASET, app, job_queue,
+    QUEUE_CPU, QUEUE_GPU, QUEUE_PREDICT, QUEUE_SHORT, TASK_DISPATCH_PENDING_DATASETS, TASK_DISPATCH_PENDING_JOBS,
+    TASK_PREDICT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, TASK_SWEEP_PREDICTIONS, TASK_VALIDATE_DATASET, app, job_queue,
 )
 from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset
@@ -151,6 +151,16 @@ def broker_resend_all() -> list[int]:
 def validate_dataset(dataset_id: int) -> str | None:
     """Validate an uploaded dataset and store its canonical copy (ends ready or invalid, never validating)."""
     return dataset_validate_run(dataset_id=dataset_id)
+
+
+@app.task(name=TASK_DISPATCH_PENDING_DATASETS)
+def dispatch_pending_datasets() -> dict[str, list]:
+    """Send validations whose message never reached the broker; remove abandoned upload staging."""
+    sweep_release(TASK_DISPATCH_PENDING_DATASETS)
+    return dataset_services.dataset_sweep(
+        min_age=timedelta(seconds=10), resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER),
+        staging_max_age=timedelta(seconds=settings.LABFORMER_UPLOAD_STAGING_MAX_AGE),
+    )
 
 
 @celeryd_after_setup.connect

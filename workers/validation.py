@@ -9,6 +9,7 @@ is `invalid` with its traceback, never stuck in `validating`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -47,6 +48,18 @@ def column_mapping(schema: dict[str, Any]) -> ColumnMapping:
     )
 
 
+def validation_options(requested: dict[str, Any]) -> ValidationOptions:
+    """The upload's own options under the deployment's bounds (settings, never the upload's say)."""
+    return dataclasses.replace(
+        ValidationOptions(**requested),
+        max_line_bytes=settings.LABFORMER_VALIDATION_MAX_LINE_BYTES,
+        max_header_bytes=settings.LABFORMER_VALIDATION_MAX_HEADER_BYTES,
+        max_decompressed_bytes=settings.LABFORMER_VALIDATION_MAX_DECOMPRESSED_BYTES,
+        max_gzip_ratio=settings.LABFORMER_VALIDATION_MAX_GZIP_RATIO,
+        max_seconds=settings.LABFORMER_VALIDATION_MAX_SECONDS,
+    )
+
+
 def _local_name(dataset: Dataset) -> str:
     """The uploaded file's own base name (so messages name the user's file), made safe for a path.
 
@@ -70,7 +83,7 @@ def dataset_validate_run(*, dataset_id: int) -> str | None:
         with dataset.original_file.open("rb") as src, open(local, "wb") as dst:
             shutil.copyfileobj(src, dst, length=1 << 20)
         schema = dataset.schema or {}
-        options = ValidationOptions(**schema.get("options", {}))
+        options = validation_options(schema.get("options", {}))
         canonical_local = work / "canonical.parquet"
         try:
             result = validate_file(
@@ -80,9 +93,9 @@ def dataset_validate_run(*, dataset_id: int) -> str | None:
         except ReadError as exc:
             # The file itself cannot be read (format, encoding, a mapped column missing): invalid,
             # with the reader's one-line reason where the problems would be.
-            reason = str(exc)
+            reason = str(exc)  # one line; ReadError cuts whatever it quotes from the file
             report = {"status": "invalid", "error": {"message": reason}, "rows": 0, "valid": 0, "invalid": 0,
-                      "problems": [{"line": exc.line, "column": None, "code": "unreadable", "reason": reason}],
+                      "problems": [{"line": exc.line, "column": None, "code": "unreadable", "reason": exc.reason}],
                       "totals": {"unreadable": 1}}
             return dataset_services.dataset_validation_finish(
                 dataset_id=dataset_id, valid=False, report=report, row_count=0, canonical_name=None

@@ -20,6 +20,7 @@ TASK_REQUEUE_LOST_JOBS = "workers.requeue_lost_jobs"
 TASK_DISPATCH_PENDING_JOBS = "workers.dispatch_pending_jobs"
 TASK_PREDICT = "workers.predict"
 TASK_SWEEP_PREDICTIONS = "workers.sweep_predictions"
+TASK_DISPATCH_PENDING_DATASETS = "workers.dispatch_pending_datasets"
 
 # Queues: a job asking for a GPU goes to `gpu`, every other job to `cpu`.
 QUEUE_CPU = "cpu"
@@ -34,7 +35,8 @@ QUEUE_PREDICT = "predict"
 
 # The periodic sweeps: each runs on `short`, at most one message of each waits at a time (the beat
 # scheduler in workers/beat.py holds a once-key per sweep until a worker starts it).
-SWEEP_INTERVALS_S = {TASK_REQUEUE_LOST_JOBS: 60.0, TASK_DISPATCH_PENDING_JOBS: 30.0, TASK_SWEEP_PREDICTIONS: 60.0}
+SWEEP_INTERVALS_S = {TASK_REQUEUE_LOST_JOBS: 60.0, TASK_DISPATCH_PENDING_JOBS: 30.0, TASK_SWEEP_PREDICTIONS: 60.0,
+                     TASK_DISPATCH_PENDING_DATASETS: 30.0}
 # A sweep message nobody started within this many seconds is taken for lost: it expires (a worker
 # drops it unrun) and beat may send the next one.
 SWEEP_PENDING_TTL_S = 300

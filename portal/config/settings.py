@@ -171,6 +171,18 @@ WHITENOISE_MANIFEST_STRICT = False
 LABFORMER_MAX_UPLOAD_BYTES = env_int("LABFORMER_MAX_UPLOAD_BYTES", 5 * 1024**3)
 # Where chunked uploads are assembled before they become datasets (shared by all web processes).
 LABFORMER_UPLOAD_STAGING = Path(env_str("LABFORMER_UPLOAD_STAGING", str(VAR_DIR / "uploads")))
+# Chunked uploads untouched for this many seconds are abandoned: the dataset sweep removes their
+# staging files (default 24 h).
+LABFORMER_UPLOAD_STAGING_MAX_AGE = env_int("LABFORMER_UPLOAD_STAGING_MAX_AGE", 24 * 3600)
+# Bounds on validating one file, so no upload can exhaust a worker (mlcore.readers.Limits): the
+# longest line and header in bytes, how far a gzip may expand (bytes, and times its compressed
+# size), and the wall-clock seconds one validation may take. Exceeding one ends it `invalid` with
+# one reason saying which.
+LABFORMER_VALIDATION_MAX_LINE_BYTES = env_int("LABFORMER_VALIDATION_MAX_LINE_BYTES", 16 * 1024**2)
+LABFORMER_VALIDATION_MAX_HEADER_BYTES = env_int("LABFORMER_VALIDATION_MAX_HEADER_BYTES", 1024**2)
+LABFORMER_VALIDATION_MAX_DECOMPRESSED_BYTES = env_int("LABFORMER_VALIDATION_MAX_DECOMPRESSED_BYTES", 16 * 1024**3)
+LABFORMER_VALIDATION_MAX_GZIP_RATIO = env_int("LABFORMER_VALIDATION_MAX_GZIP_RATIO", 100)
+LABFORMER_VALIDATION_MAX_SECONDS = env_int("LABFORMER_VALIDATION_MAX_SECONDS", 3600)
 # Requests bigger than this are streamed to a temporary file instead of held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024**2)

@@ -1,4 +1,5 @@
-"""Dataset explorer (dataset page): class balance, target distribution, length distribution, and for
+"""Dataset explorer (dataset page): class balance, target distribution, length distribution (per-feature
+distributions for tabular data), and for
 molecules a grid of example structures drawn by RDKit.
 
 Where the numbers come from: the validation report stored on the dataset
@@ -282,8 +283,100 @@ def target_figure(dataset: Dataset, column: Any) -> go.Figure:
     return fig
 
 
+# --- tabular features --------------------------------------------------------------------------------
+
+FEATURES_DRAWN = 12  # small multiples in the figure; the dataset page's table lists every feature
+SPARK_HEIGHT = 20  # px of the dataset page's inline distribution bars (an SVG, no script)
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else "?"
+
+
+def _spark(counts: list[Any]) -> list[dict[str, float]]:
+    """A histogram as bars for a small inline SVG: x (bar index), y (top) and h (height) in pixels; a
+    non-empty bin is at least one pixel high so it never reads as empty."""
+    values = [c if isinstance(c, (int, float)) else 0 for c in counts]
+    top = max(values, default=0)
+    if not top:
+        return []
+    bars = []
+    for i, c in enumerate(values):
+        h = max(1.0, round(c / top * SPARK_HEIGHT, 1)) if c else 0.0
+        bars.append({"x": i, "y": SPARK_HEIGHT - h, "h": h})
+    return bars
+
+
+def feature_rows(stats: Any) -> list[dict[str, Any]]:
+    """One row per tabular feature of a validation report's ``stats["features"]``: name, type, missing
+    share, range (numeric: min to max, mean) or most frequent values (categorical), and a text sparkline
+    of its distribution. Empty for other modalities and reports written before features were summarized."""
+    features = stats.get("features") if isinstance(stats, dict) else None
+    if not isinstance(features, dict):
+        return []
+    rows = []
+    for name, f in features.items():
+        if not isinstance(f, dict):
+            continue
+        share = f.get("missing_share")
+        row = {"name": name, "type": f.get("type", "?"), "count": f.get("count", 0), "missing": f.get("missing", 0),
+               "missing_share": f"{share:.1%}" if isinstance(share, (int, float)) else "?"}
+        if f.get("type") == "numeric":
+            if f.get("count"):
+                row["summary"] = f"{_num(f.get('min'))} to {_num(f.get('max'))}, mean {_num(f.get('mean'))}"
+            else:
+                row["summary"] = "no values"
+            row["spark"] = _spark(((f.get("histogram") or {}).get("counts")) or [])
+        else:
+            top = [t for t in (f.get("top") or []) if isinstance(t, list) and len(t) == 2]
+            distinct = f"{f.get('distinct', len(top))}{'+' if f.get('distinct_at_least') else ''} distinct"
+            row["summary"] = distinct + (": " + ", ".join(f"{v} ({n})" for v, n in top[:3]) if top else "")
+            row["spark"] = _spark([n for _, n in top])
+        rows.append(row)
+    return rows
+
+
+def features_figure(stats: dict) -> go.Figure:
+    """Tabular data: small multiples, one per feature (a histogram, or the top values of a categorical
+    feature), titled with the type and missing share, instead of the one-bar "record length"."""
+    from plotly.subplots import make_subplots
+
+    features = [(name, f) for name, f in (stats.get("features") or {}).items() if isinstance(f, dict)]
+    shown = features[:FEATURES_DRAWN]
+    n_cols = 2  # the panel is half the page wide: three columns crowd the titles
+    n_rows = max(1, -(-len(shown) // n_cols))
+    titles = [f"{name} · {f.get('type', '?')} · {f.get('missing_share', 0):.0%} missing" for name, f in shown]
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, vertical_spacing=0.12 if n_rows < 4 else 0.06)
+    for k, (name, f) in enumerate(shown):
+        row, col = k // n_cols + 1, k % n_cols + 1
+        if f.get("type") == "numeric":
+            hist = histogram(f.get("histogram"))
+            if hist is None:
+                continue
+            trace = go.Bar(x=hist.centers, y=hist.counts, width=hist.widths, name=name,
+                           meta={"x": f"{name} (bin centre)", "y": "records"},
+                           hovertemplate="%{x:.4g}: %{y} records<extra>" + name + "</extra>")
+        else:
+            top = [t for t in (f.get("top") or []) if isinstance(t, list) and len(t) == 2]
+            trace = go.Bar(x=[str(v) for v, _ in top], y=[n for _, n in top], name=name,
+                           meta={"x": f"{name} (value)", "y": "records"},
+                           hovertemplate="%{x}: %{y} records<extra>" + name + "</extra>")
+        trace.marker = {"color": COLORWAY[0]}
+        fig.add_trace(trace, row=row, col=col)
+    title = f"Features ({len(features)})" if len(features) <= FEATURES_DRAWN else \
+        f"Features: the first {FEATURES_DRAWN} of {len(features)} (the dataset page lists all)"
+    style_figure(fig, y_title="Records (count)", title=title, height=max(320, 200 * n_rows + 80), legend=False)
+    fig.update_yaxes(title_text=None)
+    fig.update_yaxes(title_text="Records (count)", col=1)  # once per row, not beside every plot
+    for annotation in fig.layout.annotations:
+        annotation.font = {"size": 11}
+    return fig
+
+
 def length_figure(dataset: Dataset) -> go.Figure:
     stats = stats_of(dataset)
+    if stats.get("features"):  # tabular: a record's "length" is its column count, the same for all
+        return features_figure(stats)
     length = stats.get("length") or {}
     hist = histogram(length.get("histogram"))
     if hist is None:

@@ -48,6 +48,9 @@ class Dataset(models.Model):
     policy = models.CharField(max_length=8, choices=Policy.choices, default=Policy.STRICT)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
     validation_report = models.JSONField(default=dict, blank=True)
+    # When the validation message reached the broker; NULL while it has not (the broker was down at
+    # upload): the dataset sweep sends it then, as the dispatch sweep does for jobs.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,9 +1,13 @@
-"""Writes of datasets: creation (with version numbering) and the validation status moves."""
+"""Writes of datasets: creation (with version numbering), the validation status moves, and the
+periodic dataset sweep (validation messages the broker never got, abandoned upload staging)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from mlcore.catalog import MODALITIES
@@ -22,6 +26,8 @@ from portal.common.errors import NotAllowed, ServiceError
 from portal.common.storage import storage_save_hashed
 from portal.config.celery import QUEUE_SHORT, TASK_VALIDATE_DATASET, app
 from portal.datasets.models import Dataset, UploadSession, dataset_original_path
+
+log = logging.getLogger(__name__)
 
 
 def _check_can_write(*, user: AbstractBaseUser, lab: Lab) -> None:
@@ -50,7 +56,9 @@ def dataset_create(
     written, in one pass. The same bytes uploaded again to the same lab are recognized by their
     hash: under the same name the existing dataset is returned (``dataset.deduplicated`` is True);
     under another name the new row shares the stored file, which is never kept twice.
-    With ``validate`` (the default) the validation task is enqueued once the row is committed.
+    With ``validate`` (the default) the validation task is enqueued once the row is committed; a
+    broker that is down does not fail the upload (the dataset sweep sends it later), and the same
+    upload retried returns the row and sends its validation again if it is still waiting.
     """
     _check_can_write(user=owner, lab=lab)
     if modality not in MODALITIES:
@@ -94,6 +102,10 @@ def dataset_create(
         same = _same_version(candidates=same_bytes.filter(name=name), modality=modality,
                              schema=dataset.schema, policy=policy)
         if same is not None:
+            if validate and same.status == Dataset.Status.UPLOADED:
+                # A retry of an upload whose validation never started (the broker was down, or its
+                # message was lost): send it again; a duplicate message is harmless.
+                dataset_enqueue_validation(dataset=same)
             same.deduplicated, same.reused_bytes = True, True
             return same
         # Same bytes, another name or another mapping / policy: a new row that shares the stored file.
@@ -176,9 +188,86 @@ def dataset_remap(
     return _dataset_version_save(dataset=version, validate=True)
 
 
-def dataset_enqueue_validation(*, dataset: Dataset) -> None:
-    """Hand the dataset to a worker for validation (the `short` queue: it never waits behind training)."""
-    app.send_task(TASK_VALIDATE_DATASET, args=[dataset.pk], queue=QUEUE_SHORT)
+def dataset_enqueue_validation(*, dataset: Dataset) -> bool:
+    """Hand the dataset to a worker for validation (the `short` queue: it never waits behind training).
+
+    A broker that is down does not fail the upload: the dataset stays ``uploaded`` with
+    ``dispatched_at`` NULL and the dataset sweep (``dataset_dispatch_pending``) sends it once the
+    broker answers. Returns whether the message was sent.
+    """
+    try:
+        app.send_task(TASK_VALIDATE_DATASET, args=[dataset.pk], queue=QUEUE_SHORT)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: keep the dataset, send it later
+        log.warning("dataset %s: broker unavailable (%s); the dataset sweep will send its validation", dataset.pk, exc)
+        return False
+    Dataset.objects.filter(pk=dataset.pk).update(dispatched_at=timezone.now())
+    return True
+
+
+def dataset_dispatch_pending(*, min_age: timedelta, resend_after: timedelta) -> list[int]:
+    """Send the validation of uploaded datasets whose message never reached the broker (older than
+    ``min_age``, so an upload committing now is left to its own on-commit send), and again for those
+    sent longer than ``resend_after`` ago and still not started (a broker restarted without
+    persistence loses messages). A duplicate message is harmless: validation is idempotent."""
+    now = timezone.now()
+    pending = Dataset.objects.filter(status=S.UPLOADED).filter(
+        Q(dispatched_at__isnull=True, created_at__lt=now - min_age) | Q(dispatched_at__lt=now - resend_after)
+    )
+    return [d.pk for d in pending.order_by("created_at")[:500] if dataset_enqueue_validation(dataset=d)]
+
+
+def upload_staging_cleanup(*, older_than: timedelta) -> list[str]:
+    """Remove the staging files of chunked uploads nobody finished (untouched for ``older_than``),
+    marking their sessions aborted, and staging files no open session owns. Returns the removed names.
+
+    Runs only where the staging folder is (a worker without it does nothing, so no session is
+    aborted while its file stays behind on another machine)."""
+    staging = Path(settings.LABFORMER_UPLOAD_STAGING)
+    if not staging.is_dir():
+        return []
+    cutoff = timezone.now() - older_than
+    removed: list[str] = []
+    stale = UploadSession.objects.filter(status=UploadSession.Status.OPEN, updated_at__lt=cutoff)
+    for session in stale:
+        # Conditional: a chunk arriving meanwhile touches updated_at and keeps the session open.
+        if UploadSession.objects.filter(pk=session.pk, status=UploadSession.Status.OPEN, updated_at__lt=cutoff) \
+                .update(status=UploadSession.Status.ABORTED, updated_at=timezone.now()):
+            path = _staging_path(session)
+            if path.exists():
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+    open_uids = {f"{uid}.part" for uid in
+                 UploadSession.objects.filter(status=UploadSession.Status.OPEN).values_list("uid", flat=True)}
+    oldest = time.time() - older_than.total_seconds()
+    for path in staging.glob("*.part"):
+        try:
+            if path.name not in open_uids and path.stat().st_mtime < oldest:
+                path.unlink()
+                removed.append(path.name)
+        except FileNotFoundError:  # another sweep removed it first
+            continue
+    if removed:
+        log.info("removed %d abandoned upload staging file(s)", len(removed))
+    return removed
+
+
+def dataset_sweep(*, min_age: timedelta, resend_after: timedelta, staging_max_age: timedelta) -> dict[str, list]:
+    """The periodic dataset sweep: pending validations sent, abandoned upload staging removed."""
+    return {
+        "dispatched": dataset_dispatch_pending(min_age=min_age, resend_after=resend_after),
+        "staging_removed": upload_staging_cleanup(older_than=staging_max_age),
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    """A report PostgreSQL's jsonb accepts: it refuses the NUL character in any string."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\0")
+    if isinstance(value, dict):
+        return {_json_safe(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _dataset_move(*, dataset_id: int, allowed_from: tuple[str, ...], status: str, **fields: Any) -> Dataset:
@@ -214,7 +303,7 @@ def dataset_validation_finish(
     *, dataset_id: int, valid: bool, report: dict, row_count: int, canonical_name: str | None
 ) -> Dataset:
     """validating → ready (valid under its policy) or invalid, with the report and the canonical copy."""
-    fields: dict[str, Any] = {"validation_report": report, "row_count": row_count}
+    fields: dict[str, Any] = {"validation_report": _json_safe(report), "row_count": row_count}
     if canonical_name is not None:
         fields["canonical_file"] = canonical_name
     return _dataset_move(
@@ -231,7 +320,8 @@ def dataset_validation_crash(*, dataset_id: int, message: str, traceback: str = 
         "totals": {"validation_crashed": 1},
     }
     return _dataset_move(
-        dataset_id=dataset_id, allowed_from=(S.UPLOADED, S.VALIDATING), status=S.INVALID, validation_report=report
+        dataset_id=dataset_id, allowed_from=(S.UPLOADED, S.VALIDATING), status=S.INVALID,
+        validation_report=_json_safe(report),
     )
 
 

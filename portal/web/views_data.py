@@ -23,6 +23,7 @@ from portal.accounts.models import APIToken, Membership
 from portal.accounts.selectors import api_token_list_for_user, lab_list_for_user, membership_get
 from portal.accounts.services import api_token_create, api_token_revoke
 from portal.common.errors import ServiceError
+from portal.dashboards.dataset_explorer import feature_rows
 from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_get_for_user, dataset_list_for_user, dataset_preview
@@ -163,6 +164,7 @@ def _report_context(dataset: Dataset) -> dict[str, Any]:
         "problems_more": max(0, len(problems) - PROBLEMS_SHOWN),
         "warnings": report.get("warnings") or [],
         "error": (report.get("error") or {}).get("message", ""),
+        "features": feature_rows(report.get("stats")),
     }
 
 

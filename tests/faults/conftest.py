@@ -1,4 +1,4 @@
-"""Fault-injection tests run on the real stack: the worker fixtures of tests/workers (real Celery
-worker processes, the Redis broker with this run's key prefix, the PostgreSQL test database)."""
+"""Fault-injection tests run on the real stack: the workers' fixtures (Redis broker, real Celery worker
+processes, the PostgreSQL test database) are shared from tests/workers."""
 
-from tests.workers.conftest import broker, dna_dataset, start_worker, worker_env  # noqa: F401 - fixtures
+from tests.workers.conftest import *  # noqa: F401,F403

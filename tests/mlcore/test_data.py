@@ -156,3 +156,25 @@ def test_sdf_molecules_are_read_as_smiles(tmp_path: Path) -> None:
     assert table.records[1].input == "c1ccccc1" and table.records[1].line > 1
     with pytest.raises(DataError, match="cannot be read as dna"):
         load_records(tmp_path / "m.sdf", modality="dna", target_cols=["label"])
+
+
+def test_a_split_column_without_validation_rows_gets_validation_carved_from_train() -> None:
+    split_values = ["train"] * 40 + ["test"] * 10
+    labels = ["a"] * 30 + ["b"] * 10 + ["a"] * 10
+    notes: list[str] = []
+    train, val, test = split_indices(50, "column", split_values=split_values, labels=labels, val_frac=0.2, seed=7,
+                                     notes=notes)
+    assert list(test) == list(range(40, 50)) and len(val) == 8 and len(train) == 32
+    assert sorted([*train, *val]) == list(range(40))  # carved from train only, test untouched
+    assert sum(labels[i] == "b" for i in val) == 2  # stratified: 20% of each class
+    assert notes == ["the split column has no validation rows: 8 of its 40 training records were held out as "
+                     "validation (stratified by class, val_frac 0.2, seed 7)"]
+    again = split_indices(50, "column", split_values=split_values, labels=labels, val_frac=0.2, seed=7)
+    assert list(again[1]) == list(val)  # seeded
+    # A column that has validation rows is followed as it is, and says nothing.
+    notes.clear()
+    given = split_indices(4, "column", split_values=["train", "train", "val", "test"], notes=notes)
+    assert [list(p) for p in given] == [[0, 1], [2], [3]] and notes == []
+    # Too few records to round to one per class still yields one validation record.
+    tiny = split_indices(5, "column", split_values=["train"] * 4 + ["test"], val_frac=0.1, notes=notes)
+    assert len(tiny[1]) == 1 and len(tiny[0]) == 3 and "at random" in notes[0]

@@ -156,3 +156,78 @@ def test_missing_column_is_a_read_error(tmp_path: Path) -> None:
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ReadError, match="no column 'smiles'"):
         reader_open(path).chunks(["smiles"])
+
+
+# --- bounds and encodings -----------------------------------------------------------------------
+
+def test_limits_refuse_a_long_line_and_a_long_header_naming_the_line(tmp_path: Path) -> None:
+    from mlcore.readers import Limits
+
+    limits = Limits(max_line_bytes=100, max_header_bytes=50)
+    wide = tmp_path / "wide.csv"
+    wide.write_text("a" * 60 + "\n1\n")
+    with pytest.raises(ReadError, match="header is longer than the limit of 50 bytes") as exc:
+        reader_open(wide, limits=limits)
+    assert exc.value.line == 1 and "aaaa" not in str(exc.value)
+    long_row = tmp_path / "long.csv"
+    long_row.write_text("sequence\nACGT\n" + "A" * 150 + "\nACGT\n")
+    with pytest.raises(ReadError, match="line is longer than the limit of 100") as exc:
+        list(reader_open(long_row, limits=limits).chunks(["sequence"]))
+    assert exc.value.line == 3
+    # Far into a file (past the first blocks read), with Windows line ends, the line is still named.
+    far = tmp_path / "far.csv"
+    far.write_bytes(b"sequence\r\n" + b"ACGT\r\n" * 50_000 + b"A" * 150 + b"\r\nACGT\r\n")
+    with pytest.raises(ReadError, match="line is longer than the limit of 100") as exc:
+        list(reader_open(far, limits=limits).chunks(["sequence"]))
+    assert exc.value.line == 50_002
+    assert sum(len(c) for c in reader_open(far).chunks(["sequence"])) == 50_002  # default limits: fine
+    # A quoted field running over many short lines is held to the same bound.
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('sequence\n"' + "ACGT\n" * 40 + '"\n')
+    with pytest.raises(ReadError, match="field larger than field limit"):
+        list(reader_open(quoted, limits=limits).chunks(["sequence"]))
+
+
+def test_read_error_cuts_what_it_quotes() -> None:
+    error = ReadError("x.csv", "no column 'y' (columns: " + "c," * 10_000 + ")")
+    assert len(str(error)) < 1100 and "more characters" in str(error)
+
+
+def test_gzip_cap_by_ratio_and_by_size(tmp_path: Path) -> None:
+    import gzip
+
+    from mlcore.readers import Limits
+
+    packed = tmp_path / "x.csv.gz"
+    packed.write_bytes(gzip.compress(b"sequence\n" + b"ACGT" * 300_000 + b"\n"))
+    with pytest.raises(ReadError, match=r"expands to more than 1000.0 KiB \(the limit of 1000.0 KiB\)"):
+        list(reader_open(packed, limits=Limits(max_decompressed_bytes=1_024_000)).chunks(["sequence"]))
+    # Within both bounds the same file reads in full.
+    chunks = list(reader_open(packed, limits=Limits(max_decompressed_bytes=2_000_000)).chunks(["sequence"]))
+    assert len(chunks[0].columns["sequence"][0]) == 1_200_000
+
+
+def test_encodings_utf8_bom_and_utf16_decode_latin1_is_refused_with_its_place(tmp_path: Path) -> None:
+    text = "id,name\n1,Zo\u00eb\n2,\u00c5sa\n"
+    for encoding, data in (("bom", b"\xef\xbb\xbf" + text.encode()), ("utf16", text.encode("utf-16")),
+                           ("utf16be", b"\xfe\xff" + text.encode("utf-16-be"))):
+        path = tmp_path / f"{encoding}.csv"
+        path.write_bytes(data)
+        reader = reader_open(path)
+        assert reader.columns == ["id", "name"]
+        assert next(reader.chunks(["name"])).columns["name"] == ["Zo\u00eb", "\u00c5sa"]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ReadError) as exc:
+        list(reader_open(latin).chunks(["name"]))
+    assert exc.value.line == 2 and "column 5 (byte offset 12): byte(s) eb are not UTF-8" in str(exc.value)
+
+
+def test_validation_time_limit_ends_with_one_reason(tmp_path: Path) -> None:
+    from mlcore.validation import ValidationOptions, validate_file
+
+    path = tmp_path / "many.csv"
+    path.write_text("sequence\n" + "ACGTACGT\n" * 20_000)
+    with pytest.raises(ReadError, match=r"validation stopped after 0 s \(the time limit\) at 1,000 records"):
+        validate_file(path, modality="dna", options=ValidationOptions(chunk_size=1000, max_seconds=0))
+    assert validate_file(path, modality="dna", options=ValidationOptions(chunk_size=1000)).ok

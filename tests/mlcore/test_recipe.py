@@ -129,3 +129,22 @@ def test_the_fingerprint_hyperparameter_reaches_the_molecule_featurizer(tmp_path
     assert setup(RecipeConfig(**base)).featurizer.fingerprint  # the task's default: on
     off = setup(RecipeConfig(**base, hyperparameters={"fingerprint": False})).featurizer
     assert not off.fingerprint
+
+
+def test_a_split_column_without_validation_rows_trains_with_a_carved_validation_set(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import json
+
+    seqs, labels = synthetic.dna(60, seed=5)
+    rows = [[s, y, "test" if i >= 50 else "train"] for i, (s, y) in enumerate(zip(seqs, labels))]
+    data = synthetic.write_csv(tmp_path / "d.csv", ["sequence", "label", "part"], rows)
+    caplog.set_level("INFO", logger="mlcore")
+    result = recipe_run(RecipeConfig(task="dna-classification", data=data, out=tmp_path / "out", device="cpu",
+                                     split_col="part", hyperparameters={"epochs": 1, "batch_size": 8},
+                                     explain_samples=0))
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    n_val = metrics["n_val"]  # val_frac 0.1 of each class, rounded per class
+    assert 4 <= n_val <= 6 and metrics["n_train"] == 50 - n_val and metrics["n_test"] == 10
+    assert metrics["split_notes"][0].startswith(f"the split column has no validation rows: {n_val} of its 50")
+    assert result.metrics["val"]  # validation metrics exist
+    assert any("the split column has no validation rows" in r.getMessage() for r in caplog.records)

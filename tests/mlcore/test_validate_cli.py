@@ -61,7 +61,7 @@ def test_unreadable_files_exit_2_with_a_one_line_message(tmp_path: Path) -> None
     wrong_col.write_text("smiles,value\nCCO,1\n")
     cases = [
         (["--modality", "smiles", "--data", str(tmp_path / "absent.csv")], "absent.csv: file not found"),
-        (["--modality", "smiles", "--data", str(binary)], "img.csv: binary file"),
+        (["--modality", "smiles", "--data", str(binary)], "img.csv line 3: binary file"),
         (["--task", "molecule-regression", "--data", str(wrong_col)], "m.csv: no target column 'target'"),
         (["--modality", "dna", "--data", str(wrong_col)], "m.csv: no input column 'sequence'"),
     ]

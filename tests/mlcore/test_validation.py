@@ -447,3 +447,41 @@ def test_worker_pool_works_from_a_script_without_a_main_guard(tmp_path: Path) ->
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["900", "300", "4", "[]"]
+
+
+def test_tabular_report_summarizes_every_feature(tmp_path: Path) -> None:
+    rows = "".join(f"{20 + i % 50},{['red', 'blue', 'NA'][i % 3]},{'' if i % 10 == 0 else i * 0.5},{i % 2}\n"
+                   for i in range(300))
+    path = _write(tmp_path, "t.csv", "age,color,score,label\n" + rows)
+    result = validate_file(path, task="tabular-classification", mapping=ColumnMapping(target_cols=("label",)),
+                           options=ValidationOptions(chunk_size=64))
+    assert result.ok
+    features = result.report()["stats"]["features"]
+    assert list(features) == ["age", "color", "score"]
+    age, color, score = features["age"], features["color"], features["score"]
+    assert age["type"] == "numeric" and (age["min"], age["max"], age["missing_share"]) == (20.0, 69.0, 0.0)
+    assert sum(age["histogram"]["counts"]) == 300 and age["mean"] == pytest.approx(44.5)
+    assert score["missing"] == 30 and score["missing_share"] == pytest.approx(0.1) and score["count"] == 270
+    assert color["type"] == "categorical" and color["distinct"] == 2 and color["missing_share"] == pytest.approx(1 / 3)
+    assert sorted(color["top"]) == [["blue", 100], ["red", 100]]
+
+
+def test_categorical_feature_counts_stay_bounded(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ids.csv", "code,y\n" + "".join(f"c{i},{i % 2}\n" for i in range(3000)))
+    result = validate_file(path, task="tabular-classification", mapping=ColumnMapping(target_cols=("y",)),
+                           options=ValidationOptions(numeric_cols=()))
+    code = result.report()["stats"]["features"]["code"]
+    # 3000 distinct values: the first 1000 are told apart, the rest only counted.
+    assert code["distinct"] == 1000 and code["distinct_at_least"] and code["count"] == 3000 and len(code["top"]) == 10
+
+
+def test_a_split_column_without_validation_rows_is_warned_about(tmp_path: Path) -> None:
+    rows = "".join(f"ACGTACGT{'ACGT'[i % 4]},{i % 2},{'test' if i >= 16 else 'train'}\n" for i in range(20))
+    path = _write(tmp_path, "s.csv", "sequence,label,part\n" + rows)
+    result = validate_file(path, task="dna-classification", mapping=ColumnMapping(split_col="part"))
+    report = result.report()
+    assert result.ok and report["stats"]["split"] == {"train": 16, "val": 0, "test": 4}
+    assert [w["code"] for w in report["warnings"] if w["code"] == "no_validation_rows"] == ["no_validation_rows"]
+    with_val = _write(tmp_path, "v.csv", "sequence,label,part\n" + rows.replace("train\n", "val\n", 2))
+    report = validate_file(with_val, task="dna-classification", mapping=ColumnMapping(split_col="part")).report()
+    assert report["stats"]["split"]["val"] == 2 and "no_validation_rows" not in [w["code"] for w in report["warnings"]]

@@ -162,3 +162,42 @@ def test_template_embeds_explorer_and_tradeoffs_for_the_dataset(client, member):
     assert [app for app, _ in embedded] == [dx.APP_NAME, "tradeoffs"]
     for app, cache_id in embedded:
         assert dash.store_of_layout(dash.layout(client, app, cache_id=cache_id).json()) == {"dataset_id": dataset.pk}
+
+
+TABULAR = "age,color,score,label\n" + "".join(
+    f"{20 + i % 50},{['red', 'blue', 'NA'][i % 3]},{'' if i % 10 == 0 else i * 0.5},{i % 2}\n" for i in range(120))
+
+
+def _tabular(member) -> Dataset:
+    dataset = DatasetFactory(
+        owner=member.user, lab=member.lab, modality="tabular", status=Dataset.Status.UPLOADED,
+        original_file=ContentFile(TABULAR.encode(), name="table.csv"), original_filename="table.csv",
+        schema={"target_cols": ["label"], "task": "tabular-classification"},
+    )
+    assert dataset_validate_run(dataset_id=dataset.pk) == Dataset.Status.READY
+    dataset.refresh_from_db()
+    return dataset
+
+
+def test_tabular_dataset_shows_per_feature_distributions_not_record_length(member, client):
+    dataset = _tabular(member)
+    fig = dx.figures(dataset)[dx.LENGTH_GRAPH]
+    assert [t.name for t in fig.data] == ["age", "color", "score"]
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["age · numeric · 0% missing", "color · categorical · 33% missing", "score · numeric · 10% missing"]
+    assert sum(fig.data[0].y) == 120 and sorted(fig.data[1].x) == ["blue", "red"]
+    assert "Length" not in (fig.layout.xaxis.title.text or "") and fig.layout.title.text == "Features (3)"
+    rows = dx.feature_rows(dx.stats_of(dataset))
+    assert [(r["name"], r["type"], r["missing_share"]) for r in rows] == [
+        ("age", "numeric", "0.0%"), ("color", "categorical", "33.3%"), ("score", "numeric", "10.0%")]
+    assert rows[0]["summary"] == "20 to 69, mean 42" and rows[1]["summary"].startswith("2 distinct: ")
+    # The dataset page lists the same summary.
+    client.force_login(member.user)
+    page = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert 'id="report-features"' in page and "20 to 69, mean 42" in page and "33.3%" in page
+
+
+def test_sequence_dataset_keeps_its_length_histogram(member):
+    dataset = _molecules(member, target="logS", task="molecule-regression")
+    assert dx.feature_rows(dx.stats_of(dataset)) == []
+    assert dx.figures(dataset)[dx.LENGTH_GRAPH].layout.xaxis.title.text == "Length (SMILES tokens)"

@@ -170,3 +170,54 @@ def test_create_enqueues_validation_on_commit(django_capture_on_commit_callbacks
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         _create(membership)
     assert len(callbacks) == 1
+
+
+def test_staging_cleanup_removes_abandoned_uploads_and_keeps_live_ones(settings, tmp_path: Path) -> None:  # noqa: ANN001
+    import io
+    import os
+    import time
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.datasets.models import UploadSession
+
+    settings.LABFORMER_UPLOAD_STAGING = tmp_path / "staging"
+    membership = MembershipFactory()
+
+    def session() -> UploadSession:
+        s = services.upload_session_create(owner=membership.user, lab=membership.lab, name="big", filename="b.csv",
+                                           modality="dna", size_bytes=100)
+        return services.upload_chunk_append(session=s, offset=0, stream=io.BytesIO(b"sequence\n"), length=9)
+
+    abandoned, live = session(), session()
+    UploadSession.objects.filter(pk=abandoned.pk).update(updated_at=timezone.now() - timedelta(hours=25))
+    orphan = settings.LABFORMER_UPLOAD_STAGING / "0000-orphan.part"  # no session owns it (e.g. a restored disk)
+    orphan.write_bytes(b"x")
+    old = time.time() - 25 * 3600
+    os.utime(orphan, (old, old))
+    fresh_orphan = settings.LABFORMER_UPLOAD_STAGING / "0001-fresh.part"
+    fresh_orphan.write_bytes(b"x")
+
+    removed = services.upload_staging_cleanup(older_than=timedelta(hours=24))
+    assert sorted(removed) == sorted([f"{abandoned.uid}.part", orphan.name])
+    assert not (settings.LABFORMER_UPLOAD_STAGING / f"{abandoned.uid}.part").exists() and not orphan.exists()
+    assert (settings.LABFORMER_UPLOAD_STAGING / f"{live.uid}.part").exists() and fresh_orphan.exists()
+    assert UploadSession.objects.get(pk=abandoned.pk).status == UploadSession.Status.ABORTED
+    assert UploadSession.objects.get(pk=live.pk).status == UploadSession.Status.OPEN
+    assert services.upload_staging_cleanup(older_than=timedelta(hours=24)) == []
+    # A worker that cannot see the staging folder aborts nothing (the files would stay behind).
+    stale = session()
+    UploadSession.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - timedelta(hours=25))
+    settings.LABFORMER_UPLOAD_STAGING = tmp_path / "not-mounted-here"
+    assert services.upload_staging_cleanup(older_than=timedelta(hours=24)) == []
+    assert UploadSession.objects.get(pk=stale.pk).status == UploadSession.Status.OPEN
+
+
+def test_a_report_with_a_nul_character_is_stored() -> None:
+    dataset = _create(MembershipFactory())
+    services.dataset_validation_start(dataset_id=dataset.pk)
+    services.dataset_validation_finish(dataset_id=dataset.pk, valid=False, row_count=0, canonical_name=None,
+                                       report={"problems": [{"reason": "bad value 'a\x00b'"}]})
+    dataset.refresh_from_db()
+    assert dataset.validation_report["problems"][0]["reason"] == "bad value 'a\\0b'"
