@@ -228,6 +228,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation also documents its error answers (400/401/403/404/409/...) with the one error body.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "portal.api.schema.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "DatasetStatusEnum": "portal.datasets.models.Dataset.Status",
         "JobStatusEnum": "portal.jobs.models.Job.Status",
