@@ -8,6 +8,7 @@ service errors onto form fields and pick a template.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import messages
@@ -15,14 +16,17 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from mlcore import catalog
 from portal.common.errors import ServiceError
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
-from portal.jobs.selectors import job_get_for_user, job_list_for_user
+from portal.jobs.selectors import catalog_facets, job_get_for_user, job_list_for_user
 from portal.results.models import Artifact, Result
 from portal.results.selectors import artifact_get_for_job, artifact_list_for_job
 from portal.web.forms_jobs import (
@@ -38,6 +42,10 @@ from portal.web.labs import current_lab
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 64 * 1024
 CATALOG_PAGE_SIZE = 25
+CATALOG_PANEL_JOBS = 50
+CATALOG_ROW_FIELDS = ("id", "name", "status", "progress", "task_key", "profile_key", "created_at",
+                      "owner__username", "dataset__name", "dataset__version",
+                      "result__baseline_metrics", "result__optimized_metrics")
 COMPARE_MAX_JOBS = 10
 # The artifacts a researcher downloads (checkpoints are the worker's resume points, not results).
 DOWNLOADABLE_KINDS = [k for k in Artifact.Kind.values if k != Artifact.Kind.CHECKPOINT]
@@ -328,18 +336,59 @@ def _primary(job: Job) -> dict[str, Any]:
 @require_GET
 def catalog_list(request: HttpRequest) -> HttpResponse:
     visible = job_list_for_user(user=request.user)
-    form = CatalogFilterForm(request.GET, jobs=visible)
-    jobs = form.filter_queryset(visible.select_related("result"))
-    page = Paginator(jobs, CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [{"job": job, "primary": _primary(job), "task": _task_label(job)} for job in page.object_list]
+    form = CatalogFilterForm(request.GET, facets=catalog_facets(user=request.user, jobs=visible))
+    jobs = form.filter_queryset(visible)
+    # Only the columns the rows show: no config, tracebacks, validation reports or compression
+    # reports (a dataset's report alone can be megabytes) for 25 rows.
+    page = Paginator(jobs.select_related(None).select_related("owner", "dataset", "result").only(*CATALOG_ROW_FIELDS),
+                     CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = _catalog_rows(page.object_list)
+    total = page.paginator.count
     context = {
-        "form": form, "page_obj": page, "rows": rows, "jobs": jobs, "filters": form.active(),
-        "total": page.paginator.count, "any_visible": visible.exists(),
+        "form": form, "page_obj": page, "rows": rows, "filters": form.active(),
+        # The trade-offs panel plots the listed jobs (its ids are all it needs).
+        "jobs": [job.pk for job in page.object_list],
+        "total": total, "any_visible": bool(total) or visible.exists(),
         "sort": form.sort_key(), "order": form.sort_order(),
         # Column headers sort by their column, flipping the direction of the current sort.
         "next_order": "asc" if form.sort_order() == "desc" else "desc",
     }
     return render(request, "web/catalog/list.html", context)
+
+
+def _catalog_rows(jobs: Iterable[Job]) -> list[dict[str, Any]]:
+    """The catalog table's cells as display strings, made here rather than in the template: per
+    row, template filters (dates, numbers, an include per badge, a URL reverse) cost ~0.5 ms, a
+    third of the page with 25 rows."""
+    badges: dict[str, str] = {}  # one render per status, not per row
+    detail_url = reverse("web:job_detail", args=[0]).rsplit("0/", 1)[0]  # .../jobs/<id>/
+    rows = []
+    for job in jobs:
+        if job.status not in badges:
+            badges[job.status] = render_to_string("web/partials/status_badge.html", {
+                "status": job.status, "label": job.get_status_display()})
+        primary = _primary(job)
+        created = timezone.localtime(job.created_at)
+        rows.append({
+            "id": str(job.pk), "url": f"{detail_url}{job.pk}/", "name": job.name or "Job",
+            "status": job.status, "badge": mark_safe(badges[job.status]),  # noqa: S308 - our template's output
+            "percent": f"{round(job.progress * 100)}%" if job.status == Job.Status.RUNNING else "",
+            "task": _task_label(job), "dataset": f"{job.dataset.name} v{job.dataset.version}",
+            "profile": job.profile_key, "owner": job.owner.get_username(), "metric": primary["name"],
+            "baseline": _metric_text(primary["baseline"]), "optimized": _metric_text(primary["optimized"]),
+            "created_iso": created.isoformat(), "created": created.strftime("%Y-%m-%d %H:%M"),
+        })
+    return rows
+
+
+def _metric_text(value: Any) -> str | None:
+    """A metric as the catalog shows it (4 decimals, like floatformat:4), None when missing."""
+    if value is None:
+        return None
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _task_label(job: Job) -> str:
