@@ -2,10 +2,12 @@
 
 The policy is settings.CONTENT_SECURITY_POLICY (default DEFAULT_CSP in settings.py). Everything the portal serves comes from its own origin (no CDN: labs run behind firewalls), so the
 policy allows only 'self' for scripts, styles, images, fonts, fetches and frames, and nothing may
-frame the portal but itself. Two allowances, both for the Dash dashboards (django-plotly-dash
+frame the portal but itself. Three allowances, all for the Dash dashboards (django-plotly-dash
 iframes): inline scripts (Dash boots its renderer with an inline <script>, and a few of our pages
-carry small inline scripts) and inline styles (plotly.js styles its graphs inline); `data:` and
-`blob:` images are plotly's "download as PNG". Without a CDN, an injected script still cannot load
+carry small inline scripts), 'unsafe-eval' (plotly.js draws WebGL plots, the embedding explorer's
+and the evaluation's scatter plots, with regl, which compiles its shaders' glue code with
+`new Function`), and inline styles (plotly.js styles its graphs inline); `data:` and `blob:`
+images are plotly's "download as PNG". Without a CDN, an injected script still cannot load
 code from, or send data to, another origin (connect-src, img-src, form-action are 'self').
 """
 

@@ -282,7 +282,7 @@ X_FRAME_OPTIONS = "SAMEORIGIN"
 # Content-Security-Policy on every response (portal/config/security.py explains each allowance);
 # "off" turns it off, REPORT_ONLY=1 sends it as Content-Security-Policy-Report-Only.
 DEFAULT_CSP = "; ".join([
-    "default-src 'self'", "script-src 'self' 'unsafe-inline'", "style-src 'self' 'unsafe-inline'",
+    "default-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'", "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data: blob:", "font-src 'self' data:", "connect-src 'self'", "frame-src 'self'",
     "worker-src 'self' blob:", "frame-ancestors 'self'", "object-src 'none'", "base-uri 'self'",
     "form-action 'self'",

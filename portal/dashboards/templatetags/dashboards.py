@@ -41,7 +41,7 @@ def dashboard_frame(context: template.Context, name: str, initial_arguments: str
     cache_id = store_initial_arguments(context["request"], initial_arguments)
     app = get_local_stateless_by_name(name)
     kwargs = {"ident": app._uid, **({"cache_id": cache_id} if cache_id else {})}
-    url = reverse(f"{dpd_app_name}:{main_view_label}{'--args' if cache_id else ''}", kwargs=kwargs)
+    url = reverse(f"{dpd_app_name}:app-{main_view_label}{'--args' if cache_id else ''}", kwargs=kwargs)
     return {
         "app": SimpleNamespace(base_url=url if url.endswith("/") else url + "/"),
         "dstyle": f"position: relative; height: {height}; overflow:hidden;",

@@ -62,3 +62,16 @@ def test_fast_select_renders_like_djangos_select() -> None:
         ours = FastSelect(choices=choices).render("dataset", value, attrs=attrs)
         django = forms.Select(choices=choices).render("dataset", value, attrs=attrs)
         assert re.sub(r"\s+", "", ours) == re.sub(r"\s+", "", django), (value, ours, django)
+
+
+def test_catalog_trade_offs_panel_frame_serves_the_dashboard(member_client, member, lab) -> None:
+    """The panel's iframe (built without a Dash instance, see dashboards.dashboard_frame) points at
+    the tradeoffs app with this page's arguments."""
+    job = JobFactory(owner=member, lab=lab, dataset=DatasetFactory(owner=member, lab=lab))
+    html = member_client.get(reverse("web:catalog")).content.decode()
+    src = re.search(r'data-dashboard="tradeoffs".*?<iframe src="([^"]+)"', html, re.S).group(1)
+    assert src.startswith("/django_plotly_dash/app/tradeoffs/initial/dpd-initial-args-"), src
+    page = member_client.get(src)
+    assert page.status_code == 200 and b"_dash-config" in page.content
+    layout = member_client.get(src + "_dash-layout")
+    assert layout.status_code == 200 and str(job.pk).encode() in layout.content
