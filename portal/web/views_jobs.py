@@ -322,32 +322,22 @@ def job_artifact_download(request: HttpRequest, job_id: int, artifact_id: int) -
 
 # --- catalog and compare --------------------------------------------------------------------
 
-def _primary(job: Job) -> dict[str, Any]:
-    task = catalog.TASKS.get(job.task_key)
-    result = _result(job)
-    if task is None or result is None:
-        return {"name": task.primary_metric if task else "", "baseline": None, "optimized": None}
-    return {"name": task.primary_metric, "baseline": (result.baseline_metrics or {}).get(task.primary_metric),
-            "optimized": (result.optimized_metrics or {}).get(task.primary_metric),
-            "greater_is_better": task.greater_is_better}
-
-
 @login_required
 @require_GET
 def catalog_list(request: HttpRequest) -> HttpResponse:
     visible = job_list_for_user(user=request.user)
     form = CatalogFilterForm(request.GET, facets=catalog_facets(user=request.user, jobs=visible))
     jobs = form.filter_queryset(visible)
-    # Only the columns the rows show: no config, tracebacks, validation reports or compression
-    # reports (a dataset's report alone can be megabytes) for 25 rows.
-    page = Paginator(jobs.select_related(None).select_related("owner", "dataset", "result").only(*CATALOG_ROW_FIELDS),
+    # Plain rows of only the columns shown: no model instances, no config, tracebacks, validation
+    # or compression reports (a dataset's report alone can be megabytes).
+    page = Paginator(jobs.select_related(None).values(*CATALOG_ROW_FIELDS),
                      CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = _catalog_rows(page.object_list)
     total = page.paginator.count
     context = {
         "form": form, "page_obj": page, "rows": rows, "filters": form.active(),
         # The trade-offs panel plots the listed jobs (its ids are all it needs).
-        "jobs": [job.pk for job in page.object_list],
+        "jobs": [row["id"] for row in page.object_list],
         "total": total, "any_visible": bool(total) or visible.exists(),
         "sort": form.sort_key(), "order": form.sort_order(),
         # Column headers sort by their column, flipping the direction of the current sort.
@@ -356,26 +346,30 @@ def catalog_list(request: HttpRequest) -> HttpResponse:
     return render(request, "web/catalog/list.html", context)
 
 
-def _catalog_rows(jobs: Iterable[Job]) -> list[dict[str, Any]]:
-    """The catalog table's cells as display strings, made here rather than in the template: per
-    row, template filters (dates, numbers, an include per badge, a URL reverse) cost ~0.5 ms, a
-    third of the page with 25 rows."""
+def _catalog_rows(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The catalog table's cells as display strings, from plain rows (CATALOG_ROW_FIELDS), made here
+    rather than in the template: per row, model instances and template filters (dates, numbers,
+    an include per badge, a URL reverse) cost ~0.5 ms, a third of the page with 25 rows."""
     badges: dict[str, str] = {}  # one render per status, not per row
     detail_url = reverse("web:job_detail", args=[0]).rsplit("0/", 1)[0]  # .../jobs/<id>/
     rows = []
     for job in jobs:
-        if job.status not in badges:
-            badges[job.status] = render_to_string("web/partials/status_badge.html", {
-                "status": job.status, "label": job.get_status_display()})
-        primary = _primary(job)
-        created = timezone.localtime(job.created_at)
+        status = job["status"]
+        if status not in badges:
+            badges[status] = render_to_string("web/partials/status_badge.html", {
+                "status": status, "label": Job.Status(status).label if status in Job.Status.values else status})
+        task = catalog.TASKS.get(job["task_key"])
+        metric = task.primary_metric if task else ""
+        created = timezone.localtime(job["created_at"])
         rows.append({
-            "id": str(job.pk), "url": f"{detail_url}{job.pk}/", "name": job.name or "Job",
-            "status": job.status, "badge": mark_safe(badges[job.status]),  # noqa: S308 - our template's output
-            "percent": f"{round(job.progress * 100)}%" if job.status == Job.Status.RUNNING else "",
-            "task": _task_label(job), "dataset": f"{job.dataset.name} v{job.dataset.version}",
-            "profile": job.profile_key, "owner": job.owner.get_username(), "metric": primary["name"],
-            "baseline": _metric_text(primary["baseline"]), "optimized": _metric_text(primary["optimized"]),
+            "id": str(job["id"]), "url": f"{detail_url}{job['id']}/", "name": job["name"] or "Job",
+            "status": status, "badge": mark_safe(badges[status]),  # noqa: S308 - our template's output
+            "percent": f"{round(job['progress'] * 100)}%" if status == Job.Status.RUNNING else "",
+            "task": task.label if task else job["task_key"],
+            "dataset": f"{job['dataset__name']} v{job['dataset__version']}",
+            "profile": job["profile_key"], "owner": job["owner__username"], "metric": metric,
+            "baseline": _metric_text((job["result__baseline_metrics"] or {}).get(metric) if task else None),
+            "optimized": _metric_text((job["result__optimized_metrics"] or {}).get(metric) if task else None),
             "created_iso": created.isoformat(), "created": created.strftime("%Y-%m-%d %H:%M"),
         })
     return rows
@@ -389,11 +383,6 @@ def _metric_text(value: Any) -> str | None:
         return f"{float(value):.4f}"
     except (TypeError, ValueError):
         return str(value)
-
-
-def _task_label(job: Job) -> str:
-    task = catalog.TASKS.get(job.task_key)
-    return task.label if task else job.task_key
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
