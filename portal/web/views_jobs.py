@@ -42,7 +42,6 @@ from portal.web.labs import current_lab
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 64 * 1024
 CATALOG_PAGE_SIZE = 25
-CATALOG_PANEL_JOBS = 50
 CATALOG_ROW_FIELDS = ("id", "name", "status", "progress", "task_key", "profile_key", "created_at",
                       "owner__username", "dataset__name", "dataset__version",
                       "result__baseline_metrics", "result__optimized_metrics")
