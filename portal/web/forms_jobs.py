@@ -305,22 +305,20 @@ class FastSelect(forms.Select):
 class CatalogFilterForm(forms.Form):
     """GET filters of the catalog: every combination is a URL, so every view of it is a permalink."""
 
-    domain = forms.ChoiceField(required=False, choices=[("", "any domain")] + [(d, d) for d in DOMAINS])
-    task = forms.ChoiceField(required=False, choices=[("", "any task")] + [(t.key, t.label) for t in catalog.TASKS.values()])
-    dataset = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, choices=[])
-    profile = forms.ChoiceField(required=False, choices=[("", "any profile")] + [(p.key, p.label) for p in catalog.PROFILES.values()])
-    owner = forms.ChoiceField(required=False, choices=[])
-    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
+    domain = forms.ChoiceField(widget=FastSelect, required=False, choices=[("", "any domain")] + [(d, d) for d in DOMAINS])
+    task = forms.ChoiceField(widget=FastSelect, required=False, choices=[("", "any task")] + [(t.key, t.label) for t in catalog.TASKS.values()])
+    dataset = forms.TypedChoiceField(widget=FastSelect, required=False, coerce=int, empty_value=None, choices=[])
+    profile = forms.ChoiceField(widget=FastSelect, required=False, choices=[("", "any profile")] + [(p.key, p.label) for p in catalog.PROFILES.values()])
+    owner = forms.ChoiceField(widget=FastSelect, required=False, choices=[])
+    status = forms.ChoiceField(widget=FastSelect, required=False, choices=STATUS_CHOICES)
     date_from = forms.DateField(required=False, label="created from", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="created to", widget=forms.DateInput(attrs={"type": "date"}))
-    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, initial="created")
-    order = forms.ChoiceField(required=False, choices=[("desc", "high → low"), ("asc", "low → high")], initial="desc")
+    sort = forms.ChoiceField(widget=FastSelect, required=False, choices=SORT_CHOICES, initial="created")
+    order = forms.ChoiceField(widget=FastSelect, required=False, choices=[("desc", "high → low"), ("asc", "low → high")], initial="desc")
 
     def __init__(self, data: Any, *, facets: CatalogFacets) -> None:
         super().__init__(data)
         for field in self.fields.values():
-            if type(field.widget) is forms.Select:  # every drop-down: a lab's datasets can be hundreds
-                field.widget = FastSelect(attrs=field.widget.attrs, choices=field.choices)
             field.widget.attrs.setdefault("class", "form-select" if isinstance(field.widget, forms.Select) else "form-control")
             field.widget.attrs["class"] += " form-control-sm" if "form-control" in field.widget.attrs["class"] else " form-select-sm"
         self.fields["owner"].choices = [("", "anyone")] + [(u, u) for u in facets.owners]
