@@ -23,6 +23,12 @@ def _body(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def not_found_body(path: str) -> dict:
+    """The body of a 404 for a path no API route matches."""
+    return _body("not_found", f"no API route matches {path[:200]}; ids in routes are whole numbers "
+                              "(upload ids are UUIDs); see /api/docs/")
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, NotAllowed):
         return Response(_body(exc.code, exc.message, {exc.field: [exc.message]} if exc.field else None), status=403)

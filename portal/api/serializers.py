@@ -261,6 +261,16 @@ class JobCloneSerializer(serializers.Serializer):
     budget = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, allow_null=True)
     split = serializers.ChoiceField(choices=list(catalog.SPLIT_METHODS), required=False)
 
+    def to_internal_value(self, data: object) -> dict:
+        # A misspelt change must not silently clone the job unchanged.
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({
+                    key: [f"{key!r} is not something a clone can change; allowed: {', '.join(self.fields)}"]
+                    for key in unknown[:20]})
+        return super().to_internal_value(data)
+
 
 class ArtifactSerializer(serializers.ModelSerializer):
     # A job holds several artifacts of some kinds (predictions.csv and evaluation.npz): the name tells them apart.

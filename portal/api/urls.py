@@ -1,6 +1,6 @@
 """REST API routes: /api/v1/..., the OpenAPI schema and Swagger UI (assets served locally)."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -20,4 +20,6 @@ urlpatterns = [
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Last: any other /api/ path (an unknown route, /jobs/abc/) is the API's JSON 404, not a page.
+    re_path(r"", views.not_found),
 ]

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import FileResponse
+from django.forms import ChoiceField, ModelChoiceField
+from django.http import FileResponse, HttpRequest, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import resolve
+from django.views.decorators.csrf import csrf_exempt
+from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -21,8 +28,10 @@ from portal.accounts.models import APIToken, Lab
 from portal.accounts.selectors import lab_list_for_user
 from portal.accounts.services import api_token_create, api_token_revoke
 from portal.api import serializers as s
+from portal.api.exceptions import not_found_body
 from portal.api.idempotency import IDEMPOTENCY_HEADER, idempotent
 from portal.common.errors import ServiceError
+from portal.datasets import selectors as dataset_selectors
 from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset, UploadSession
 from portal.datasets.selectors import dataset_get_for_user, dataset_list_for_user, dataset_preview
@@ -32,6 +41,11 @@ from portal.jobs.selectors import job_get_for_user, job_list_for_user, job_log_a
 from portal.results import selectors as result_selectors
 from portal.results import services as result_services
 from portal.results.models import Prediction
+
+
+# Object ids in routes: anything else (/jobs/abc/) matches no route and gets the API's JSON 404.
+ID_PATTERN = "[0-9]+"
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
 class NewestFirst(CursorPagination):
@@ -68,7 +82,11 @@ def _text_param(request: Request, name: str) -> str | None:
 
 
 class FilterSet(filters.FilterSet):
-    """django-filter's FilterSet, with its form class made once per FilterSet class.
+    """django-filter's FilterSet, with its form class made once per FilterSet class, and strict enums.
+
+    An enum parameter (status, modality, output, task, ...) with a value outside its choices, or
+    given empty, is a 400 naming the parameter and the allowed values: a typo must not read as
+    "no filter" or "no rows".
 
     django-filter makes a new Form class (a form field per filter) on every request: ~1 ms of a
     job list page in bench/api.py. Ours have the same filters for every request (no queryset that
@@ -82,6 +100,38 @@ class FilterSet(filters.FilterSet):
         if form_class is None:
             form_class = cls._form_class = super().get_form_class()
         return form_class
+
+    def is_valid(self) -> bool:
+        form = self.form
+        errors = form.errors  # runs the form's own validation once
+        for name, field in form.fields.items():
+            if name not in self.data or not _is_enum(field):
+                continue
+            allowed = [str(key) for key, _ in field.choices if key != ""]
+            bad = [value for value in self.data.getlist(name) if value not in allowed]
+            if bad:
+                errors[name] = form.error_class([
+                    f"{name}: unknown value {bad[0][:80]!r}; allowed values: {', '.join(allowed)}"])
+                form.cleaned_data.pop(name, None)
+        for name, messages in errors.items():  # say which parameter: the form's messages do not
+            errors[name] = form.error_class([m if m.startswith(name) else f"{name}: {m}" for m in messages])
+        return self.is_bound and not errors
+
+
+def _is_enum(field: object) -> bool:
+    """A fixed choice list (not a model lookup such as ?dataset=, whose choices are rows)."""
+    return isinstance(field, ChoiceField) and not isinstance(field, ModelChoiceField)
+
+
+@csrf_exempt  # it only answers 404: a POST to an unknown route must get the JSON 404, not the CSRF page
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """No API route matched: the API's JSON 404 (an id in a route is a whole number or a UUID).
+    A route missing only its final slash is redirected, as APPEND_SLASH does for pages."""
+    if not request.path_info.endswith("/") and request.method in ("GET", "HEAD"):
+        target = request.path_info + "/"
+        if getattr(resolve(target).func, "__name__", "") != "not_found":
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    return JsonResponse(not_found_body(request.path), status=404)
 
 
 # --- catalog ------------------------------------------------------------------------------------
@@ -149,6 +199,7 @@ class DatasetOrdering(NewestFirst):
 @extend_schema(tags=["datasets"])
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                      viewsets.GenericViewSet):
+    lookup_value_regex = ID_PATTERN
     filterset_class = DatasetFilter
     filter_backends = [filters.DjangoFilterBackend]
     pagination_class = DatasetOrdering
@@ -230,6 +281,12 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         return Response(s.JobSerializer(jobs, many=True).data)
 
 
+class UploadFilter(FilterSet):
+    class Meta:
+        model = UploadSession
+        fields = ["status"]
+
+
 @extend_schema(tags=["datasets"], parameters=[OpenApiParameter("uid", str, OpenApiParameter.PATH,
                                                                  description="the upload session's id (a UUID)")])
 class UploadSessionViewSet(viewsets.GenericViewSet):
@@ -237,12 +294,26 @@ class UploadSessionViewSet(viewsets.GenericViewSet):
 
     serializer_class = s.UploadSessionSerializer
     lookup_field = "uid"
+    lookup_value_regex = UUID_PATTERN
     parser_classes = [JSONParser]
+    pagination_class = NewestFirst
+    filterset_class = UploadFilter
+    filter_backends = [filters.DjangoFilterBackend]
 
     def get_queryset(self) -> QuerySet[UploadSession]:
         if getattr(self, "swagger_fake_view", False):
             return UploadSession.objects.none()
-        return UploadSession.objects.filter(owner=self.request.user)
+        return dataset_selectors.upload_session_list_for_user(user=self.request.user)
+
+    @extend_schema(description="Your chunked uploads, newest first: by default the unfinished ones (status "
+                               "`open`), each with the bytes received so far (`offset`), so a client that "
+                               "died can resume one with PUT .../chunk/?offset=<offset>.")
+    def list(self, request: Request) -> Response:
+        uploads = self.filter_queryset(self.get_queryset())
+        if "status" not in request.query_params:
+            uploads = uploads.filter(status=UploadSession.Status.OPEN)
+        page = self.paginate_queryset(uploads)
+        return self.get_paginated_response(s.UploadSessionSerializer(page, many=True).data)
 
     @extend_schema(request=s.UploadSessionCreateSerializer, parameters=[IDEMPOTENCY_HEADER],
                    responses={201: s.UploadSessionSerializer})
@@ -290,13 +361,33 @@ class UploadSessionViewSet(viewsets.GenericViewSet):
 
 # --- jobs ----------------------------------------------------------------------------------------
 
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, converted to UTC here: PostgreSQL refuses offsets beyond +-15:59 that
+    Python accepts (up to +-23:59), and a time near year 1 or 9999 can leave the calendar in UTC.
+    Both are a 400 saying so, not a database error."""
+
+    def to_python(self, value: object) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt_timezone.utc)
+        except OverflowError:
+            raise ValidationError(f"{value} is outside the supported range once converted to UTC",
+                                  code="invalid") from None
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class JobFilter(FilterSet):
     lab = filters.CharFilter(field_name="lab__slug")
-    task = filters.CharFilter(field_name="task_key")
-    profile = filters.CharFilter(field_name="profile_key")
+    task = filters.ChoiceFilter(field_name="task_key", choices=s.TASK_CHOICES)
+    profile = filters.ChoiceFilter(field_name="profile_key", choices=s.PROFILE_CHOICES)
     owner = filters.CharFilter(field_name="owner__username")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Job
@@ -309,6 +400,7 @@ class JobOrdering(DatasetOrdering):
 
 @extend_schema(tags=["jobs"])
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_value_regex = ID_PATTERN
     filterset_class = JobFilter
     filter_backends = [filters.DjangoFilterBackend]
     pagination_class = JobOrdering
@@ -360,7 +452,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.JobCloneSerializer, parameters=[IDEMPOTENCY_HEADER], responses={201: s.JobDetailSerializer})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser])  # a JSON object of changes, nothing else
     @idempotent
     def clone(self, request: Request, pk: str | None = None) -> Response:
         form = s.JobCloneSerializer(data=request.data)
@@ -500,6 +592,7 @@ class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     """Your predictions (POST /jobs/{id}/predict/ creates them): status, inline results, the CSV of large ones."""
 
     filterset_class = PredictionFilter
+    lookup_value_regex = ID_PATTERN
     filter_backends = [filters.DjangoFilterBackend]
     pagination_class = NewestFirst
 
@@ -535,6 +628,7 @@ class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 class APITokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.APITokenSerializer
     pagination_class = None
+    lookup_value_regex = ID_PATTERN
 
     def get_queryset(self) -> QuerySet[APIToken]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.config.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -240,6 +241,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation also documents its error answers (400/401/403/404/409/...) with the one error body.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "portal.api.schema.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "DatasetStatusEnum": "portal.datasets.models.Dataset.Status",
         "JobStatusEnum": "portal.jobs.models.Job.Status",
@@ -277,7 +281,9 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The preload directive only makes the site eligible for browsers' built-in HSTS lists (it is
+# submitted separately, at hstspreload.org); set 0 for a host whose subdomains are not all on HTTPS.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Behind a TLS-terminating proxy (the compose deployment), trust its forwarded scheme.
 if env_bool("BEHIND_TLS_PROXY", False):
@@ -285,6 +291,18 @@ if env_bool("BEHIND_TLS_PROXY", False):
 # Dash dashboards are embedded in our own pages through iframes, so our own origin may frame us;
 # no other origin can. That is the deliberate exception Django's W019 asks about.
 X_FRAME_OPTIONS = "SAMEORIGIN"
+# Content-Security-Policy on every response (portal/config/security.py explains each allowance);
+# "off" turns it off, REPORT_ONLY=1 sends it as Content-Security-Policy-Report-Only.
+DEFAULT_CSP = "; ".join([
+    "default-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'", "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:", "font-src 'self' data:", "connect-src 'self'", "frame-src 'self'",
+    "worker-src 'self' blob:", "frame-ancestors 'self'", "object-src 'none'", "base-uri 'self'",
+    "form-action 'self'",
+])
+CONTENT_SECURITY_POLICY = env_str("CONTENT_SECURITY_POLICY").strip() or DEFAULT_CSP
+if CONTENT_SECURITY_POLICY.lower() == "off":
+    CONTENT_SECURITY_POLICY = ""
+CONTENT_SECURITY_POLICY_REPORT_ONLY = env_bool("CONTENT_SECURITY_POLICY_REPORT_ONLY", False)
 SILENCED_SYSTEM_CHECKS = ["security.W019"]
 
 LOGGING = {

@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from portal.accounts.selectors import visible_to_user_q
-from portal.datasets.models import Dataset
+from portal.datasets.models import Dataset, UploadSession
 
 
 def dataset_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Dataset]:
@@ -22,6 +22,11 @@ def dataset_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet
 def dataset_get_for_user(*, user: AbstractBaseUser | AnonymousUser, dataset_id: int) -> Dataset:
     """The dataset if ``user`` may see it; ``Dataset.DoesNotExist`` otherwise (a 404, never a 403)."""
     return dataset_list_for_user(user=user).get(pk=dataset_id)
+
+
+def upload_session_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[UploadSession]:
+    """The user's own chunked uploads (an upload is never shared, not even within a lab)."""
+    return UploadSession.objects.filter(owner_id=user.pk)
 
 
 def _clean(value: Any) -> Any:

@@ -14,4 +14,5 @@ def labs(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"user_labs": list(lab_list_for_user(user=user).order_by("name", "pk")), "current_lab": current_lab(request)}
+    user_labs = list(lab_list_for_user(user=user).order_by("name", "pk"))
+    return {"user_labs": user_labs, "current_lab": current_lab(request, among=user_labs)}

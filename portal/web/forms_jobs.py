@@ -8,6 +8,7 @@ The launch form checks what it can per field (so an error stands next to the fie
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from django import forms
@@ -15,6 +16,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, F, FloatField, Q, QuerySet, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 
 from mlcore import catalog
 from portal.accounts.models import Lab, Membership, Visibility
@@ -22,6 +25,7 @@ from portal.accounts.selectors import lab_list_for_user
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_list_for_user
 from portal.jobs.models import Job
+from portal.jobs.selectors import CatalogFacets
 
 HP_PREFIX = "hp_"
 # The hyperparameters that say how the data is split; the launch page shows them in their own panel.
@@ -281,30 +285,50 @@ def _metric_value(variant: str, metric: str) -> Cast:
     return Cast(KeyTextTransform(metric, f"result__{variant}_metrics"), FloatField())
 
 
+@lru_cache(maxsize=256)
+def _options_html(choices: tuple[tuple[str, str], ...]) -> str:
+    return "".join(f'<option value="{escape(key)}">{escape(label)}</option>' for key, label in choices)
+
+
+class FastSelect(forms.Select):
+    """A drop-down rendered in Python: Django renders each <option> through a template (~0.5 ms
+    each), which made the catalog's dataset filter cost ~0.4 s per page with 800 datasets. Same
+    markup: the attributes the form gives (id, class, aria-*), the selected value(s) marked."""
+
+    def render(self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None) -> str:
+        final_attrs = self.build_attrs(self.attrs, attrs)
+        # The options of a choice list are rendered once per process (the same lists come back on
+        # every page); the selected one is marked on the copy.
+        options = _options_html(tuple(("" if k is None else str(k), str(label)) for k, label in self.choices))
+        for selected in self.format_value(value):
+            plain = f'<option value="{escape(selected)}">'
+            options = options.replace(plain, plain[:-1] + " selected>", 1)
+        attributes = "".join(format_html(' {}="{}"', key, val) if val is not True else format_html(" {}", key)
+                             for key, val in final_attrs.items() if val is not None and val is not False)
+        return format_html('<select name="{}"{}>{}</select>', name, mark_safe(attributes), mark_safe(options))
+
+
 class CatalogFilterForm(forms.Form):
     """GET filters of the catalog: every combination is a URL, so every view of it is a permalink."""
 
-    domain = forms.ChoiceField(required=False, choices=[("", "any domain")] + [(d, d) for d in DOMAINS])
-    task = forms.ChoiceField(required=False, choices=[("", "any task")] + [(t.key, t.label) for t in catalog.TASKS.values()])
-    dataset = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, choices=[])
-    profile = forms.ChoiceField(required=False, choices=[("", "any profile")] + [(p.key, p.label) for p in catalog.PROFILES.values()])
-    owner = forms.ChoiceField(required=False, choices=[])
-    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
+    domain = forms.ChoiceField(widget=FastSelect, required=False, choices=[("", "any domain")] + [(d, d) for d in DOMAINS])
+    task = forms.ChoiceField(widget=FastSelect, required=False, choices=[("", "any task")] + [(t.key, t.label) for t in catalog.TASKS.values()])
+    dataset = forms.TypedChoiceField(widget=FastSelect, required=False, coerce=int, empty_value=None, choices=[])
+    profile = forms.ChoiceField(widget=FastSelect, required=False, choices=[("", "any profile")] + [(p.key, p.label) for p in catalog.PROFILES.values()])
+    owner = forms.ChoiceField(widget=FastSelect, required=False, choices=[])
+    status = forms.ChoiceField(widget=FastSelect, required=False, choices=STATUS_CHOICES)
     date_from = forms.DateField(required=False, label="created from", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="created to", widget=forms.DateInput(attrs={"type": "date"}))
-    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, initial="created")
-    order = forms.ChoiceField(required=False, choices=[("desc", "high → low"), ("asc", "low → high")], initial="desc")
+    sort = forms.ChoiceField(widget=FastSelect, required=False, choices=SORT_CHOICES, initial="created")
+    order = forms.ChoiceField(widget=FastSelect, required=False, choices=[("desc", "high → low"), ("asc", "low → high")], initial="desc")
 
-    def __init__(self, data: Any, *, jobs: QuerySet[Job]) -> None:
+    def __init__(self, data: Any, *, facets: CatalogFacets) -> None:
         super().__init__(data)
-        owners = jobs.order_by("owner__username").values_list("owner__username", flat=True).distinct()
-        self.fields["owner"].choices = [("", "anyone")] + [(u, u) for u in owners]
-        datasets = (jobs.order_by("dataset__name", "-dataset__version")
-                    .values_list("dataset_id", "dataset__name", "dataset__version").distinct())
-        self.fields["dataset"].choices = [("", "any dataset")] + [(pk, f"{n} v{v}") for pk, n, v in datasets]
         for field in self.fields.values():
             field.widget.attrs.setdefault("class", "form-select" if isinstance(field.widget, forms.Select) else "form-control")
             field.widget.attrs["class"] += " form-control-sm" if "form-control" in field.widget.attrs["class"] else " form-select-sm"
+        self.fields["owner"].choices = [("", "anyone")] + [(u, u) for u in facets.owners]
+        self.fields["dataset"].choices = [("", "any dataset")] + list(facets.datasets)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -15,12 +15,13 @@ def _manage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 
 def test_check_deploy_is_clean_with_production_env(tmp_path: Path) -> None:
+    """The README's deployment settings (HTTPS=1, no per-setting overrides) pass every deploy check,
+    warnings included (W021, HSTS preload, follows HTTPS=1)."""
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "SESSION_COOKIE", "CSRF_COOKIE"))},
         "SECRET_KEY": "x" * 20 + "production-like-" + "k" * 40,
         "DEBUG": "0",
         "HTTPS": "1",
-        "SECURE_HSTS_PRELOAD": "1",
         "ALLOWED_HOSTS": "labformer.example.org",
         "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}"),
         "LABFORMER_VAR_DIR": str(tmp_path),
@@ -28,6 +29,15 @@ def test_check_deploy_is_clean_with_production_env(tmp_path: Path) -> None:
     out = _manage(["check", "--deploy", "--fail-level", "WARNING"], env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "no issues" in out.stdout
+    assert "WARNINGS" not in out.stdout + out.stderr
+
+
+def test_check_deploy_warns_when_hsts_preload_is_turned_off(tmp_path: Path) -> None:
+    """The setting is real: turning preload off brings W021 back (so the clean run above means something)."""
+    env = {**os.environ, "SECRET_KEY": "x" * 20 + "production-like-" + "k" * 40, "DEBUG": "0", "HTTPS": "1",
+           "SECURE_HSTS_PRELOAD": "0", "ALLOWED_HOSTS": "labformer.example.org", "LABFORMER_VAR_DIR": str(tmp_path)}
+    out = _manage(["check", "--deploy", "--fail-level", "WARNING"], env)
+    assert out.returncode != 0 and "security.W021" in out.stdout + out.stderr
 
 
 def test_secret_key_is_generated_once_into_var(tmp_path: Path) -> None:

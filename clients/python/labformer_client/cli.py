@@ -106,12 +106,20 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 def cmd_upload(client: Client, args: argparse.Namespace) -> int:
     size = os.path.getsize(args.file)
     bar = _Progress(_progress_enabled(args), size, f"upload {os.path.basename(args.file)}")
+
+    def announce(session: dict) -> None:
+        # On stderr before the first chunk, so that a killed client can be resumed by id.
+        verb = "resuming" if args.upload_id else "started"
+        print(f"upload {session['id']} {verb} at byte {session['offset']} of {session['size_bytes']} "
+              f"(if interrupted: labformer upload --resume {session['id']} {args.file} ...)",
+              file=sys.stderr, flush=True)
+
     try:
         dataset = client.upload_dataset(
             args.file, name=args.name, lab=args.lab, modality=args.modality, mapping=args.mapping,
             policy=args.policy, visibility=args.visibility, description=args.description,
             chunk_size=int(args.chunk_size * MiB), resume=not args.no_resume, upload_id=args.upload_id,
-            progress=lambda sent, total: bar.to(sent),
+            progress=lambda sent, total: bar.to(sent), on_session=None if args.quiet else announce,
         )
     finally:
         bar.close()
@@ -226,6 +234,16 @@ def cmd_datasets(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _upload_line(u: dict) -> str:
+    return f"{u['id']}  {u['status']:<8} {u['offset']:>12}/{u['size_bytes']:<12} {u['filename']}  {u['created_at']}"
+
+
+def cmd_uploads(client: Client, args: argparse.Namespace) -> int:
+    uploads = list(client.list_uploads(status=args.status, limit=args.limit))
+    _out(args, uploads, lambda us: "\n".join(_upload_line(u) for u in us) or "(no unfinished uploads)")
+    return EXIT_OK
+
+
 def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
     job = client.cancel(args.job)
     _out(args, job, _job_line)
@@ -299,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="")
     p.add_argument("--chunk-size", type=float, default=8, metavar="MIB", help="chunk size in MiB (default 8)")
     p.add_argument("--no-resume", action="store_true", help="fail on a dropped connection instead of resuming")
-    p.add_argument("--upload-id", help="continue an earlier upload session")
+    p.add_argument("--resume", "--upload-id", dest="upload_id", metavar="UPLOAD_ID",
+                   help="continue an earlier upload (its id is printed when it starts; `labformer uploads` "
+                        "lists them): only the bytes the server does not hold are sent")
     p.add_argument("--wait", action="store_true", help="wait for validation (exit 5 if the dataset is invalid)")
     p.add_argument("--timeout", type=float, default=3600)
     p.set_defaults(func=cmd_upload)
@@ -397,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}")
     p.add_argument("--limit", type=int, default=None)
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("uploads", parents=[common],
+                       help="list your unfinished chunked uploads (id, bytes received/size, file) to resume")
+    p.add_argument("--status", choices=["open", "finished", "aborted"], help="default: open")
+    p.add_argument("--limit", type=int, default=None)
+    p.set_defaults(func=cmd_uploads)
 
     p = sub.add_parser("cancel", parents=[common], help="cancel a job")
     p.add_argument("job", type=int)

@@ -196,11 +196,17 @@ class Client:
         """The upload session as the server sees it (``offset`` = bytes stored)."""
         return self._get(f"/uploads/{upload_id}/")
 
+    def list_uploads(self, *, status: str | None = None, limit: int | None = None) -> Iterator[dict]:
+        """Your chunked uploads, newest first: the unfinished ones (``open``) unless ``status`` says
+        otherwise; each says how many bytes the server holds (``offset``) of ``size_bytes``."""
+        return self._paginate("/uploads/", {"status": status}, limit)
+
     def upload_dataset(
         self, path: str | os.PathLike, *, name: str, lab: str, modality: str, mapping: dict | None = None,
         policy: str = "strict", visibility: str = "lab", description: str = "", chunk_size: int = 8 * MiB,
         resume: bool = True, upload_id: str | None = None, max_failures: int = 8,
         progress: Callable[[int, int], None] | None = None, idempotency_key: str | None = None,
+        on_session: Callable[[dict], None] | None = None,
     ) -> dict:
         """Upload a file in chunks and return the dataset (status ``validating``; see `wait_dataset`).
 
@@ -208,7 +214,9 @@ class Client:
         With ``resume`` (the default) a dropped connection, a 5xx or an offset mismatch makes the
         client ask the server for its offset and continue from there, up to ``max_failures`` times
         in a row. ``upload_id`` continues an upload session started earlier (e.g. by a process that
-        died). ``progress(sent, total)`` is called after each chunk.
+        died): only the bytes the server does not hold are sent. ``on_session(session)`` is called
+        once the session is known, before any chunk (the CLI prints its id there, so a killed
+        client can be resumed). ``progress(sent, total)`` is called after each chunk.
         """
         file = Path(path)
         size = file.stat().st_size
@@ -224,6 +232,18 @@ class Client:
             upload_id = str(session["id"])
         else:
             session = self.upload_status(upload_id)
+            if int(session["size_bytes"]) != size:
+                raise InvalidInput(
+                    f"upload {upload_id} is of a {session['size_bytes']}-byte file ({session['filename']}); "
+                    f"{file} has {size} bytes: resume it with the same file", code="invalid",
+                    fields={"upload_id": [f"size {session['size_bytes']} != {size}"]})
+            if session["status"] == "finished" and session.get("dataset"):
+                return self._get(f"/datasets/{session['dataset']}/")  # it had finished before the client died
+            if session["status"] != "open":
+                raise InvalidInput(f"upload {upload_id} is {session['status']}; it cannot be resumed",
+                                   code="conflict", fields={"upload_id": [session["status"]]})
+        if on_session:
+            on_session(session)
         offset = int(session["offset"])
         chunk_url = f"/uploads/{upload_id}/chunk/"
         ascii_name = file.name.encode("ascii", "replace").decode().replace('"', "_") or "upload"
