@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -37,6 +37,9 @@ from portal.common.errors import ServiceError
 
 RUNNING = "running"
 QUEUED = "queued"
+# How long the requeue sweep waits for a row another transaction holds (PostgreSQL's lock_not_available).
+LOCK_WAIT_MS = 2000
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class StaleAttempt(ServiceError):
@@ -134,11 +137,22 @@ class LeaseMachine:
         """
         stale = {"heartbeat_at__lt": stale_before}
         attempts, max_attempts = self.model.objects.values_list("attempts", "max_attempts").get(pk=pk)
-        if attempts < max_attempts:
-            return QUEUED, self.transition(
-                pk=pk, target=QUEUED, extra_filter={**stale, "attempts__lt": F("max_attempts")},
-                heartbeat_at=None, dispatched_at=None, **self.requeue_fields)
-        return "exhausted", exhausted(stale)
+        try:
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    # A worker frozen (SIGSTOP) inside a fenced write holds the row lock until it wakes:
+                    # skip the row this time instead of blocking the whole sweep behind it.
+                    with connection.cursor() as cursor:
+                        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")
+                if attempts < max_attempts:
+                    return QUEUED, self.transition(
+                        pk=pk, target=QUEUED, extra_filter={**stale, "attempts__lt": F("max_attempts")},
+                        heartbeat_at=None, dispatched_at=None, **self.requeue_fields)
+                return "exhausted", exhausted(stale)
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            raise self.error(pk, "locked by its worker", QUEUED) from exc
 
     def pending(self, *, min_age: timedelta, resend_after: timedelta) -> models.QuerySet:
         """Queued rows whose message never reached the broker (older than ``min_age``, so a submission
