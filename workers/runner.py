@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_run
 from mlcore.trainer import Callback, TrainState
@@ -421,9 +421,8 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
                 _store_evaluation(job, result, work, variant="optimized")
             record_points(points=[Point("test_optimized", k, 0, 0, float(v), job.attempts)
                                   for k, v in optimized_metrics.items() if isinstance(v, (int, float))])
-        db_retry(result_services.result_record, what="the result", job_id=job.pk, attempt=job.attempts,
-                 baseline_metrics=metrics["test"], optimized_metrics=optimized_metrics, compression_report=report,
-                 environment=metrics.get("environment"))
+        result_fields = {"baseline_metrics": metrics["test"], "optimized_metrics": optimized_metrics,
+                         "compression_report": report, "environment": metrics.get("environment")}
         status = Job.Status.SUCCEEDED
     except JobCancelled:
         status = Job.Status.CANCELLED
@@ -434,12 +433,28 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
             except Exception as exc:  # noqa: BLE001 - the error on its way out is the one that matters
                 log.warning("job %s: last flush failed: %s", job.pk, exc)
         _store_log(job, log_path)
-    if status == Job.Status.CANCELLED:
-        db_retry(job_services.job_mark_cancelled, what="ending the job", job_id=job.pk, attempt=job.attempts)
-    else:
-        # Ends cancelled instead when a cancel arrived while the results were stored (see job_succeed).
-        status = db_retry(job_services.job_succeed, what="ending the job", job_id=job.pk, attempt=job.attempts).status
+    if status == Job.Status.SUCCEEDED:
+        try:
+            return db_retry(_succeed, job, what="ending the job", **result_fields)
+        except JobCancelled:
+            status = Job.Status.CANCELLED
+    db_retry(job_services.job_mark_cancelled, what="ending the job", job_id=job.pk, attempt=job.attempts)
     return status
+
+
+def _succeed(job: Job, **result_fields: Any) -> str:
+    """Record the result and end the job succeeded, in one transaction.
+
+    A cancel asked after the last training step is honoured (see ``job_services.job_succeed``): the
+    result's fenced write locks the job row, so the cancel flag read next cannot change before the
+    commit; when it is set the result is rolled back and ``JobCancelled`` raised. Artifacts stored so
+    far stay with the cancelled job.
+    """
+    with transaction.atomic():
+        result_services.result_record(job_id=job.pk, attempt=job.attempts, **result_fields)
+        if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            raise JobCancelled()
+        return job_services.job_succeed(job_id=job.pk, attempt=job.attempts).status
 
 
 def job_run(*, job: Job) -> str:
