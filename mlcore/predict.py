@@ -17,13 +17,13 @@ Nothing here imports Django; torch is imported only by the functions that run a 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcore import catalog
+from mlcore.csvsafe import csv_writer
 
 if TYPE_CHECKING:  # the web process imports this module for `records_parse`: no torch at import time
     from mlcore.modeldir import LoadedModel
@@ -202,7 +202,7 @@ def predictions_write_csv(loaded: LoadedModel, inputs: Inputs, predictions: Sequ
     elif kind == "multi_regression":
         header = ["id", inputs.unit, *loaded.targets.target_cols]
     with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv_writer(handle)
         writer.writerow(header)
         for i, pred in enumerate(predictions):
             row: list[Any] = [inputs.ids[i], inputs.positions[i]]

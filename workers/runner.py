@@ -22,7 +22,6 @@ process per GPU under torch.distributed (workers/ddp.py), rank 0 doing all of th
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import json
 import logging
@@ -47,6 +46,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
+from mlcore.csvsafe import csv_writer
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_run
 from mlcore.trainer import Callback, TrainState
 from portal.jobs import services as job_services
@@ -256,7 +256,7 @@ def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> Recip
 def _predictions_csv(explain_dir: Path, target: Path) -> Path:
     meta = json.loads((explain_dir / "embeddings.json").read_text())
     with open(target, "w", newline="") as fh:
-        writer = csv.writer(fh)
+        writer = csv_writer(fh)
         writer.writerow(["id", "line", "label", "prediction"])
         for row in zip(meta["ids"], meta["lines"], meta["labels"], meta["predictions"]):
             writer.writerow([json.dumps(v) if isinstance(v, (list, dict)) else v for v in row])
