@@ -274,25 +274,21 @@ def _store_explanations(job: Job, result: RecipeResult, work: Path) -> None:
     """
     from mlcore.explain import attention_trim, projection_write, record_preview, samples_add_inputs
 
-    def store(*, job_id: int, **kwargs: Any) -> Artifact:
-        return _store(job, **kwargs)
-
     explain = result.explain.directory
     prep = result.prepared
     samples = attention_trim(explain, ATTENTION_MAX_BYTES)
     if prep is not None:
         samples = samples_add_inputs(samples, [r.input for r in prep.test_records])
-    store(job_id=job.pk, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz", metadata={"samples": samples})
+    _store(job, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz", metadata={"samples": samples})
     embeddings_meta = json.loads((explain / "embeddings.json").read_text())
     if prep is not None:  # what a hover label shows of each record
         embeddings_meta["previews"] = [record_preview(r.input) for r in prep.test_records]
-    store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy", metadata=embeddings_meta)
+    _store(job, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy", metadata=embeddings_meta)
     seed = int(prep.hyper.get("seed", 0)) if prep is not None else 0
     projection = projection_write(explain / "projection.npz", np.load(explain / "embeddings.npy"), seed=seed,
                                   tsne_max=TSNE_MAX)
-    store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "projection.npz",
-          metadata={"projection": projection})
-    store(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=_predictions_csv(explain, work / "predictions.csv"))
+    _store(job, kind=Artifact.Kind.EMBEDDINGS, path=explain / "projection.npz", metadata={"projection": projection})
+    _store(job, kind=Artifact.Kind.PREDICTIONS, path=_predictions_csv(explain, work / "predictions.csv"))
     if prep is not None:
         _store_evaluation(job, result, work, variant="baseline")
 
@@ -397,13 +393,9 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
         record_points(points=[Point("test", k, 0, int(metrics.get("best_epoch") or 0), float(v), job.attempts)
                               for k, v in metrics["test"].items() if isinstance(v, (int, float))])
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
-
-        def store(*, job_id: int, **kwargs: Any) -> Artifact:
-            return _store(job, **kwargs)
-
-        store(job_id=job.pk, kind=Artifact.Kind.REPORT, path=out / "metrics.json")
-        store(job_id=job.pk, kind=Artifact.Kind.MODEL, path=_zip_dir(result.model_dir, work / "model.zip"),
-              metadata={"format": "mlcore model directory (zip)"})
+        _store(job, kind=Artifact.Kind.REPORT, path=out / "metrics.json")
+        _store(job, kind=Artifact.Kind.MODEL, path=_zip_dir(result.model_dir, work / "model.zip"),
+               metadata={"format": "mlcore model directory (zip)"})
         if result.explain is not None:
             _store_explanations(job, result, work)
         optimized_metrics, report = {}, {}
@@ -411,12 +403,11 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
             report = result.compression.to_dict()
             optimized_metrics = report.get("optimized", {}).get("metrics", {})
             (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
-            store(job_id=job.pk, kind=Artifact.Kind.REPORT, path=out / "report.json",
-                  metadata={"profile": job.profile_key})
-            store(job_id=job.pk, kind=Artifact.Kind.MODEL,
-                  path=_zip_dir(result.optimized_dir, work / "model-optimized.zip"),
-                  metadata={"format": "mlcore model directory (zip)", "variant": "optimized",
-                            "profile": job.profile_key})
+            _store(job, kind=Artifact.Kind.REPORT, path=out / "report.json", metadata={"profile": job.profile_key})
+            _store(job, kind=Artifact.Kind.MODEL,
+                   path=_zip_dir(result.optimized_dir, work / "model-optimized.zip"),
+                   metadata={"format": "mlcore model directory (zip)", "variant": "optimized",
+                             "profile": job.profile_key})
             if result.prepared is not None:
                 _store_evaluation(job, result, work, variant="optimized")
             record_points(points=[Point("test_optimized", k, 0, 0, float(v), job.attempts)
