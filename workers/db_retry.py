@@ -50,8 +50,9 @@ def db_retry(write: Callable[..., T], /, *args: object, what: str = "", **kwargs
         except TRANSIENT as exc:
             if connection.in_atomic_block or time.monotonic() + pause > deadline:
                 raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.warning("database error in %s (%s); reconnecting and retrying in %.1f s",
-                        what or getattr(write, "__name__", "a write"), (str(exc).strip().splitlines() or [type(exc).__name__])[0], pause)
+                        what or getattr(write, "__name__", "a write"), reason, pause)
             db_reconnect()
             time.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE_S)
