@@ -41,6 +41,8 @@ def test_db_disconnect_while_training_job_succeeds_with_every_metric_point(start
     first = _terminate_other_connections()
     wait_for(lambda: Artifact.objects.filter(job=job, kind="checkpoint").exists() or _status(job) != S.RUNNING,
              240, "the first checkpoint", worker)
+    job.refresh_from_db()
+    assert job.status == S.RUNNING, f"the first cut ended the job: {job.status} {job.error_message}"
     second = _terminate_other_connections()
     assert first >= 1 and second >= 1  # the worker's connections were there to be cut
     wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED, S.CANCELLED), 300, "the job to end", worker)
