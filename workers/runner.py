@@ -665,6 +665,18 @@ def job_run_distributed(*, job: Job) -> str:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` or an exception it was raised from is a ``kind``: the soft time limit fires
+    anywhere, e.g. inside an import that wraps it into a RuntimeError."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def job_run_safely(*, job: Job) -> str:
     """`job_run`, turning any exception into a failed job with its traceback (the worker lives on)."""
     try:
@@ -675,7 +687,7 @@ def job_run_safely(*, job: Job) -> str:
         return "stale"
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, then the worker moves on
         log.exception("job %s failed", job.pk)
-        if isinstance(exc, SoftTimeLimitExceeded):
+        if _caused_by(exc, SoftTimeLimitExceeded):
             message = f"the job ran past its time limit of {job.time_limit_s} s and was stopped"
         else:
             message = f"{type(exc).__name__}: {exc}"
