@@ -14,7 +14,6 @@ featurizer code raises the same reasons) and returns one prediction per record.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -29,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 import mlcore
 from mlcore import catalog
+from mlcore.csvsafe import csv_writer
 from mlcore.data import DataError, Table, TargetEncoder, load_records
 from mlcore.model import EncoderConfig
 from mlcore.modalities import Featurizer, RecordError, featurizer_from_state
@@ -202,7 +202,7 @@ class LoadedModel:
         elif self.kind == "multi_regression":
             header = ["id", "line", *self.targets.target_cols]
         with open(out_csv, "w", newline="") as handle:
-            writer = csv.writer(handle)
+            writer = csv_writer(handle)
             writer.writerow(header)
             for record, pred in zip(table.records, predictions):
                 row: list[Any] = [record.id, record.line]

@@ -15,11 +15,11 @@ Nothing here imports Django; torch is imported only by the functions that run a 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlcore.csvsafe import csv_writer
 from mlcore.records import MAX_PROBLEMS, Inputs, InvalidRecords, Problems, records_parse
 
 if TYPE_CHECKING:  # the web process imports this module for `records_parse`: no torch at import time
@@ -79,7 +79,7 @@ def predictions_write_csv(loaded: LoadedModel, inputs: Inputs, predictions: Sequ
     elif kind == "multi_regression":
         header = ["id", inputs.unit, *loaded.targets.target_cols]
     with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv_writer(handle)
         writer.writerow(header)
         for i, pred in enumerate(predictions):
             row: list[Any] = [inputs.ids[i], inputs.positions[i]]

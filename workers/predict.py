@@ -37,6 +37,8 @@ from mlcore.predict import (
 from mlcore.threads import threads_choose
 from portal.results import services as result_services
 from portal.results.models import Artifact, Prediction
+from workers.db_retry import db_retry
+from workers.workdirs import work_dirs_sweep
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,8 @@ class _Heartbeat:
         try:
             while not self._stop.wait(settings.LABFORMER_HEARTBEAT_INTERVAL):
                 try:
-                    result_services.prediction_heartbeat(prediction_id=self.prediction_id, attempt=self.attempt)
+                    db_retry(result_services.prediction_heartbeat, what="the prediction heartbeat",
+                             prediction_id=self.prediction_id, attempt=self.attempt)
                 except Exception as exc:  # a database hiccup must not end the heartbeat for good
                     log.warning("prediction %s: heartbeat failed: %s", self.prediction_id, exc)
                     close_old_connections()
@@ -155,12 +158,14 @@ def prediction_run(*, prediction_id: int, worker_hostname: str) -> str:
 
     def fail(**reason: object) -> None:
         try:
-            result_services.prediction_fail(prediction_id=prediction_id, attempt=attempt, **reason)
+            db_retry(result_services.prediction_fail, what="failing the prediction", prediction_id=prediction_id,
+                     attempt=attempt, **reason)
         except result_services.PredictionTransitionError as exc:
             log.warning("prediction %s attempt %s lost its claim before failing: %s", prediction_id, attempt, exc)
 
     work = Path(settings.LABFORMER_WORK_DIR)
     work.mkdir(parents=True, exist_ok=True)
+    work_dirs_sweep(work)
     work = Path(tempfile.mkdtemp(prefix=f"prediction-{prediction_id}-a{attempt}-", dir=work))
     try:
         with _Heartbeat(prediction_id=prediction_id, attempt=attempt), _torch_threads():
@@ -168,13 +173,13 @@ def prediction_run(*, prediction_id: int, worker_hostname: str) -> str:
             inputs = _inputs(prediction, loaded, work)
             predictions = model_predict(loaded, inputs)
             if prediction.output == Prediction.Output.INLINE:
-                result_services.prediction_succeed(prediction_id=prediction_id, attempt=attempt, n_records=len(inputs),
-                                                   predictions=predictions_json(loaded, inputs, predictions))
+                db_retry(result_services.prediction_succeed, what="storing the predictions", prediction_id=prediction_id,
+                         attempt=attempt, n_records=len(inputs), predictions=predictions_json(loaded, inputs, predictions))
             else:
                 path = work / "predictions.csv"
                 predictions_write_csv(loaded, inputs, predictions, path)
-                result_services.prediction_succeed(prediction_id=prediction_id, attempt=attempt, n_records=len(inputs),
-                                                   result_path=path)
+                db_retry(result_services.prediction_succeed, what="storing the predictions", prediction_id=prediction_id,
+                         attempt=attempt, n_records=len(inputs), result_path=path)
         return Prediction.Status.SUCCEEDED
     except result_services.PredictionTransitionError as exc:
         # The sweep gave this attempt up (its heartbeat was late) and another one owns it now.

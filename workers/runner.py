@@ -12,6 +12,11 @@
   attention maps, embeddings, report and log,
 - and ends the job through the state machine: succeeded, cancelled, or failed with the traceback.
 
+Every database write is retried through a dropped connection (workers/db_retry.py) and carries the
+attempt number: once the job's lease went to a newer attempt (this worker was paused past the
+heartbeat timeout), the writes are refused with `StaleAttempt`, the heartbeat thread notices it and
+the next training step raises it, and this attempt stops without storing or ending anything.
+
 A job asking for several GPUs is run by `job_run_distributed` instead: the same inputs, then one
 process per GPU under torch.distributed (workers/ddp.py), rank 0 doing all of the above.
 """
@@ -19,7 +24,7 @@ process per GPU under torch.distributed (workers/ddp.py), rank 0 doing all of th
 from __future__ import annotations
 
 import contextlib
-import csv
+import functools
 import json
 import logging
 import os
@@ -41,8 +46,9 @@ from typing import Any
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 
+from mlcore.csvsafe import csv_writer
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_run
 from mlcore.threads import ThreadChoice, cores_available, preset_width, threads_apply, threads_choose
 from mlcore.trainer import Callback, TrainState
@@ -52,7 +58,9 @@ from portal.results import services as result_services
 from portal.results.models import Artifact
 from portal.results.services import Point
 from workers import ddp
+from workers.db_retry import db_retry
 from workers.joblog import JobLogStream
+from workers.workdirs import work_dirs_sweep
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +99,18 @@ class DatabaseReporter(Callback):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
         self.last_error: BaseException | None = None
+        self.stale: job_services.StaleAttempt | None = None  # set once the lease is seen lost
+
+    def _check_lease(self) -> None:
+        if self.stale is not None:
+            raise self.stale  # in the training loop: this attempt stops at its next step
 
     # --- the training loop's side ------------------------------------------------------------
     def on_train_start(self, state: TrainState) -> None:
         self._set_progress(state)
 
     def on_step_end(self, state: TrainState) -> None:
+        self._check_lease()
         with self._lock:
             self._points.append(Point("train", "loss", state.step, state.epoch, state.loss, self.attempt))
             self._points.append(Point("train", "lr", state.step, state.epoch, state.lr, self.attempt))
@@ -116,6 +130,7 @@ class DatabaseReporter(Callback):
             else:
                 split, name = "train", key
             points.append(Point(split, name, state.step, state.epoch, float(value), self.attempt))
+        self._check_lease()
         with self._lock:
             self._points.extend(points)
         self._set_progress(state)
@@ -124,17 +139,19 @@ class DatabaseReporter(Callback):
         # Copy now: the trainer overwrites the same file next epoch. Storing happens here, in the
         # training thread, so the checkpoint is safe before the next epoch begins.
         self.flush()
-        result_services.artifact_create(
-            job_id=self.job_id, kind=Artifact.Kind.CHECKPOINT, path=path, name="last.pt",
+        db_retry(
+            result_services.artifact_create, what="storing the checkpoint",
+            job_id=self.job_id, kind=Artifact.Kind.CHECKPOINT, path=path, name="last.pt", attempt=self.attempt,
             metadata={"epoch": self._progress.get("epoch"), "step": self._progress.get("step")}, replace=True,
         )
 
     def should_stop(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancel.is_set() or self.stale is not None
 
     def on_phase(self, name: str, index: int, count: int) -> None:
         # Written at once (a handful per run): a short phase would fall between two heartbeats.
-        job_services.job_phase_set(job_id=self.job_id, phase=name, index=index, count=count)
+        db_retry(job_services.job_phase_set, what="the phase", job_id=self.job_id, phase=name, index=index,
+                 count=count, attempt=self.attempt)
 
     def _set_progress(self, state: TrainState) -> None:
         with self._lock:
@@ -150,22 +167,38 @@ class DatabaseReporter(Callback):
         self.flush()
 
     def flush(self) -> None:
+        """Write the buffered points and beat. Points whose write fails stay buffered for the next
+        flush (none is lost; the upsert stores a point written twice once). A lost lease is
+        remembered (``stale``) and raised."""
         with self._lock:
             points, self._points = self._points, []
             progress = dict(self._progress)
-        if points:
-            result_services.metric_points_record(job_id=self.job_id, points=points)
-        if self.log_stream is not None:
-            self.log_stream.send()
-        if job_services.job_heartbeat(job_id=self.job_id, **progress):
-            self._cancel.set()
+        try:
+            if points:
+                db_retry(result_services.metric_points_record, what="the metric flush",
+                         job_id=self.job_id, points=points, attempt=self.attempt)
+            if db_retry(job_services.job_heartbeat, what="the heartbeat", job_id=self.job_id, attempt=self.attempt,
+                        **progress):
+                self._cancel.set()
+            if self.log_stream is not None:
+                db_retry(self.log_stream.send, what="the log")
+        except job_services.StaleAttempt as exc:
+            self.stale = exc
+            raise
+        except Exception:
+            with self._lock:
+                self._points[:0] = points
+            raise
 
     def _beat(self) -> None:
         try:
             while not self._stop.wait(self.interval):
                 try:
                     self.flush()
-                except Exception as exc:  # a database hiccup must not kill the heartbeat for good
+                except job_services.StaleAttempt as exc:
+                    log.warning("job %s: %s; this attempt stops", self.job_id, exc)
+                    return
+                except Exception as exc:  # a database outage longer than the retries: try again next beat
                     self.last_error = exc
                     log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
                     close_old_connections()
@@ -239,7 +272,7 @@ def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> Recip
 def _predictions_csv(explain_dir: Path, target: Path) -> Path:
     meta = json.loads((explain_dir / "embeddings.json").read_text())
     with open(target, "w", newline="") as fh:
-        writer = csv.writer(fh)
+        writer = csv_writer(fh)
         writer.writerow(["id", "line", "label", "prediction"])
         for row in zip(meta["ids"], meta["lines"], meta["labels"], meta["predictions"]):
             writer.writerow([json.dumps(v) if isinstance(v, (list, dict)) else v for v in row])
@@ -257,23 +290,21 @@ def _store_explanations(job: Job, result: RecipeResult, work: Path) -> None:
     """
     from mlcore.explain import attention_trim, projection_write, record_preview, samples_add_inputs
 
-    store = result_services.artifact_create
     explain = result.explain.directory
     prep = result.prepared
     samples = attention_trim(explain, ATTENTION_MAX_BYTES)
     if prep is not None:
         samples = samples_add_inputs(samples, [r.input for r in prep.test_records])
-    store(job_id=job.pk, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz", metadata={"samples": samples})
+    _store(job, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz", metadata={"samples": samples})
     embeddings_meta = json.loads((explain / "embeddings.json").read_text())
     if prep is not None:  # what a hover label shows of each record
         embeddings_meta["previews"] = [record_preview(r.input) for r in prep.test_records]
-    store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy", metadata=embeddings_meta)
+    _store(job, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy", metadata=embeddings_meta)
     seed = int(prep.hyper.get("seed", 0)) if prep is not None else 0
     projection = projection_write(explain / "projection.npz", np.load(explain / "embeddings.npy"), seed=seed,
                                   tsne_max=TSNE_MAX)
-    store(job_id=job.pk, kind=Artifact.Kind.EMBEDDINGS, path=explain / "projection.npz",
-          metadata={"projection": projection})
-    store(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=_predictions_csv(explain, work / "predictions.csv"))
+    _store(job, kind=Artifact.Kind.EMBEDDINGS, path=explain / "projection.npz", metadata={"projection": projection})
+    _store(job, kind=Artifact.Kind.PREDICTIONS, path=_predictions_csv(explain, work / "predictions.csv"))
     if prep is not None:
         _store_evaluation(job, result, work, variant="baseline")
 
@@ -294,7 +325,7 @@ def _store_evaluation(job: Job, result: RecipeResult, work: Path, *, variant: st
                             batch_size=int(prep.hyper.get("batch_size", 64)), device="cpu", variant=variant)
     if variant == "optimized":
         meta["profile"] = job.profile_key
-    result_services.artifact_create(job_id=job.pk, kind=Artifact.Kind.PREDICTIONS, path=path, metadata=meta)
+    _store(job, kind=Artifact.Kind.PREDICTIONS, path=path, metadata=meta)
 
 
 @contextlib.contextmanager
@@ -310,10 +341,16 @@ def job_logging(log_path: Path, *, job: Job | None = None) -> Iterator[JobLogStr
         stream.close()
 
 
+def _store(job: Job, **kwargs: Any) -> Artifact:
+    """Store an artifact of this attempt (fenced by its lease, retried through a dropped connection)."""
+    return db_retry(result_services.artifact_create, what=f"storing a {kwargs.get('kind')} artifact",
+                    job_id=job.pk, attempt=job.attempts, **kwargs)
+
+
 def _store_log(job: Job, log_path: Path) -> None:
     try:
-        result_services.artifact_create(job_id=job.pk, kind=Artifact.Kind.LOG, path=log_path,
-                                        name=f"attempt-{job.attempts}.log", metadata={"attempt": job.attempts})
+        _store(job, kind=Artifact.Kind.LOG, path=log_path, name=f"attempt-{job.attempts}.log",
+               metadata={"attempt": job.attempts})
     except Exception:  # the log is a convenience; never let it hide the real outcome
         log.exception("job %s: could not store the log", job.pk)
 
@@ -359,20 +396,22 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
         started = time.perf_counter()
         result = recipe(config, callbacks=[reporter], checkpoint_dir=work / "checkpoints", resume_from=resume_from)
         reporter.stop()
-        if "cancelled" in (result.train_result.stopped_reason, result.metrics.get("stopped_reason")):
+        if reporter.stale is not None:
+            raise reporter.stale
+        # A cancel asked after the last step (seen by the final flush) is honoured: nothing more is stored.
+        if reporter.should_stop() or "cancelled" in (result.train_result.stopped_reason,
+                                                     result.metrics.get("stopped_reason")):
             raise JobCancelled()
         metrics = result.metrics
         metrics["worker_seconds"] = round(time.perf_counter() - started, 3)
-        result_services.metric_points_record(
-            job_id=job.pk,
-            points=[Point("test", k, 0, int(metrics.get("best_epoch") or 0), float(v), job.attempts)
-                    for k, v in metrics["test"].items() if isinstance(v, (int, float))],
-        )
+        record_points = functools.partial(db_retry, result_services.metric_points_record, what="the test metrics",
+                                          job_id=job.pk, attempt=job.attempts)
+        record_points(points=[Point("test", k, 0, int(metrics.get("best_epoch") or 0), float(v), job.attempts)
+                              for k, v in metrics["test"].items() if isinstance(v, (int, float))])
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
-        store = result_services.artifact_create
-        store(job_id=job.pk, kind=Artifact.Kind.REPORT, path=out / "metrics.json")
-        store(job_id=job.pk, kind=Artifact.Kind.MODEL, path=_zip_dir(result.model_dir, work / "model.zip"),
-              metadata={"format": "mlcore model directory (zip)"})
+        _store(job, kind=Artifact.Kind.REPORT, path=out / "metrics.json")
+        _store(job, kind=Artifact.Kind.MODEL, path=_zip_dir(result.model_dir, work / "model.zip"),
+               metadata={"format": "mlcore model directory (zip)"})
         if result.explain is not None:
             _store_explanations(job, result, work)
         optimized_metrics, report = {}, {}
@@ -380,22 +419,17 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
             report = result.compression.to_dict()
             optimized_metrics = report.get("optimized", {}).get("metrics", {})
             (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
-            store(job_id=job.pk, kind=Artifact.Kind.REPORT, path=out / "report.json",
-                  metadata={"profile": job.profile_key})
-            store(job_id=job.pk, kind=Artifact.Kind.MODEL,
-                  path=_zip_dir(result.optimized_dir, work / "model-optimized.zip"),
-                  metadata={"format": "mlcore model directory (zip)", "variant": "optimized",
-                            "profile": job.profile_key})
+            _store(job, kind=Artifact.Kind.REPORT, path=out / "report.json", metadata={"profile": job.profile_key})
+            _store(job, kind=Artifact.Kind.MODEL,
+                   path=_zip_dir(result.optimized_dir, work / "model-optimized.zip"),
+                   metadata={"format": "mlcore model directory (zip)", "variant": "optimized",
+                             "profile": job.profile_key})
             if result.prepared is not None:
                 _store_evaluation(job, result, work, variant="optimized")
-            result_services.metric_points_record(
-                job_id=job.pk,
-                points=[Point("test_optimized", k, 0, 0, float(v), job.attempts)
-                        for k, v in optimized_metrics.items() if isinstance(v, (int, float))],
-            )
-        result_services.result_record(job_id=job.pk, baseline_metrics=metrics["test"],
-                                      optimized_metrics=optimized_metrics, compression_report=report,
-                                      environment=metrics.get("environment"))
+            record_points(points=[Point("test_optimized", k, 0, 0, float(v), job.attempts)
+                                  for k, v in optimized_metrics.items() if isinstance(v, (int, float))])
+        result_fields = {"baseline_metrics": metrics["test"], "optimized_metrics": optimized_metrics,
+                         "compression_report": report, "environment": metrics.get("environment")}
         status = Job.Status.SUCCEEDED
     except JobCancelled:
         status = Job.Status.CANCELLED
@@ -406,12 +440,17 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
         raise
     finally:
         if reporter._thread.is_alive():
-            reporter.stop()
+            try:
+                reporter.stop()
+            except Exception as exc:  # noqa: BLE001 - the error on its way out is the one that matters
+                log.warning("job %s: last flush failed: %s", job.pk, exc)
         _store_log(job, log_path)
-    if status == Job.Status.CANCELLED:
-        job_services.job_mark_cancelled(job_id=job.pk)
-    else:
-        job_services.job_succeed(job_id=job.pk)
+    if status == Job.Status.SUCCEEDED:
+        try:
+            return db_retry(_succeed, job, what="ending the job", **result_fields)
+        except JobCancelled:
+            status = Job.Status.CANCELLED
+    db_retry(job_services.job_mark_cancelled, what="ending the job", job_id=job.pk, attempt=job.attempts)
     return status
 
 
@@ -429,6 +468,21 @@ def job_threads(job: Job) -> ThreadChoice:
     return choice
 
 
+def _succeed(job: Job, **result_fields: Any) -> str:
+    """Record the result and end the job succeeded, in one transaction.
+
+    A cancel asked after the last training step is honoured (see ``job_services.job_succeed``): the
+    result's fenced write locks the job row, so the cancel flag read next cannot change before the
+    commit; when it is set the result is rolled back and ``JobCancelled`` raised. Artifacts stored so
+    far stay with the cancelled job.
+    """
+    with transaction.atomic():
+        result_services.result_record(job_id=job.pk, attempt=job.attempts, **result_fields)
+        if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            raise JobCancelled()
+        return job_services.job_succeed(job_id=job.pk, attempt=job.attempts).status
+
+
 def job_run(*, job: Job) -> str:
     """Run one attempt of a job that this worker has just moved to running. Returns the final status.
 
@@ -437,12 +491,13 @@ def job_run(*, job: Job) -> str:
     """
     if job.device == Job.Device.GPU and job.gpu_count > 1:
         return job_run_distributed(job=job)
+    work_dirs_sweep()  # earlier attempts' folders (killed, paused) and finished jobs' on this machine
     work = _work_dir(job)
     try:
         with job_logging(work / "job.log", job=job) as stream:
             try:
                 job_threads(job)
-                config, resume_from = _inputs_fetch(job, work)
+                config, resume_from = db_retry(_inputs_fetch, job, work, what="fetching the inputs")
             except BaseException:
                 log.exception("job %s attempt %s could not fetch its inputs", job.pk, job.attempts)
                 _store_log(job, stream.path)
@@ -558,7 +613,10 @@ def _ranks_supervise(job: Job, ranks: list[subprocess.Popen]) -> int | None:
             _ranks_stop(ranks)
             return failed
         now = time.monotonic()
-        row = Job.objects.filter(pk=job.pk).values_list("status", "cancel_requested").first()
+        row = db_retry(Job.objects.filter(pk=job.pk).values_list("status", "cancel_requested", "attempts").first,
+                       what="reading the job")
+        if row is not None and row[2] != job.attempts:
+            row = ("requeued", False)  # the lease went to a newer attempt: stop these ranks
         if row is None or row[0] != Job.Status.RUNNING or row[1]:
             stop_asked_at = stop_asked_at or now
             if now - stop_asked_at > DDP_STOP_GRACE_S:
@@ -605,6 +663,7 @@ def job_run_distributed(*, job: Job) -> str:
                 f"the job asks for {world_size} GPUs; this worker sees {visible} "
                 f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}, "
                 f"LABFORMER_WORKER_GPUS={settings.LABFORMER_WORKER_GPUS})")
+    work_dirs_sweep()
     work = _work_dir(job)
     ranks: list[subprocess.Popen] = []
     try:
@@ -629,7 +688,7 @@ def job_run_distributed(*, job: Job) -> str:
         if status != Job.Status.RUNNING:  # rank 0 ended it (or the job was requeued meanwhile)
             return status
         if cancel:
-            job_services.job_mark_cancelled(job_id=job.pk)
+            db_retry(job_services.job_mark_cancelled, what="ending the job", job_id=job.pk, attempt=job.attempts)
             return Job.Status.CANCELLED
         reports = [_rank_report(work, r, proc.returncode) for r, proc in enumerate(ranks)]
         if failed is None:
@@ -638,24 +697,42 @@ def job_run_distributed(*, job: Job) -> str:
             message = f"distributed training failed: {reports[failed][0]}"
         details = "\n\n".join(f"--- {line}\n{tail}" for line, tail in reports)
         log.error("job %s: %s", job.pk, message)
-        job_services.job_fail(job_id=job.pk, message=message, traceback=details)
+        db_retry(job_services.job_fail, what="failing the job", job_id=job.pk, message=message, traceback=details,
+                 attempt=job.attempts)
         return Job.Status.FAILED
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` or an exception it was raised from is a ``kind``: the soft time limit fires
+    anywhere, e.g. inside an import that wraps it into a RuntimeError."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def job_run_safely(*, job: Job) -> str:
     """`job_run`, turning any exception into a failed job with its traceback (the worker lives on)."""
     try:
         return job_run(job=job)
+    except job_services.StaleAttempt as exc:
+        # Paused past the heartbeat timeout: a newer attempt holds the job; write nothing more.
+        log.warning("job %s attempt %s stopped: %s", job.pk, job.attempts, exc)
+        return "stale"
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, then the worker moves on
         log.exception("job %s failed", job.pk)
-        if isinstance(exc, SoftTimeLimitExceeded):
+        if _caused_by(exc, SoftTimeLimitExceeded):
             message = f"the job ran past its time limit of {job.time_limit_s} s and was stopped"
         else:
             message = f"{type(exc).__name__}: {exc}"
         try:
-            job_services.job_fail(job_id=job.pk, message=message, traceback=traceback.format_exc())
-        except job_services.JobTransitionError as transition:
+            db_retry(job_services.job_fail, what="failing the job", job_id=job.pk, message=message,
+                     traceback=traceback.format_exc(), attempt=job.attempts)
+        except (job_services.JobTransitionError, job_services.StaleAttempt) as transition:
             log.warning("job %s could not be marked failed: %s", job.pk, transition)
         return Job.Status.FAILED

@@ -336,6 +336,10 @@ PLOTLY_DASH = {
 LABFORMER_HEARTBEAT_TIMEOUT = env_int("LABFORMER_HEARTBEAT_TIMEOUT", 300)
 # Seconds between a running job's heartbeats (progress and metric points are flushed with them).
 LABFORMER_HEARTBEAT_INTERVAL = env_int("LABFORMER_HEARTBEAT_INTERVAL", 3)
+# Seconds a worker keeps retrying a write that failed with a transient database error (a dropped
+# connection: failover, pooler restart) before giving up; below the heartbeat timeout, so a job
+# whose database stays away longer is requeued rather than failed by a worker that gave up early.
+LABFORMER_DB_RETRY_S = env_int("LABFORMER_DB_RETRY_S", 120)
 # Local scratch space of workers (datasets copied from storage, checkpoints before upload).
 LABFORMER_WORK_DIR = Path(env_str("LABFORMER_WORK_DIR", str(VAR_DIR / "work")))
 # Default soft time limit of a job in seconds (a job may ask for less or more at submission).

@@ -20,7 +20,6 @@ server (through the same access checks) and sends its data with :func:`figure_to
 from __future__ import annotations
 
 import base64
-import csv
 import inspect
 import io
 import json
@@ -35,6 +34,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django_plotly_dash import DjangoDash
 
 from mlcore.catalog import METRICS, TARGET_KINDS, TASKS
+from mlcore.csvsafe import csv_writer
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_get_for_user
 from portal.jobs.models import Job
@@ -510,7 +510,7 @@ def figure_rows(figure: go.Figure | Mapping) -> tuple[list[str], list[list[Any]]
 def figure_to_csv(figure: go.Figure | Mapping) -> str:
     columns, rows = figure_rows(figure)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     writer.writerows(rows)
     return buffer.getvalue()

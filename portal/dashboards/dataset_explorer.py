@@ -31,6 +31,7 @@ from typing import Any
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
+from mlcore.csvsafe import csv_writer
 from portal.dashboards.common import (
     BASE_STYLE,
     COLORWAY,
@@ -194,10 +195,8 @@ def molecule_grid_png(molecules: list[Molecule]) -> bytes:
 
 
 def molecules_csv(molecules: list[Molecule]) -> str:
-    import csv
-
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_writer(buffer, lineterminator="\n")
     writer.writerow(["line", "smiles", "target"])
     for m in molecules:
         writer.writerow(["" if m.line is None else m.line, m.smiles, m.target])

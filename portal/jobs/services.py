@@ -4,9 +4,12 @@
     queued ──> cancelled
     running ──> queued          (worker lost: heartbeat expired and attempts remain)
 
-Each transition is ONE conditional UPDATE (``... WHERE id = %s AND status IN (...)``): when two
-workers race for the same job, the database lets exactly one UPDATE match; the loser gets a
-``JobTransitionError`` and changes nothing. No other module writes ``Job.status``.
+The machine is the shared lease machine (``portal.common.lease``), as for predictions. Each transition
+is ONE conditional UPDATE (``... WHERE id = %s AND status IN (...)``): when two workers race for the
+same job, the database lets exactly one UPDATE match; the loser gets a ``JobTransitionError`` and
+changes nothing. A worker's writes (heartbeat, end of the job) carry its attempt number: an attempt
+whose lease was given to a newer one gets ``StaleAttempt`` and stops. No other module writes
+``Job.status``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, TextField, Value
+from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat, Right
 from django.utils import timezone
 
@@ -26,6 +29,7 @@ from mlcore import catalog
 from portal.accounts.models import Lab, Membership, Visibility
 from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
+from portal.common.lease import LeaseMachine, StaleAttempt
 from portal.config.celery import TASK_RUN_JOB, app, job_queue
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_preview
@@ -33,6 +37,8 @@ from portal.jobs.models import Job, JobLog, WorkerSeen
 
 S = Job.Status
 log = logging.getLogger(__name__)
+
+__all__ = ["StaleAttempt"]  # re-exported: the worker catches it from here
 
 # The whole state machine: target status -> the statuses it may be entered from.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -56,20 +62,16 @@ class JobTransitionError(ServiceError):
         self.target = target
 
 
+LEASE = LeaseMachine(
+    model=Job, label="job", transitions=TRANSITIONS, touch="updated_at", requeue_fields={"worker_hostname": ""},
+    error=lambda pk, current, target: JobTransitionError(job_id=pk, current=current, target=target),
+)
+
+
 def _transition(*, job_id: int, target: str, allowed_from: tuple[str, ...] | None = None,
-                extra_filter: dict[str, Any] | None = None, **fields: Any) -> Job:
-    legal = TRANSITIONS[target]
-    sources = legal if allowed_from is None else tuple(s for s in allowed_from if s in legal)
-    updated = (
-        Job.objects.filter(pk=job_id, status__in=sources, **(extra_filter or {}))
-        .update(status=target, updated_at=timezone.now(), **fields)
-    )
-    if updated != 1:
-        current = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
-        if current is None:
-            raise Job.DoesNotExist(f"job {job_id} does not exist")
-        raise JobTransitionError(job_id=job_id, current=current, target=target)
-    return Job.objects.get(pk=job_id)
+                extra_filter: dict[str, Any] | None = None, attempt: int | None = None, **fields: Any) -> Job:
+    return LEASE.transition(pk=job_id, target=target, allowed_from=allowed_from, attempt=attempt,
+                            extra_filter=extra_filter, **fields)
 
 
 # --- submission -------------------------------------------------------------------------------
@@ -111,16 +113,9 @@ def _job_enqueue(*, job: Job) -> bool:
 
 
 def job_dispatch_pending(*, min_age: timedelta, resend_after: timedelta) -> list[int]:
-    """Send queued jobs whose message never reached the broker (older than ``min_age``, so a
-    submission committing right now is left to its own on-commit enqueue), and re-send those
-    dispatched longer than ``resend_after`` ago (a broker restarted without persistence loses
-    messages). A duplicate message is harmless: only one delivery can start the job."""
-    now = timezone.now()
-    pending = Job.objects.filter(status=S.QUEUED).filter(
-        Q(dispatched_at__isnull=True, created_at__lt=now - min_age) | Q(dispatched_at__lt=now - resend_after)
-    )
+    """Send queued jobs whose message never reached the broker or was lost (see ``LeaseMachine.pending``)."""
     sent = []
-    for job in pending.order_by("-priority", "created_at")[:500]:
+    for job in LEASE.pending(min_age=min_age, resend_after=resend_after).order_by("-priority", "created_at")[:500]:
         if _job_enqueue(job=job):
             sent.append(job.pk)
     return sent
@@ -426,29 +421,34 @@ def job_start(*, job_id: int, worker_hostname: str) -> Job:
 
 
 def job_heartbeat(
-    *, job_id: int, progress: float | None = None, epoch: int | None = None, step: int | None = None
+    *, job_id: int, attempt: int | None = None, progress: float | None = None, epoch: int | None = None,
+    step: int | None = None,
 ) -> bool:
     """Record that the worker is alive (and how far it got). Returns True if cancellation was asked.
 
-    Only a running job is touched; a heartbeat for a job that was meanwhile requeued or finished
-    changes nothing and reports True so the stale worker stops.
+    With ``attempt`` (what workers pass) the beat is fenced: an attempt whose lease went to a newer one
+    (or whose job ended) gets ``StaleAttempt`` and must stop. Without it, a heartbeat for a job that is
+    no longer running changes nothing and reports True so the caller stops.
     """
-    fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    fields: dict[str, Any] = {}
     if progress is not None:
         fields["progress"] = max(0.0, min(1.0, float(progress)))
     if epoch is not None:
         fields["epoch"] = epoch
     if step is not None:
         fields["step"] = step
-    updated = Job.objects.filter(pk=job_id, status=S.RUNNING).update(**fields)
-    if updated != 1:
+    if attempt is not None:
+        LEASE.heartbeat(pk=job_id, attempt=attempt, **fields)
+    elif Job.objects.filter(pk=job_id, status=S.RUNNING).update(heartbeat_at=timezone.now(), **fields) != 1:
         return True
     return bool(Job.objects.filter(pk=job_id).values_list("cancel_requested", flat=True).first())
 
 
-def job_phase_set(*, job_id: int, phase: str, index: int, count: int) -> bool:
-    """Record the phase a running job's recipe entered (`index` of `count`). False if it is not running."""
-    return Job.objects.filter(pk=job_id, status=S.RUNNING).update(
+def job_phase_set(*, job_id: int, phase: str, index: int, count: int, attempt: int | None = None) -> bool:
+    """Record the phase a running job's recipe entered (`index` of `count`). False if it is not running
+    (or, given ``attempt``, no longer run by that attempt: a stale attempt does not overwrite the phase)."""
+    fence = {} if attempt is None else {"attempts": attempt}
+    return Job.objects.filter(pk=job_id, status=S.RUNNING, **fence).update(
         phase=phase[:32], phase_index=max(0, index), phase_count=max(0, count)) == 1
 
 
@@ -467,26 +467,41 @@ def job_log_append(*, job_id: int, attempt: int, text: str) -> None:
     )
 
 
-def job_succeed(*, job_id: int) -> Job:
-    """running → succeeded."""
-    return _transition(job_id=job_id, target=S.SUCCEEDED, progress=1.0, finished_at=timezone.now())
+def job_succeed(*, job_id: int, attempt: int | None = None) -> Job:
+    """running → succeeded; or running → cancelled when a cancel was asked meanwhile.
+
+    A cancel that arrives after the last training step (while the results are stored) is honoured,
+    not silently dropped: the API answered ``cancel_requested: true`` and the user must be able to
+    rely on it. The job ends ``cancelled``; whatever it stored so far stays attached to it and
+    reachable (its page, artifacts and metrics), but it does not count as a succeeded job (no
+    predictions, not in the catalog). The check is part of the UPDATE, so there is no window.
+    """
+    try:
+        return _transition(job_id=job_id, target=S.SUCCEEDED, attempt=attempt, extra_filter={"cancel_requested": False},
+                           progress=1.0, finished_at=timezone.now())
+    except JobTransitionError as exc:
+        if exc.current != S.RUNNING:
+            raise
+    return job_mark_cancelled(job_id=job_id, attempt=attempt)
 
 
-def job_fail(*, job_id: int, message: str, traceback: str = "") -> Job:
-    """running → failed, keeping the error message and traceback."""
+def job_fail(*, job_id: int, message: str, traceback: str = "", attempt: int | None = None) -> Job:
+    """running → failed, keeping the error message and traceback (fenced by ``attempt`` when given)."""
     return _transition(
-        job_id=job_id, target=S.FAILED, error_message=message[:10000], error_traceback=traceback,
+        job_id=job_id, target=S.FAILED, attempt=attempt, error_message=message[:10000], error_traceback=traceback,
         finished_at=timezone.now(),
     )
 
 
-def job_mark_cancelled(*, job_id: int) -> Job:
+def job_mark_cancelled(*, job_id: int, attempt: int | None = None) -> Job:
     """running → cancelled: the worker acknowledges a cancellation request it has acted on."""
-    return _transition(job_id=job_id, target=S.CANCELLED, allowed_from=(S.RUNNING,), finished_at=timezone.now())
+    return _transition(job_id=job_id, target=S.CANCELLED, allowed_from=(S.RUNNING,), attempt=attempt,
+                       finished_at=timezone.now())
 
 
 def job_cancel(*, job_id: int, user: AbstractBaseUser) -> Job:
-    """Cancel on behalf of ``user``: a queued job becomes cancelled at once; a running one is asked to stop.
+    """Cancel on behalf of ``user``: a queued job becomes cancelled at once; a running one is asked to stop
+    (and ends ``cancelled`` even if the request arrives after its last training step: see job_succeed).
 
     The caller loads the job through ``job_get_for_user`` first; here we check the user may change
     it (its owner, or an owner of its lab).
@@ -512,25 +527,25 @@ def job_cancel(*, job_id: int, user: AbstractBaseUser) -> Job:
 def job_requeue_lost(*, job_id: int, stale_before: datetime) -> Job:
     """running → queued (attempts remain) or running → failed (none left) for a job whose heartbeat expired.
 
-    The heartbeat condition is part of the UPDATE, so a worker that beats at the last moment keeps its job.
+    The heartbeat condition is part of the UPDATE, so a worker that beats at the last moment keeps its job;
+    once requeued, the lost attempt's writes are refused (``StaleAttempt``).
     """
-    stale = {"heartbeat_at__lt": stale_before}
-    job = Job.objects.get(pk=job_id)
-    if job.attempts < job.max_attempts:
-        requeued = _transition(
-            job_id=job_id, target=S.QUEUED, extra_filter={**stale, "attempts__lt": F("max_attempts")},
-            worker_hostname="", heartbeat_at=None, dispatched_at=None,
-        )
-        transaction.on_commit(lambda: _job_enqueue(job=requeued))
-        return requeued
-    return _transition(
-        job_id=job_id, target=S.FAILED, extra_filter=stale, finished_at=timezone.now(),
-        error_message=(
-            f"the worker running this job stopped sending heartbeats (last from {job.worker_hostname or 'unknown'}) "
-            f"and all {job.max_attempts} attempts are used"
-        ),
-    )
+    hostname = Job.objects.values_list("worker_hostname", flat=True).get(pk=job_id)
 
+    def exhausted(stale: dict[str, Any]) -> Job:
+        job = Job.objects.get(pk=job_id)
+        return _transition(
+            job_id=job_id, target=S.FAILED, extra_filter=stale, finished_at=timezone.now(),
+            error_message=(
+                f"the worker running this job stopped sending heartbeats (last from {hostname or 'unknown'}) "
+                f"and all {job.max_attempts} attempts are used"
+            ),
+        )
+
+    outcome, job = LEASE.requeue_lost(pk=job_id, stale_before=stale_before, exhausted=exhausted)
+    if outcome == S.QUEUED:
+        transaction.on_commit(lambda: _job_enqueue(job=job))
+    return job
 
 
 def job_clone(

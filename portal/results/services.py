@@ -1,5 +1,11 @@
 """Writes of results: metric points (batched), artifacts (hashed, through storage), the final Result,
-and predictions for new records with a finished model (their whole state machine)."""
+and predictions for new records with a finished model (their whole state machine).
+
+A worker's writes carry its attempt number and are fenced by the job's lease
+(``portal.jobs.services.LEASE``): an attempt that was given up on (paused past the heartbeat timeout,
+requeued, maybe finished by a newer attempt) gets ``StaleAttempt`` and nothing is written, so
+metric points, artifacts and the result are each stored by the attempt that holds the job.
+Predictions run on the same lease machine (``PREDICTION_LEASE``)."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,15 +27,17 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from mlcore import catalog
 from mlcore.records import InvalidRecords, records_parse
 from portal.common.errors import ServiceError
+from portal.common.lease import LeaseMachine
 from portal.common.storage import storage_save_hashed
 from portal.config.celery import QUEUE_SHORT, TASK_PREDICT, app
 from portal.jobs.models import Job
+from portal.jobs.services import LEASE as JOB_LEASE
 from portal.results.models import Artifact, MetricPoint, Prediction, Result, artifact_path, prediction_path
 
 log = logging.getLogger(__name__)
@@ -47,9 +55,11 @@ class Point:
     attempt: int = 1
 
 
-def metric_points_record(*, job_id: int, points: Iterable[Point]) -> int:
+def metric_points_record(*, job_id: int, points: Iterable[Point], attempt: int | None = None) -> int:
     """Insert many points in one statement. A point for a (split, name, step) already stored, e.g. by
-    an attempt that died after it, is overwritten rather than duplicated."""
+    an attempt that died after it, is overwritten rather than duplicated; the same batch written twice
+    (a retry after a dropped connection) stores each point once. With ``attempt``, only while that
+    attempt holds the job (else ``StaleAttempt``, nothing written)."""
     # The same (split, name, step) twice in one batch: the later value wins (PostgreSQL refuses to
     # update one row twice in a single ON CONFLICT statement).
     latest = {(p.split, p.name, p.step): p for p in points}
@@ -62,21 +72,24 @@ def metric_points_record(*, job_id: int, points: Iterable[Point]) -> int:
     ]
     if not rows:
         return 0
-    MetricPoint.objects.bulk_create(
-        rows, batch_size=1000, update_conflicts=True,
-        unique_fields=["job", "split", "name", "step"], update_fields=["value", "epoch", "attempt"],
-    )
+    with JOB_LEASE.fenced(pk=job_id, attempt=attempt):
+        MetricPoint.objects.bulk_create(
+            rows, batch_size=1000, update_conflicts=True,
+            unique_fields=["job", "split", "name", "step"], update_fields=["value", "epoch", "attempt"],
+        )
     return len(rows)
 
 
 def artifact_create(
     *, job_id: int, kind: str, path: Path, name: str | None = None, metadata: dict[str, Any] | None = None,
-    replace: bool = False,
+    replace: bool = False, attempt: int | None = None,
 ) -> Artifact:
     """Store the local file ``path`` as an artifact of the job (hashed while it is written).
 
     With ``replace`` the job's earlier artifacts of the same kind are deleted once the new one is
-    stored (checkpoints: only the latest is worth keeping).
+    stored (checkpoints: only the latest is worth keeping). With ``attempt``, the row is saved only
+    while that attempt holds the job; a stale attempt's file is deleted again and ``StaleAttempt``
+    raised, so a paused worker that comes back never adds a second model or log.
     """
     if kind not in Artifact.Kind.values:
         raise ValueError(f"unknown artifact kind {kind!r}")
@@ -84,12 +97,16 @@ def artifact_create(
     with open(path, "rb") as fh:
         stored, sha256, size = storage_save_hashed(path=artifact_path(artifact, name or path.name), file=File(fh))
     artifact.file.name, artifact.sha256, artifact.size_bytes = stored, sha256, size
-    with transaction.atomic():
-        old = list(Artifact.objects.filter(job_id=job_id, kind=kind)) if replace else []
-        artifact.save()
-        for previous in old:
-            previous.delete()
-            transaction.on_commit(lambda name=previous.file.name: default_storage.delete(name))
+    try:
+        with JOB_LEASE.fenced(pk=job_id, attempt=attempt):
+            old = list(Artifact.objects.filter(job_id=job_id, kind=kind)) if replace else []
+            artifact.save()
+            for previous in old:
+                previous.delete()
+                transaction.on_commit(lambda name=previous.file.name: default_storage.delete(name))
+    except BaseException:
+        default_storage.delete(stored)  # no orphan file: the row was not saved
+        raise
     return artifact
 
 
@@ -112,17 +129,20 @@ def artifact_fetch(*, artifact: Artifact, destination: Path) -> Path:
 
 def result_record(
     *, job_id: int, baseline_metrics: dict, optimized_metrics: dict | None = None,
-    compression_report: dict | None = None, environment: dict | None = None,
+    compression_report: dict | None = None, environment: dict | None = None, attempt: int | None = None,
 ) -> Result:
-    result, _ = Result.objects.update_or_create(
-        job_id=job_id,
-        defaults={
-            "baseline_metrics": baseline_metrics,
-            "optimized_metrics": optimized_metrics or {},
-            "compression_report": compression_report or {},
-            "environment": environment or {},
-        },
-    )
+    """The job's final metrics (one row per job; written again by a retry). With ``attempt``, only
+    while that attempt holds the job: a stale attempt never rewrites the result of a newer one."""
+    with JOB_LEASE.fenced(pk=job_id, attempt=attempt):
+        result, _ = Result.objects.update_or_create(
+            job_id=job_id,
+            defaults={
+                "baseline_metrics": baseline_metrics,
+                "optimized_metrics": optimized_metrics or {},
+                "compression_report": compression_report or {},
+                "environment": environment or {},
+            },
+        )
     return result
 
 
@@ -131,8 +151,9 @@ def result_record(
 #     queued ──> running ──> succeeded | failed
 #     running ──> queued    (worker lost: heartbeat expired and attempts remain)
 #
-# Each transition is one conditional UPDATE, as for jobs: a duplicate delivery or a worker that was
-# given up on can never overwrite the outcome of the delivery that won.
+# The shared lease machine (portal.common.lease), as for jobs: each transition is one conditional
+# UPDATE, and a duplicate delivery or a worker that was given up on can never overwrite the outcome
+# of the delivery that won.
 
 # Up to this many records and bytes a request is answered inline (the API waits for the worker);
 # anything larger is stored as a file and predicted asynchronously into a CSV.
@@ -181,17 +202,16 @@ def invalid_records_error(*, message: str, problems: list[dict[str, Any]]) -> In
     return InvalidRecordsError(message, fields=fields)
 
 
+PREDICTION_LEASE = LeaseMachine(
+    model=Prediction, label="prediction", transitions=PREDICTION_TRANSITIONS,
+    error=lambda pk, current, target: PredictionTransitionError(prediction_id=pk, current=current, target=target),
+)
+
+
 def _prediction_transition(*, prediction_id: int, target: str, extra_filter: dict[str, Any] | None = None,
                            **fields: Any) -> Prediction:
-    updated = Prediction.objects.filter(
-        pk=prediction_id, status__in=PREDICTION_TRANSITIONS[target], **(extra_filter or {})
-    ).update(status=target, **fields)
-    if updated != 1:
-        current = Prediction.objects.filter(pk=prediction_id).values_list("status", flat=True).first()
-        if current is None:
-            raise Prediction.DoesNotExist(f"prediction {prediction_id} does not exist")
-        raise PredictionTransitionError(prediction_id=prediction_id, current=current, target=target)
-    return Prediction.objects.get(pk=prediction_id)
+    # The attempt check stays in ``extra_filter`` (PredictionTransitionError, as the worker expects).
+    return PREDICTION_LEASE.transition(pk=prediction_id, target=target, extra_filter=extra_filter, **fields)
 
 
 def model_artifact_for_prediction(*, job: Job, variant: str) -> Artifact:
@@ -295,8 +315,7 @@ def prediction_start(*, prediction_id: int, worker_hostname: str) -> Prediction:
 
 def prediction_heartbeat(*, prediction_id: int, attempt: int) -> bool:
     """The worker is alive; False when the prediction is no longer this attempt's to finish."""
-    return Prediction.objects.filter(pk=prediction_id, status=PS.RUNNING, attempts=attempt).update(
-        heartbeat_at=timezone.now()) == 1
+    return PREDICTION_LEASE.holds(pk=prediction_id, attempt=attempt).update(heartbeat_at=timezone.now()) == 1
 
 
 def _finished_inputs(prediction: Prediction) -> None:
@@ -332,12 +351,14 @@ def prediction_succeed(*, prediction_id: int, attempt: int, n_records: int,
 
 
 def prediction_fail(*, prediction_id: int, message: str, code: str = "prediction_failed",
-                    problems: list[dict[str, Any]] | None = None, attempt: int | None = None) -> Prediction:
-    """→ failed, keeping the reason (and the bad records, named) for the API."""
+                    problems: list[dict[str, Any]] | None = None, attempt: int | None = None,
+                    stale: dict[str, Any] | None = None) -> Prediction:
+    """→ failed, keeping the reason (and the bad records, named) for the API. ``attempt``: only while that
+    attempt holds it; ``stale``: only while its heartbeat is still expired (the sweep)."""
+    where = {**(stale or {}), **({"attempts": attempt} if attempt is not None else {})}
     with transaction.atomic():
         prediction = _prediction_transition(
-            prediction_id=prediction_id, target=PS.FAILED,
-            extra_filter={"attempts": attempt} if attempt is not None else None, finished_at=timezone.now(),
+            prediction_id=prediction_id, target=PS.FAILED, extra_filter=where or None, finished_at=timezone.now(),
             records=None, error_code=code[:32], error_message=message, error_records=problems or [],
         )
         _finished_inputs(prediction)
@@ -351,26 +372,27 @@ def prediction_sweep(*, heartbeat_timeout: timedelta, min_age: timedelta, resend
     sent (the broker was down) or sent longer than ``resend_after`` ago are sent (again): only one
     delivery can start a prediction, so a duplicate message is harmless.
     """
-    now = timezone.now()
-    stale = {"heartbeat_at__lt": now - heartbeat_timeout}
+    stale_before = timezone.now() - heartbeat_timeout
     moved: dict[str, list[int]] = {"requeued": [], "failed": [], "sent": []}
-    for pk, hostname, attempts, max_attempts in Prediction.objects.filter(status=PS.RUNNING, **stale).values_list(
-            "pk", "worker_hostname", "attempts", "max_attempts")[:500]:
+
+    def exhausted(pk: int) -> Callable[[dict[str, Any]], Prediction]:
+        def fail(stale: dict[str, Any]) -> Prediction:
+            hostname, max_attempts = Prediction.objects.values_list("worker_hostname", "max_attempts").get(pk=pk)
+            return prediction_fail(prediction_id=pk, code="worker_lost", stale=stale, message=(
+                f"the worker predicting stopped sending heartbeats (last from {hostname or 'unknown'}) "
+                f"and all {max_attempts} attempts are used"))
+        return fail
+
+    for pk in PREDICTION_LEASE.lost_ids(stale_before=stale_before):
         try:
-            if attempts < max_attempts:
-                requeued = _prediction_transition(prediction_id=pk, target=PS.QUEUED, extra_filter=stale,
-                                                  heartbeat_at=None, dispatched_at=None)
-                _prediction_enqueue(prediction=requeued)
-                moved["requeued"].append(pk)
-            else:
-                prediction_fail(prediction_id=pk, code="worker_lost", message=(
-                    f"the worker predicting stopped sending heartbeats (last from {hostname or 'unknown'}) "
-                    f"and all {max_attempts} attempts are used"))
-                moved["failed"].append(pk)
+            outcome, prediction = PREDICTION_LEASE.requeue_lost(pk=pk, stale_before=stale_before,
+                                                                exhausted=exhausted(pk))
+            if outcome == PS.QUEUED:
+                _prediction_enqueue(prediction=prediction)
+            moved["requeued" if outcome == PS.QUEUED else "failed"].append(pk)
         except (PredictionTransitionError, Prediction.DoesNotExist) as exc:
             log.info("prediction %s changed meanwhile: %s", pk, exc)
-    pending = Prediction.objects.filter(status=PS.QUEUED).filter(
-        Q(dispatched_at__isnull=True, created_at__lt=now - min_age) | Q(dispatched_at__lt=now - resend_after))
+    pending = PREDICTION_LEASE.pending(min_age=min_age, resend_after=resend_after)
     for prediction in pending.exclude(pk__in=moved["requeued"]).order_by("created_at")[:500]:
         if _prediction_enqueue(prediction=prediction):
             moved["sent"].append(prediction.pk)

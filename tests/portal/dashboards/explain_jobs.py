@@ -85,12 +85,15 @@ def explained_job(task: str, *, profile: str | None = None, visibility: str = Vi
         member = MembershipFactory()
         owner, lab = member.user, member.lab
     dataset = DatasetFactory(owner=owner, lab=lab, modality=MODALITY[task])
+    # Stored by its running first attempt (the worker's writes are fenced by the attempt), then finished.
     job = JobFactory(owner=owner, lab=lab, dataset=dataset, task_key=task, profile_key=profile or "baseline",
-                     status=Job.Status.SUCCEEDED, visibility=visibility)
+                     status=Job.Status.RUNNING, attempts=1, visibility=visibility)
     work = Path(tempfile.mkdtemp(prefix="job-", dir=_ROOT))
     _store_explanations(job, run, work)
     if profile and run.optimized_dir is not None:
         _store_evaluation(job, run, work, variant="optimized")
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED)
+    job.status = Job.Status.SUCCEEDED
     return job
 
 
