@@ -201,7 +201,10 @@ def register_worker(sender, **kwargs) -> None:  # noqa: ANN001 - celery's consum
     # The GPUs it can really use: `make demo`'s one worker serves `gpu` on machines without one, and a
     # GPU job sent there could never succeed. device_count() asks NVML first, so no CUDA context is
     # made in this parent process before the pool forks.
-    gpus = min(settings.LABFORMER_WORKER_GPUS, torch.cuda.device_count()) if QUEUE_GPU in queues else 0
+    # A rehearsal worker (LABFORMER_DDP_DEVICE=cpu: its ranks run on the CPU with gloo) runs GPU-queue jobs
+    # for as many ranks as it is told to own.
+    usable = settings.LABFORMER_WORKER_GPUS if settings.LABFORMER_DDP_DEVICE == "cpu" else torch.cuda.device_count()
+    gpus = min(settings.LABFORMER_WORKER_GPUS, usable) if QUEUE_GPU in queues else 0
     try:
         job_services.worker_seen_record(hostname=sender.hostname, queues=queues, gpus=gpus)
     except Exception as exc:  # noqa: BLE001 - registration is advisory; serving jobs is what matters

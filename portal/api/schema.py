@@ -39,7 +39,8 @@ _DESCRIPTIONS = {
     "409": "The object's state does not allow this now (e.g. a job not finished, an upload at another offset).",
     "413": "The request body is larger than the server accepts.",
     "415": "The request body's Content-Type is not one this operation reads.",
-    "422": "The upload's bytes do not match the sha256 given.",
+    "422": "The upload's bytes do not match the sha256 given, or the Idempotency-Key was already used for "
+           "another request.",
     "429": "Too many requests for this token; retry after the `Retry-After` header's seconds.",
 }
 _UNSAFE = {"post", "put", "patch", "delete"}
@@ -51,7 +52,9 @@ def _statuses(path: str, method: str, operation: dict) -> list[str]:
         statuses.append("409")
     if "requestBody" in operation:
         statuses += ["413", "415"]
-    if path.endswith("/finish/"):
+    takes_key = any(p.get("in") == "header" and p.get("name") == "Idempotency-Key"
+                    for p in operation.get("parameters", []))
+    if path.endswith("/finish/") or takes_key:
         statuses.append("422")
     return statuses
 

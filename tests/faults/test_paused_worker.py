@@ -39,7 +39,7 @@ def _take_over(job: Job, worker) -> None:  # noqa: ANN001
              30, "the heartbeat to expire", worker)
 
     def second_attempt_running() -> bool:
-        if _row(job) == (S.RUNNING, 2):
+        if _row(job)[1] >= 2:  # attempt 2 started (on an idle machine it may already have finished)
             return True
         app.send_task(TASK_REQUEUE_LOST_JOBS, queue=QUEUE_CPU)
         time.sleep(3)

@@ -36,6 +36,9 @@ DDP_WORKER = {"LABFORMER_DDP_DEVICE": "cpu", "LABFORMER_WORKER_GPUS": "2"}
 
 
 def _submit(dataset, time_limit_s: int | None = None, **hyper) -> Job:  # noqa: ANN001
+    # Submission refuses a GPU job no registered worker could run: this lab's two-GPU rig (the
+    # rehearsal worker below, gloo ranks on the CPU) has run jobs before.
+    job_services.worker_seen_record(hostname="rig@gpu-x2", queues=["gpu"], gpus=2)
     return job_services.job_submit(
         user=dataset.owner, dataset=dataset, task_key="dna-classification", preset="tiny", device=Job.Device.GPU,
         gpu_count=2, hyperparameters={"epochs": 2, "patience": 0, **hyper}, time_limit_s=time_limit_s,
