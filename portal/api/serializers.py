@@ -60,7 +60,8 @@ class DatasetCreateSerializer(serializers.Serializer):
     file = serializers.FileField()
     name = serializers.CharField(max_length=200)
     lab = serializers.CharField(max_length=200, help_text="slug (or name) of a lab you may upload to")
-    modality = serializers.ChoiceField(choices=MODALITY_CHOICES)
+    modality = serializers.ChoiceField(choices=MODALITY_CHOICES, required=False, allow_null=True, allow_blank=True,
+                                       default=None, help_text="omitted: told from the file's first records")
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
     policy = serializers.ChoiceField(choices=Dataset.Policy.choices, default=Dataset.Policy.STRICT)
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -90,9 +91,12 @@ class DatasetVersionSerializer(DatasetDetailSerializer):
         help_text="true: an existing version already reads these bytes this way; nothing new was made")
     reused_bytes = serializers.SerializerMethodField(
         help_text="true: the version shares a stored file instead of storing the bytes again")
+    modality_guess = serializers.SerializerMethodField(
+        help_text="why the modality is what it is, when the upload named none and it was told from the file's "
+                  "first records; empty otherwise")
 
     class Meta(DatasetDetailSerializer.Meta):
-        fields = DatasetDetailSerializer.Meta.fields + ["deduplicated", "reused_bytes"]
+        fields = DatasetDetailSerializer.Meta.fields + ["deduplicated", "reused_bytes", "modality_guess"]
 
     def get_deduplicated(self, dataset: Dataset) -> bool:
         return bool(getattr(dataset, "deduplicated", False))
@@ -100,12 +104,16 @@ class DatasetVersionSerializer(DatasetDetailSerializer):
     def get_reused_bytes(self, dataset: Dataset) -> bool:
         return bool(getattr(dataset, "reused_bytes", False))
 
+    def get_modality_guess(self, dataset: Dataset) -> str:
+        return getattr(dataset, "modality_guess", "") or ""
+
 
 class UploadSessionCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     filename = serializers.CharField(max_length=255)
     lab = serializers.CharField(max_length=200, help_text="slug (or name) of a lab you may upload to")
-    modality = serializers.ChoiceField(choices=MODALITY_CHOICES)
+    modality = serializers.ChoiceField(choices=MODALITY_CHOICES, required=False, allow_null=True, allow_blank=True,
+                                       default=None, help_text="omitted: told from the file's first records when the upload finishes")
     size_bytes = serializers.IntegerField(min_value=1)
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
     policy = serializers.ChoiceField(choices=Dataset.Policy.choices, default=Dataset.Policy.STRICT)

@@ -20,6 +20,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from mlcore.catalog import MODALITIES
+from mlcore.guess import HEAD_BYTES, ModalityGuess, file_guess
 from portal.accounts.models import Lab, Visibility
 from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
@@ -28,6 +29,29 @@ from portal.config.celery import QUEUE_SHORT, TASK_VALIDATE_DATASET, app
 from portal.datasets.models import Dataset, UploadSession, dataset_original_path
 
 log = logging.getLogger(__name__)
+
+
+def _modality_guess(*, file: Any, filename: str) -> ModalityGuess:
+    """The modality told from a file's first records (`mlcore.guess`, the rules the upload page uses), for
+    an upload that named none; a file whose records fit no modality is refused with what to send."""
+    start = file.tell() if hasattr(file, "tell") else 0
+    head = file.read(HEAD_BYTES)
+    file.seek(start)
+    _, guess = file_guess(head if isinstance(head, bytes) else head.encode(), filename)
+    if guess is None:
+        raise ServiceError(
+            f"{filename}: the modality could not be told from the file's first records; name it "
+            f"(modality: {', '.join(MODALITIES)})", field="modality")
+    return guess
+
+
+def _schema_with_guess(*, schema: dict | None, guess: ModalityGuess) -> dict:
+    """The mapping with the guessed input column where the upload named none and it is not the default."""
+    schema = dict(schema or {})
+    if guess.input_col and not schema.get("input_cols") and \
+            guess.input_col != MODALITIES[guess.modality].default_input_col:
+        schema["input_cols"] = [guess.input_col]
+    return schema
 
 
 def _check_can_write(*, user: AbstractBaseUser, lab: Lab) -> None:
@@ -41,7 +65,7 @@ def dataset_create(
     owner: AbstractBaseUser,
     lab: Lab,
     name: str,
-    modality: str,
+    modality: str | None,
     file: Any,
     filename: str,
     visibility: str = Visibility.LAB,
@@ -61,6 +85,10 @@ def dataset_create(
     upload retried returns the row and sends its validation again if it is still waiting.
     """
     _check_can_write(user=owner, lab=lab)
+    guessed = None
+    if not modality:
+        guessed = _modality_guess(file=file, filename=filename)
+        modality, schema = guessed.modality, _schema_with_guess(schema=schema, guess=guessed)
     if modality not in MODALITIES:
         raise ServiceError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}", field="modality")
     if visibility not in Visibility.values:
@@ -89,6 +117,7 @@ def dataset_create(
         policy=policy,
         original_filename=filename,
     )
+    dataset.modality_guess = guessed.reason if guessed else ""  # said back to the uploader
     stored, sha256, size = storage_save_hashed(path=dataset_original_path(dataset, filename), file=file)
     if size > settings.LABFORMER_MAX_UPLOAD_BYTES:  # a file-like that did not know its size
         default_storage.delete(stored)
@@ -107,6 +136,7 @@ def dataset_create(
                 # message was lost): send it again; a duplicate message is harmless.
                 dataset_enqueue_validation(dataset=same)
             same.deduplicated, same.reused_bytes = True, True
+            same.modality_guess = dataset.modality_guess
             return same
         # Same bytes, another name or another mapping / policy: a new row that shares the stored file.
         stored = same_bytes.first().original_file.name
@@ -360,13 +390,14 @@ def _staging_path(session: UploadSession) -> Path:
 
 
 def upload_session_create(
-    *, owner: AbstractBaseUser, lab: Lab, name: str, filename: str, modality: str, size_bytes: int,
+    *, owner: AbstractBaseUser, lab: Lab, name: str, filename: str, modality: str | None, size_bytes: int,
     visibility: str = Visibility.LAB, policy: str = Dataset.Policy.STRICT, description: str = "",
     schema: dict | None = None,
 ) -> UploadSession:
-    """Open an upload of ``size_bytes``; checks everything that can be checked before any byte arrives."""
+    """Open an upload of ``size_bytes``; checks everything that can be checked before any byte arrives.
+    Without a ``modality`` it is guessed from the file's first records when the upload finishes."""
     _check_can_write(user=owner, lab=lab)
-    if modality not in MODALITIES:
+    if modality and modality not in MODALITIES:
         raise ServiceError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}", field="modality")
     if policy not in Dataset.Policy.values:
         raise ServiceError(f"unknown policy {policy!r}; expected strict or skip", field="policy")
@@ -383,7 +414,7 @@ def upload_session_create(
         )
     session = UploadSession.objects.create(
         uid=uuid.uuid4(), owner=owner, lab=lab, name=name.strip(), filename=Path(filename).name or "upload",
-        modality=modality, size_bytes=size_bytes, visibility=visibility, policy=policy,
+        modality=modality or "", size_bytes=size_bytes, visibility=visibility, policy=policy,
         description=description, schema=schema or {},
     )
     path = _staging_path(session)

@@ -74,3 +74,12 @@ def test_cli_submit_is_refused_with_the_fix_named_and_takes_target_col(portal: P
              "--lab", m.lab.name, "--json")
     assert ok.returncode == 0, ok.stderr
     assert Job.objects.get(pk=json.loads(ok.stdout)["id"]).config["target_cols"] == ["active"]
+
+
+def test_cli_upload_without_a_modality_says_what_it_told_from_the_file(portal: Portal, broker, tmp_path: Path) -> None:  # noqa: ANN001
+    path = tmp_path / "promoters.csv"
+    path.write_bytes(CSV)
+    out = cli(portal, "upload", str(path), "--name", "promoters", "--lab", portal.membership.lab.slug, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["modality"] == "dna"
+    assert "modality dna, told from the file" in out.stderr and "--modality" in out.stderr

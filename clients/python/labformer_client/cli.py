@@ -139,6 +139,9 @@ def _what_happened(dataset: dict) -> str:
 
 def _dataset_outcome(client: Client, args: argparse.Namespace, dataset: dict) -> int:
     print(_what_happened(dataset), file=sys.stderr)  # also with -q: a repeated upload is never silent
+    if dataset.get("modality_guess"):
+        print(f"modality {dataset['modality']}, told from the file: {dataset['modality_guess']} (if wrong: "
+              f"`labformer dataset remap {dataset['id']} --modality ...`)", file=sys.stderr)
     if args.wait:
         flags = {k: dataset.get(k) for k in ("deduplicated", "reused_bytes")}
         dataset = {**client.wait_dataset(dataset, timeout=args.timeout), **flags}
@@ -309,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--name", required=True)
     p.add_argument("--lab", required=True, help="the lab to upload to: its slug or its name")
-    p.add_argument("--modality", required=True, help="dna, protein, smiles, particles, lightcurve, tabular")
+    p.add_argument("--modality", default=None,
+                   help="dna, protein, smiles, particles, lightcurve, tabular (omitted: told from the file's first records)")
     p.add_argument("--mapping", type=_json_arg, default=None,
                    help='column mapping as JSON or @file, e.g. \'{"input_cols": ["sequence"], "target_cols": ["label"]}\'')
     p.add_argument("--policy", default="strict", choices=["strict", "skip"])

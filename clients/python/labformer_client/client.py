@@ -202,7 +202,8 @@ class Client:
         return self._paginate("/uploads/", {"status": status}, limit)
 
     def upload_dataset(
-        self, path: str | os.PathLike, *, name: str, lab: str, modality: str, mapping: dict | None = None,
+        self, path: str | os.PathLike, *, name: str, lab: str, modality: str | None = None,
+        mapping: dict | None = None,
         policy: str = "strict", visibility: str = "lab", description: str = "", chunk_size: int = 8 * MiB,
         resume: bool = True, upload_id: str | None = None, max_failures: int = 8,
         progress: Callable[[int, int], None] | None = None, idempotency_key: str | None = None,

@@ -63,3 +63,19 @@ def test_api_job_creation_refuses_what_cannot_succeed_and_takes_target_col() -> 
                                        "lab": member.lab.name}, format="json")
     assert ok.status_code == 201, ok.json()
     assert Job.objects.get().config["target_cols"] == ["active"]
+
+
+def test_api_upload_without_a_modality_is_told_it_from_the_file_or_asked_for_it() -> None:
+    member = MembershipFactory(role=Membership.Role.MEMBER, lab=LabFactory(slug="guess"))
+    client = token_client(member.user)
+    smiles = b"smiles,logS\nCCO,0.5\nc1ccccc1O,-0.3\nCC(=O)Nc1ccc(O)cc1,-1.2\nCCN(CC)CC,0.1\n"
+    told = client.post("/api/v1/datasets/", {"file": ContentFile(smiles, name="solubility.csv"), "name": "sol",
+                                             "lab": "guess"}, format="multipart")
+    assert told.status_code == 201, told.json()
+    assert told.json()["modality"] == "smiles" and told.json()["modality_guess"]
+    named = _upload(client, "guess")  # a modality given is taken as given, and nothing is said about it
+    assert named.status_code == 201 and named.json()["modality_guess"] == ""
+    unknown = client.post("/api/v1/datasets/", {"file": ContentFile(b"a;b\n?!;@@\n", name="x.txt"), "name": "x",
+                                                "lab": "guess"}, format="multipart")
+    assert unknown.status_code == 400 and "modality" in unknown.json()["error"]["fields"]
+    assert not Dataset.objects.filter(name="x").exists()
