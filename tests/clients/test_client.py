@@ -122,7 +122,7 @@ def test_cli_upload_lists_paginates_cancels_and_exit_codes(
     assert missing.returncode == 4 and json.loads(missing.stdout)["error"]["code"] == "not_found"
     bad = cli(portal, "submit", "--dataset", str(ready.pk), "--task", "dna-classification", "--hp", "epochs=-1")
     assert bad.returncode == 5 and "epochs" in bad.stderr
-    assert cli(portal, "upload", str(path), "--name", "x", "--lab", m.lab.slug).returncode == 2  # no --modality
+    assert cli(portal, "upload", str(path), "--lab", m.lab.slug, "--modality", "dna").returncode == 2  # no --name
     with pytest.raises(InvalidInput) as refused:
         client.submit_job(ready.pk, "molecule-regression")
     assert refused.value.status == 400 and "task" in refused.value.fields
