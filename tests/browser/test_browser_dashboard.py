@@ -20,6 +20,7 @@ from portal.datasets.models import Dataset
 from portal.datasets.services import dataset_create
 from portal.jobs.models import Job
 from portal.jobs.services import job_submit
+from portal.results.models import Result
 from tests.browser.conftest import DASH_TIMEOUT_MS, dashboard, figure, wait_for_figure
 from tests.workers.conftest import wait_for
 
@@ -108,10 +109,15 @@ def test_browser_dashboard_views_attention_embedding_evaluation_pareto(
     assert sum(t["points"] for t in balance) == CLASSES, balance
     wait_for_figure(stats, "length-graph")
     tradeoffs = dashboard(page, "tradeoffs")
+    # On a busy machine the report's latencies may never become stable: such points are left out of the
+    # latency front by default (the size front keeps every point).
+    steady = (Result.objects.get(job=job).compression_report.get("timing") or {}).get("stable") is not False
     for graph_id in ("latency-graph", "size-graph"):
         drawn = wait_for_figure(tradeoffs, graph_id)
         names = {t["name"] for t in drawn if t["points"]}
-        assert {"baseline", "int8"} <= names and any("pareto" in n.lower() for n in names), drawn
+        assert {"baseline", "int8"} <= names, drawn
+        fronted = any("pareto" in n.lower() for n in names)
+        assert fronted if (steady or graph_id == "size-graph") else not fronted, (steady, drawn)
     shot("dashboard-dataset-pareto", page.locator("[data-dashboard='tradeoffs']"))
 
     # The job page: training curves, then the embedding explorer.
