@@ -15,7 +15,7 @@ Nothing here imports Django; torch is imported only by the functions that run a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +40,9 @@ def inputs_from_file(loaded: LoadedModel, path: str | Path) -> Inputs:
 
 
 def model_predict(loaded: LoadedModel, inputs: Inputs, *, batch_size: int = 64,
-                  device: str = "cpu") -> list[dict[str, Any]]:
-    """One prediction per record (`LoadedModel.decode`'s shape), or `InvalidRecords` before any is made."""
+                  device: str = "cpu", check: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """One prediction per record (`LoadedModel.decode`'s shape), or `InvalidRecords` before any is made.
+    `check` runs before each batch; whatever it raises stops the prediction there (a lost lease)."""
     from mlcore.modalities import RecordError
     from mlcore.tasks import collate_fn
     from mlcore.trainer import predict as trainer_predict
@@ -55,7 +56,8 @@ def model_predict(loaded: LoadedModel, inputs: Inputs, *, batch_size: int = 64,
             problems.add(inputs.positions[i], inputs.ids[i], str(exc))
     problems.raise_if_any(len(inputs))
     logits = trainer_predict(model=loaded.model, dataset=examples, collate=collate_fn(loaded.featurizer, loaded.kind),
-                             length=loaded.featurizer.length, batch_size=batch_size, device=device)
+                             length=loaded.featurizer.length, batch_size=batch_size, device=device,
+                             check=check)
     return loaded.decode(logits)
 
 

@@ -308,10 +308,14 @@ class _EvalOut:
 
 @torch.no_grad()
 def _run_eval(model: nn.Module, dataset: Sequence, batches: Sequence[Sequence[int]], collate: Collate,
-              length: Callable[[Any], int], device: torch.device, amp_dtype: torch.dtype | None) -> _EvalOut:
-    """Forward `batches` of `dataset`; per-example float32 logits (and labels), trimmed for tokens."""
+              length: Callable[[Any], int], device: torch.device, amp_dtype: torch.dtype | None,
+              check: Callable[[], None] | None = None) -> _EvalOut:
+    """Forward `batches` of `dataset`; per-example float32 logits (and labels), trimmed for tokens.
+    `check` runs before each batch: an exception it raises stops the pass there."""
     out = _EvalOut()
     for idx in batches:
+        if check is not None:
+            check()
         examples = [dataset[i] for i in idx]
         batch = _to_device(collate(examples), device)
         with _autocast(device, amp_dtype):
@@ -345,11 +349,13 @@ def _ordered(out: _EvalOut, n: int) -> tuple[list[np.ndarray], list[np.ndarray |
 
 
 def predict(*, model: nn.Module, dataset: Sequence, collate: Collate, length: Callable[[Any], int],
-            batch_size: int, device: str | torch.device, precision: str = "fp32") -> list[np.ndarray]:
+            batch_size: int, device: str | torch.device, precision: str = "fp32",
+            check: Callable[[], None] | None = None) -> list[np.ndarray]:
     """Per-example float32 logits in the dataset's original order (per-token ones trimmed to length).
 
     Batches are formed from length-sorted examples, so padding is minimal; the model is moved to
-    `device` and left there, in the train/eval mode it had before.
+    `device` and left there, in the train/eval mode it had before. `check` runs before each batch and
+    stops the pass by raising (a worker whose lease was lost).
     """
     device = resolve_device(device)
     amp_dtype, _ = resolve_precision(precision, device)
@@ -358,7 +364,7 @@ def predict(*, model: nn.Module, dataset: Sequence, collate: Collate, length: Ca
     model.eval()
     try:
         batches = eval_batches([length(ex) for ex in dataset], batch_size)
-        out = _run_eval(model, dataset, batches, collate, length, device, amp_dtype)
+        out = _run_eval(model, dataset, batches, collate, length, device, amp_dtype, check)
     finally:
         model.train(was_training)
     return _ordered(out, len(dataset))[0]

@@ -1,4 +1,4 @@
-"""Predictions for new records with a finished job's model: the body of the `workers.predict` task.
+"""Predictions for new records with a finished job's model: the body of the `predict` handler.
 
 - The prediction's model artifact (a zip of an mlcore model directory) is fetched from storage with
   its sha256 checked, unpacked under the work folder and loaded once per worker process; later
@@ -8,8 +8,9 @@
 - Every record is checked by the model's own featurizer before anything is predicted; bad records
   end the prediction failed with each one named, and no result is written.
 - The result goes into the row (inline) or to storage as a CSV; the prediction ends through the
-  state machine in `portal.results.services`. A heartbeat thread keeps the row alive meanwhile, so a
-  lost worker is noticed by the sweep and the prediction runs again elsewhere.
+  state machine in `portal.results.services`. The lease's heartbeat (`workers.leased.LeaseReporter`)
+  keeps the row alive meanwhile, so a lost worker is noticed by the sweep and the prediction runs
+  again elsewhere; an attempt that comes back after losing its lease stops at its next batch.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection
 
 from mlcore.data import DataError
 from mlcore.modeldir import LoadedModel, model_load
@@ -35,9 +35,11 @@ from mlcore.predict import (
     Inputs, InvalidRecords, inputs_from_file, model_predict, predictions_json, predictions_write_csv, records_parse,
 )
 from mlcore.threads import threads_choose
+from portal.common.lease import StaleAttempt
 from portal.results import services as result_services
 from portal.results.models import Artifact, Prediction
 from workers.db_retry import db_retry
+from workers.leased import LeaseReporter
 from workers.workdirs import work_dirs_sweep
 
 log = logging.getLogger(__name__)
@@ -86,35 +88,6 @@ def model_for_artifact(artifact: Artifact) -> LoadedModel:
         return loaded
 
 
-class _Heartbeat:
-    """Beats for one running prediction from a thread with its own database connection."""
-
-    def __init__(self, *, prediction_id: int, attempt: int) -> None:
-        self.prediction_id, self.attempt = prediction_id, attempt
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"prediction-heartbeat-{prediction_id}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(settings.LABFORMER_HEARTBEAT_INTERVAL):
-                try:
-                    db_retry(result_services.prediction_heartbeat, what="the prediction heartbeat",
-                             prediction_id=self.prediction_id, attempt=self.attempt)
-                except Exception as exc:  # a database hiccup must not end the heartbeat for good
-                    log.warning("prediction %s: heartbeat failed: %s", self.prediction_id, exc)
-                    close_old_connections()
-        finally:
-            connection.close()
-
-
 def _inputs(prediction: Prediction, loaded: LoadedModel, work: Path) -> Inputs:
     modality = loaded.config["modality"]
     if prediction.records is not None:
@@ -144,17 +117,11 @@ def _torch_threads() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def prediction_run(*, prediction_id: int, worker_hostname: str) -> str:
-    """Start the prediction (one delivery wins), predict, and end it; returns the final status."""
-    try:
-        prediction = result_services.prediction_start(prediction_id=prediction_id, worker_hostname=worker_hostname)
-    except result_services.PredictionTransitionError as exc:
-        log.info("prediction %s not started by %s: %s", prediction_id, worker_hostname, exc)
-        return exc.current
-    except Prediction.DoesNotExist:
-        log.warning("prediction %s no longer exists", prediction_id)
-        return "missing"
-    attempt = prediction.attempts
+def prediction_run(prediction: Prediction) -> str:
+    """Predict and end a prediction this worker has just started (``workers.handlers.predict``);
+    returns the final status. ``StaleAttempt`` when the lease was lost meanwhile: the heartbeat saw
+    it, and the prediction stopped at its next batch without storing anything."""
+    prediction_id, attempt = prediction.pk, prediction.attempts
 
     def fail(**reason: object) -> None:
         try:
@@ -168,16 +135,20 @@ def prediction_run(*, prediction_id: int, worker_hostname: str) -> str:
     work_dirs_sweep(work)
     work = Path(tempfile.mkdtemp(prefix=f"prediction-{prediction_id}-a{attempt}-", dir=work))
     try:
-        with _Heartbeat(prediction_id=prediction_id, attempt=attempt), _torch_threads():
+        with LeaseReporter(lease=result_services.PREDICTION_LEASE, pk=prediction_id, attempt=attempt) as lease, \
+                _torch_threads():
             loaded = model_for_artifact(prediction.model_artifact)
+            lease.check()
             inputs = _inputs(prediction, loaded, work)
-            predictions = model_predict(loaded, inputs)
+            predictions = model_predict(loaded, inputs, check=lease.check)
+            lease.check()
             if prediction.output == Prediction.Output.INLINE:
                 db_retry(result_services.prediction_succeed, what="storing the predictions", prediction_id=prediction_id,
                          attempt=attempt, n_records=len(inputs), predictions=predictions_json(loaded, inputs, predictions))
             else:
                 path = work / "predictions.csv"
                 predictions_write_csv(loaded, inputs, predictions, path)
+                lease.check()
                 db_retry(result_services.prediction_succeed, what="storing the predictions", prediction_id=prediction_id,
                          attempt=attempt, n_records=len(inputs), result_path=path)
         return Prediction.Status.SUCCEEDED
@@ -185,6 +156,8 @@ def prediction_run(*, prediction_id: int, worker_hostname: str) -> str:
         # The sweep gave this attempt up (its heartbeat was late) and another one owns it now.
         log.warning("prediction %s attempt %s lost its claim: %s", prediction_id, attempt, exc)
         return exc.current
+    except StaleAttempt:
+        raise  # the handler says so and returns: nothing more is written
     except InvalidRecords as exc:
         fail(code="invalid_records", message=str(exc), problems=exc.problems)
     except DataError as exc:

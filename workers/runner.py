@@ -1,6 +1,6 @@
 """One attempt at one job: the bridge between the job row and the mlcore recipe.
 
-`run_job` (workers/tasks.py) moves the job to running and hands it here. The runner
+`run_job` (workers/handlers.py) moves the job to running and hands it here. The runner
 - copies the dataset file from storage to a local work folder (storage may be S3),
 - finds the job's last checkpoint artifact, if an earlier attempt left one, to resume from it,
 - runs `mlcore.recipe.recipe_run` with a callback that buffers metric points and progress, and
@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 
 from mlcore.csvsafe import csv_writer
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_run
@@ -60,6 +60,7 @@ from portal.results.services import Point
 from workers import ddp
 from workers.db_retry import db_retry
 from workers.joblog import JobLogStream
+from workers.leased import LeaseReporter
 from workers.workdirs import work_dirs_sweep
 
 log = logging.getLogger(__name__)
@@ -79,38 +80,30 @@ TSNE_MAX = 2000
 ATTENTION_MAX_BYTES = 64 * 1024 * 1024
 
 
-class DatabaseReporter(Callback):
-    """Collects progress and metric points from the training loop; a thread writes them out.
+class DatabaseReporter(LeaseReporter, Callback):
+    """The job's heartbeat reporter (``workers.leased.LeaseReporter``, as for predictions), which also
+    collects progress and metric points from the training loop and writes them on every beat.
 
     The training loop only appends to in-memory lists (cheap, no I/O between steps); the heartbeat
-    thread swaps the lists out under a lock and writes them in one statement each.
+    thread swaps the lists out under a lock and writes them in one statement each, beats (fenced by
+    the attempt; it reads the cancel flag too) and sends the new lines of the attempt's log.
     """
 
     def __init__(self, *, job_id: int, attempt: int, interval: float, log_stream: JobLogStream | None = None) -> None:
+        super().__init__(lease=job_services.LEASE, pk=job_id, attempt=attempt, interval=interval)
         self.job_id = job_id
-        self.attempt = attempt
-        self.interval = interval
         self.log_stream = log_stream
         self._lock = threading.Lock()
         self._points: list[Point] = []
         self._progress: dict[str, Any] = {}
         self._checkpoints: list[Path] = []
-        self._cancel = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
-        self.last_error: BaseException | None = None
-        self.stale: job_services.StaleAttempt | None = None  # set once the lease is seen lost
-
-    def _check_lease(self) -> None:
-        if self.stale is not None:
-            raise self.stale  # in the training loop: this attempt stops at its next step
 
     # --- the training loop's side ------------------------------------------------------------
     def on_train_start(self, state: TrainState) -> None:
         self._set_progress(state)
 
     def on_step_end(self, state: TrainState) -> None:
-        self._check_lease()
+        self.check()  # in the training loop: a stale attempt stops at its next step
         with self._lock:
             self._points.append(Point("train", "loss", state.step, state.epoch, state.loss, self.attempt))
             self._points.append(Point("train", "lr", state.step, state.epoch, state.lr, self.attempt))
@@ -130,7 +123,7 @@ class DatabaseReporter(Callback):
             else:
                 split, name = "train", key
             points.append(Point(split, name, state.step, state.epoch, float(value), self.attempt))
-        self._check_lease()
+        self.check()
         with self._lock:
             self._points.extend(points)
         self._set_progress(state)
@@ -145,9 +138,6 @@ class DatabaseReporter(Callback):
             metadata={"epoch": self._progress.get("epoch"), "step": self._progress.get("step")}, replace=True,
         )
 
-    def should_stop(self) -> bool:
-        return self._cancel.is_set() or self.stale is not None
-
     def on_phase(self, name: str, index: int, count: int) -> None:
         # Written at once (a handful per run): a short phase would fall between two heartbeats.
         db_retry(job_services.job_phase_set, what="the phase", job_id=self.job_id, phase=name, index=index,
@@ -158,18 +148,14 @@ class DatabaseReporter(Callback):
             self._progress = {"progress": float(state.fraction), "epoch": int(state.epoch), "step": int(state.step)}
 
     # --- the heartbeat thread's side ---------------------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        super().stop()
         self.flush()
 
-    def flush(self) -> None:
-        """Write the buffered points and beat. Points whose write fails stay buffered for the next
-        flush (none is lost; the upsert stores a point written twice once). A lost lease is
-        remembered (``stale``) and raised."""
+    def beat(self) -> bool:
+        """Write the buffered points, beat and send the log; True when a cancel was asked. Points whose
+        write fails stay buffered for the next beat (none is lost; the upsert stores a point written
+        twice once)."""
         with self._lock:
             points, self._points = self._points, []
             progress = dict(self._progress)
@@ -177,33 +163,17 @@ class DatabaseReporter(Callback):
             if points:
                 db_retry(result_services.metric_points_record, what="the metric flush",
                          job_id=self.job_id, points=points, attempt=self.attempt)
-            if db_retry(job_services.job_heartbeat, what="the heartbeat", job_id=self.job_id, attempt=self.attempt,
-                        **progress):
-                self._cancel.set()
+            cancel = db_retry(job_services.job_heartbeat, what="the heartbeat", job_id=self.job_id,
+                              attempt=self.attempt, **progress)
             if self.log_stream is not None:
                 db_retry(self.log_stream.send, what="the log")
-        except job_services.StaleAttempt as exc:
-            self.stale = exc
+        except job_services.StaleAttempt:
             raise
         except Exception:
             with self._lock:
                 self._points[:0] = points
             raise
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(self.interval):
-                try:
-                    self.flush()
-                except job_services.StaleAttempt as exc:
-                    log.warning("job %s: %s; this attempt stops", self.job_id, exc)
-                    return
-                except Exception as exc:  # a database outage longer than the retries: try again next beat
-                    self.last_error = exc
-                    log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
-                    close_old_connections()
-        finally:
-            connection.close()  # this thread's own connection
+        return cancel
 
 
 def _local_copy(field_file: Any, destination: Path) -> Path:
@@ -454,7 +424,7 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
     return status
 
 
-# Pool processes of this worker that may train at once (its concurrency, -c); workers.tasks sets it when
+# Pool processes of this worker that may train at once (its concurrency, -c); workers.handlers sets it when
 # the worker starts. The jobs' torch threads share the worker's cores among them (mlcore.threads).
 pool_processes = 1
 

@@ -15,15 +15,19 @@ it tries is refused with ``StaleAttempt`` instead of overwriting the newer attem
 - ``fenced``: a transaction that first locks the row ``FOR UPDATE`` if, and only if, the attempt still
   holds the lease; the sweep's requeue UPDATE waits for it, so a write inside cannot interleave with
   a lease changing hands.
-- ``requeue_lost`` and ``dispatch_pending``: the sweeps' halves (lost heartbeats, lost messages).
+- ``sweep_lost`` (``requeue_lost`` for each) and ``dispatch_pending``: the sweeps (lost heartbeats,
+  lost messages), the same for every object; the object gives its own enqueue and exhausted-attempts
+  failure.
 
 Each object's own ``services.py`` (portal.jobs, portal.results) builds one ``LeaseMachine`` and calls
-it; no other module writes the ``status`` of a leased object.
+it; no other module writes the ``status`` of a leased object. On the worker's side one heartbeat
+reporter and one base Celery handler (``workers/leased.py``) serve every such object.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +38,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from portal.common.errors import ServiceError
+
+log = logging.getLogger(__name__)
 
 RUNNING = "running"
 QUEUED = "queued"
@@ -153,6 +159,29 @@ class LeaseMachine:
             if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                 raise
             raise self.error(pk, "locked by its worker", QUEUED) from exc
+
+    def sweep_lost(self, *, stale_before: datetime,
+                   requeue: Callable[[int], models.Model]) -> dict[str, list[int]]:
+        """Every lost row through ``requeue(pk)`` (the object's service around ``requeue_lost``, which
+        also enqueues a requeued row); ``{"requeued": [...], "failed": [...]}``. A row that beat,
+        finished or was cancelled between the read and the update is left as it is."""
+        moved: dict[str, list[int]] = {"requeued": [], "failed": []}
+        for pk in self.lost_ids(stale_before=stale_before):
+            try:
+                row = requeue(pk)
+            except (ServiceError, self.model.DoesNotExist) as exc:
+                log.info("%s %s changed meanwhile: %s", self.label, pk, exc)
+                continue
+            moved["requeued" if row.status == QUEUED else "failed"].append(pk)
+        return moved
+
+    def dispatch_pending(self, *, min_age: timedelta, resend_after: timedelta,
+                         enqueue: Callable[[models.Model], bool], order_by: tuple[str, ...] = ("created_at",),
+                         exclude: tuple[int, ...] | list[int] = (), limit: int = 500) -> list[int]:
+        """Send the ``pending`` rows through ``enqueue`` (the object's own send, False when the broker
+        did not take it); returns the rows sent."""
+        rows = self.pending(min_age=min_age, resend_after=resend_after).exclude(pk__in=list(exclude))
+        return [row.pk for row in rows.order_by(*order_by)[:limit] if enqueue(row)]
 
     def pending(self, *, min_age: timedelta, resend_after: timedelta) -> models.QuerySet:
         """Queued rows whose message never reached the broker (older than ``min_age``, so a submission

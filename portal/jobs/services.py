@@ -114,11 +114,8 @@ def _job_enqueue(*, job: Job) -> bool:
 
 def job_dispatch_pending(*, min_age: timedelta, resend_after: timedelta) -> list[int]:
     """Send queued jobs whose message never reached the broker or was lost (see ``LeaseMachine.pending``)."""
-    sent = []
-    for job in LEASE.pending(min_age=min_age, resend_after=resend_after).order_by("-priority", "created_at")[:500]:
-        if _job_enqueue(job=job):
-            sent.append(job.pk)
-    return sent
+    return LEASE.dispatch_pending(min_age=min_age, resend_after=resend_after, order_by=("-priority", "created_at"),
+                                  enqueue=lambda job: _job_enqueue(job=job))
 
 
 def _writable_lab(*, user: AbstractBaseUser, dataset: Dataset, lab: Lab | None) -> Lab:
@@ -546,6 +543,13 @@ def job_requeue_lost(*, job_id: int, stale_before: datetime) -> Job:
     if outcome == S.QUEUED:
         transaction.on_commit(lambda: _job_enqueue(job=job))
     return job
+
+
+def job_sweep_lost(*, stale_before: datetime) -> dict[str, list[int]]:
+    """``job_requeue_lost`` for every running job whose heartbeat is older than ``stale_before``:
+    ``{"requeued": [...], "failed": [...]}`` (``LeaseMachine.sweep_lost``)."""
+    return LEASE.sweep_lost(stale_before=stale_before,
+                            requeue=lambda pk: job_requeue_lost(job_id=pk, stale_before=stale_before))
 
 
 def job_clone(

@@ -15,9 +15,9 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -365,35 +365,43 @@ def prediction_fail(*, prediction_id: int, message: str, code: str = "prediction
     return prediction
 
 
+def prediction_requeue_lost(*, prediction_id: int, stale_before: datetime) -> Prediction:
+    """running → queued (sent again; attempts remain) or running → failed (none left) for a prediction
+    whose heartbeat is older than ``stale_before`` (``LeaseMachine.requeue_lost``)."""
+    def exhausted(stale: dict[str, Any]) -> Prediction:
+        hostname, max_attempts = Prediction.objects.values_list("worker_hostname", "max_attempts").get(pk=prediction_id)
+        return prediction_fail(prediction_id=prediction_id, code="worker_lost", stale=stale, message=(
+            f"the worker predicting stopped sending heartbeats (last from {hostname or 'unknown'}) "
+            f"and all {max_attempts} attempts are used"))
+
+    outcome, prediction = PREDICTION_LEASE.requeue_lost(pk=prediction_id, stale_before=stale_before,
+                                                        exhausted=exhausted)
+    if outcome == PS.QUEUED:
+        _prediction_enqueue(prediction=prediction)
+    return prediction
+
+
+def prediction_sweep_lost(*, stale_before: datetime) -> dict[str, list[int]]:
+    """``prediction_requeue_lost`` for every running prediction whose heartbeat is older than
+    ``stale_before``: ``{"requeued": [...], "failed": [...]}`` (``LeaseMachine.sweep_lost``)."""
+    return PREDICTION_LEASE.sweep_lost(
+        stale_before=stale_before, requeue=lambda pk: prediction_requeue_lost(prediction_id=pk, stale_before=stale_before))
+
+
+def prediction_dispatch_pending(*, min_age: timedelta, resend_after: timedelta,
+                                exclude: Iterable[int] = ()) -> list[int]:
+    """Send queued predictions whose message never reached the broker or was lost (``LeaseMachine.pending``):
+    only one delivery can start a prediction, so a duplicate message is harmless."""
+    return PREDICTION_LEASE.dispatch_pending(min_age=min_age, resend_after=resend_after, exclude=list(exclude),
+                                             enqueue=lambda prediction: _prediction_enqueue(prediction=prediction))
+
+
 def prediction_sweep(*, heartbeat_timeout: timedelta, min_age: timedelta, resend_after: timedelta) -> dict[str, list[int]]:
     """Recover predictions a lost worker or a lost broker message left behind.
 
     Running ones whose heartbeat expired go back to queued (attempts remain) or fail; queued ones never
-    sent (the broker was down) or sent longer than ``resend_after`` ago are sent (again): only one
-    delivery can start a prediction, so a duplicate message is harmless.
+    sent (the broker was down) or sent longer than ``resend_after`` ago are sent (again).
     """
-    stale_before = timezone.now() - heartbeat_timeout
-    moved: dict[str, list[int]] = {"requeued": [], "failed": [], "sent": []}
-
-    def exhausted(pk: int) -> Callable[[dict[str, Any]], Prediction]:
-        def fail(stale: dict[str, Any]) -> Prediction:
-            hostname, max_attempts = Prediction.objects.values_list("worker_hostname", "max_attempts").get(pk=pk)
-            return prediction_fail(prediction_id=pk, code="worker_lost", stale=stale, message=(
-                f"the worker predicting stopped sending heartbeats (last from {hostname or 'unknown'}) "
-                f"and all {max_attempts} attempts are used"))
-        return fail
-
-    for pk in PREDICTION_LEASE.lost_ids(stale_before=stale_before):
-        try:
-            outcome, prediction = PREDICTION_LEASE.requeue_lost(pk=pk, stale_before=stale_before,
-                                                                exhausted=exhausted(pk))
-            if outcome == PS.QUEUED:
-                _prediction_enqueue(prediction=prediction)
-            moved["requeued" if outcome == PS.QUEUED else "failed"].append(pk)
-        except (PredictionTransitionError, Prediction.DoesNotExist) as exc:
-            log.info("prediction %s changed meanwhile: %s", pk, exc)
-    pending = PREDICTION_LEASE.pending(min_age=min_age, resend_after=resend_after)
-    for prediction in pending.exclude(pk__in=moved["requeued"]).order_by("created_at")[:500]:
-        if _prediction_enqueue(prediction=prediction):
-            moved["sent"].append(prediction.pk)
+    moved = prediction_sweep_lost(stale_before=timezone.now() - heartbeat_timeout)
+    moved["sent"] = prediction_dispatch_pending(min_age=min_age, resend_after=resend_after, exclude=moved["requeued"])
     return moved

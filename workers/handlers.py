@@ -1,20 +1,21 @@
-"""Celery tasks: thin functions that load ids and call services (HackSoft / Galaxy style).
+"""Celery handlers: thin functions that load ids and call services (HackSoft / Galaxy style).
 
-Task names come from ``portal.config.celery`` so producer and consumer cannot drift apart.
+"Handler" is a Celery task function (the word "task" is kept for the catalog's tasks). Handler names
+come from ``portal.config.celery`` so producer and consumer cannot drift apart. The two handlers that
+run a leased object, ``run_job`` and ``predict``, share one base class (``workers.leased.LeasedHandler``):
+acquire the lease, run, stop when the lease is lost, fail at the hard time limit, and the sweeps that
+requeue lost leases and send pending messages.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.utils import timezone
 
 import torch
 from celery import Task
-from celery.exceptions import TimeLimitExceeded
 from celery.signals import celeryd_after_setup, worker_ready
 
 from portal.config.celery import (
@@ -23,12 +24,12 @@ from portal.config.celery import (
 )
 from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset
-from portal.jobs import selectors as job_selectors
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results import services as result_services
 from portal.results.models import Prediction
 from workers.broker import broker_epoch_store, broker_restart_seen, sweep_release
+from workers.leased import LeasedHandler
 from workers.predict import prediction_run
 from workers import runner
 from workers.runner import job_run_safely  # loads torch: the worker parent imports it once, children share it
@@ -37,23 +38,45 @@ from workers.validation import dataset_validate_run
 log = logging.getLogger(__name__)
 
 
-class JobTask(Task):
-    """Fails the job when its process is killed at the hard time limit.
+class JobHandler(LeasedHandler):
+    """``run_job``'s base: a job's lease, through ``portal.jobs.services``."""
 
-    The soft limit raises inside the job and is handled there; the hard limit kills the child
-    process, and Celery then calls ``on_failure`` in the worker's parent process.
-    """
+    model = Job
+    lease = job_services.LEASE
+    transition_error = job_services.JobTransitionError
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
-        if isinstance(exc, TimeLimitExceeded) and args:
-            try:
-                job_services.job_fail(
-                    job_id=int(args[0]),
-                    message=f"the job was killed at its hard time limit ({exc}); it did not stop at the soft limit",
-                    traceback=str(einfo),
-                )
-            except (job_services.JobTransitionError, Job.DoesNotExist) as transition:
-                log.info("job %s: %s", args[0], transition)
+    def acquire(self, pk: int, worker_hostname: str) -> Job:
+        job_services.job_start(job_id=pk, worker_hostname=worker_hostname)
+        return Job.objects.select_related("dataset").get(pk=pk)
+
+    def fail(self, pk: int, message: str, traceback: str) -> None:
+        job_services.job_fail(job_id=pk, message=message, traceback=traceback)
+
+    def requeue_lost_since(self, stale_before: datetime) -> dict[str, list[int]]:
+        return job_services.job_sweep_lost(stale_before=stale_before)
+
+    def dispatch(self, *, min_age: timedelta, resend_after: timedelta, exclude: list[int]) -> list[int]:
+        return job_services.job_dispatch_pending(min_age=min_age, resend_after=resend_after)
+
+
+class PredictionHandler(LeasedHandler):
+    """``predict``'s base: a prediction's lease, through ``portal.results.services``."""
+
+    model = Prediction
+    lease = result_services.PREDICTION_LEASE
+    transition_error = result_services.PredictionTransitionError
+
+    def acquire(self, pk: int, worker_hostname: str) -> Prediction:
+        return result_services.prediction_start(prediction_id=pk, worker_hostname=worker_hostname)
+
+    def fail(self, pk: int, message: str, traceback: str) -> None:
+        result_services.prediction_fail(prediction_id=pk, message=message)
+
+    def requeue_lost_since(self, stale_before: datetime) -> dict[str, list[int]]:
+        return result_services.prediction_sweep_lost(stale_before=stale_before)
+
+    def dispatch(self, *, min_age: timedelta, resend_after: timedelta, exclude: list[int]) -> list[int]:
+        return result_services.prediction_dispatch_pending(min_age=min_age, resend_after=resend_after, exclude=exclude)
 
 
 def multi_gpu_queue(gpu_count: int) -> str:
@@ -79,40 +102,21 @@ def _pass_on_if_too_big(task: Task, job_id: int) -> str | None:
     return "passed on"
 
 
-@app.task(name=TASK_RUN_JOB, bind=True, base=JobTask)
-def run_job(self, job_id: int) -> str:  # noqa: ANN001 - bound task
+@app.task(name=TASK_RUN_JOB, bind=True, base=JobHandler)
+def run_job(self: JobHandler, job_id: int) -> str:
     """Start the job (exactly one delivery wins) and run it; a duplicate delivery does nothing."""
-    hostname = self.request.hostname or socket.gethostname()
     passed_on = _pass_on_if_too_big(self, job_id)
     if passed_on:
         return passed_on
-    try:
-        job_services.job_start(job_id=job_id, worker_hostname=hostname)
-    except job_services.JobTransitionError as exc:
-        log.info("job %s not started by %s: %s", job_id, hostname, exc)
-        return exc.current
-    except Job.DoesNotExist:
-        log.warning("job %s no longer exists", job_id)
-        return "missing"
-    job = Job.objects.select_related("dataset").get(pk=job_id)
-    return job_run_safely(job=job)
+    return self.run_leased(job_id, lambda job: job_run_safely(job=job))
 
 
 @app.task(name=TASK_REQUEUE_LOST_JOBS)
 def requeue_lost_jobs() -> list[int]:
     """Move running jobs whose heartbeat expired back to queued (or to failed when no attempts remain)."""
     sweep_release(TASK_REQUEUE_LOST_JOBS)
-    timeout = timedelta(seconds=settings.LABFORMER_HEARTBEAT_TIMEOUT)
-    stale_before = timezone.now() - timeout
-    moved: list[int] = []
-    for job_id in job_selectors.job_list_lost_ids(timeout=timeout):
-        try:
-            job_services.job_requeue_lost(job_id=job_id, stale_before=stale_before)
-            moved.append(job_id)
-        except job_services.JobTransitionError as exc:
-            # It beat, finished or was cancelled between the read and the update: nothing to do.
-            log.info("job %s changed meanwhile: %s", job_id, exc)
-    return moved
+    moved = run_job.requeue_lost()
+    return moved["requeued"] + moved["failed"]
 
 
 @app.task(name=TASK_DISPATCH_PENDING_JOBS)
@@ -122,9 +126,7 @@ def dispatch_pending_jobs() -> list[int]:
     sweep_release(TASK_DISPATCH_PENDING_JOBS)
     restarted = broker_restart_seen()
     if restarted is None:
-        return job_services.job_dispatch_pending(
-            min_age=timedelta(seconds=10), resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER)
-        )
+        return run_job.dispatch_pending()
     sent = broker_resend_all()
     broker_epoch_store(restarted)
     return sent
@@ -133,11 +135,8 @@ def dispatch_pending_jobs() -> list[int]:
 def broker_resend_all() -> list[int]:
     """Send every queued job, queued prediction and dataset waiting for validation again; returns the
     jobs. Duplicates are harmless: one delivery starts each, the others find it started."""
-    sent = job_services.job_dispatch_pending(min_age=timedelta(0), resend_after=timedelta(0))
-    predictions = result_services.prediction_sweep(
-        heartbeat_timeout=timedelta(seconds=settings.LABFORMER_HEARTBEAT_TIMEOUT), min_age=timedelta(0),
-        resend_after=timedelta(0),
-    )["sent"]
+    sent = run_job.dispatch_pending(everything=True)
+    predictions = predict.dispatch_pending(everything=True)
     # `uploaded`: never started (a started validation runs on in its worker whatever the broker lost).
     datasets = list(Dataset.objects.filter(status=Dataset.Status.UPLOADED).order_by("created_at")[:500])
     for dataset in datasets:
@@ -211,29 +210,16 @@ def register_worker(sender, **kwargs) -> None:  # noqa: ANN001 - celery's consum
         log.warning("could not record worker %s: %s", sender.hostname, exc)
 
 
-class PredictionTask(Task):
-    """Fails the prediction when its process is killed at the hard time limit (see JobTask)."""
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001
-        if isinstance(exc, TimeLimitExceeded) and args:
-            try:
-                result_services.prediction_fail(prediction_id=int(args[0]), message=(
-                    f"the prediction was killed at its hard time limit ({exc}); it did not stop at the soft limit"))
-            except (result_services.PredictionTransitionError, Prediction.DoesNotExist) as transition:
-                log.info("prediction %s: %s", args[0], transition)
-
-
-@app.task(name=TASK_PREDICT, bind=True, base=PredictionTask)
-def predict(self, prediction_id: int) -> str:  # noqa: ANN001 - bound task
+@app.task(name=TASK_PREDICT, bind=True, base=PredictionHandler)
+def predict(self: PredictionHandler, prediction_id: int) -> str:
     """Predict new records with a finished job's model; a duplicate delivery does nothing."""
-    return prediction_run(prediction_id=prediction_id, worker_hostname=self.request.hostname or socket.gethostname())
+    return self.run_leased(prediction_id, prediction_run)
 
 
 @app.task(name=TASK_SWEEP_PREDICTIONS)
 def sweep_predictions() -> dict[str, list[int]]:
     """Requeue predictions whose worker was lost and send those whose message never reached a worker."""
     sweep_release(TASK_SWEEP_PREDICTIONS)
-    return result_services.prediction_sweep(
-        heartbeat_timeout=timedelta(seconds=settings.LABFORMER_HEARTBEAT_TIMEOUT), min_age=timedelta(seconds=10),
-        resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER),
-    )
+    moved = predict.requeue_lost()
+    moved["sent"] = predict.dispatch_pending(exclude=moved["requeued"])
+    return moved
