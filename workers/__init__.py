@@ -5,7 +5,7 @@ Run with ``celery -A workers worker -Q cpu`` (or ``-Q gpu -c 1`` per GPU).
 
 from mlcore.threads import spin_off
 
-# Before anything loads torch (the task modules do): a worker shares its machine, so torch's OpenMP
+# Before anything loads torch (the handler module does): a worker shares its machine, so torch's OpenMP
 # threads sleep between parallel regions instead of spinning (see mlcore.threads).
 spin_off()
 

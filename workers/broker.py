@@ -2,7 +2,7 @@
 broker's epoch, by which a Redis that lost its data is noticed.
 
 Once-keys: beat sends a sweep only when no message of that sweep is already waiting. It claims
-``labformer:sweep-pending:<task>`` before sending, the worker releases it when the sweep starts, and
+``labformer:sweep-pending:<handler name>`` before sending, the worker releases it when the sweep starts, and
 the key expires with the message (``SWEEP_PENDING_TTL_S``) so a lost message never blocks its sweep
 for longer. A key beside the messages, not only ``expires`` on them: ``expires`` drops a stale message
 when a worker finally takes it, but while no short worker answers, messages would still pile up in the

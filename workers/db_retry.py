@@ -1,7 +1,7 @@
 """Retry a worker's database write through a dropped connection.
 
 A database failover, a pooler restart or ``pg_terminate_backend`` closes every connection; Django does
-not reconnect by itself inside a long-running task, so each later query of the training process would
+not reconnect by itself inside a long-running handler, so each later query of the training process would
 raise ``OperationalError`` / ``InterfaceError`` and the job would fail for a reason that is not its
 own. ``db_retry`` closes the broken connection (the next query opens a fresh one) and calls the write
 again with a growing pause, for at most ``LABFORMER_DB_RETRY_S`` seconds.

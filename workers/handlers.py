@@ -19,8 +19,9 @@ from celery import Task
 from celery.signals import celeryd_after_setup, worker_ready
 
 from portal.config.celery import (
-    QUEUE_CPU, QUEUE_GPU, QUEUE_PREDICT, QUEUE_SHORT, TASK_DISPATCH_PENDING_DATASETS, TASK_DISPATCH_PENDING_JOBS,
-    TASK_PREDICT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, TASK_SWEEP_PREDICTIONS, TASK_VALIDATE_DATASET, app, job_queue,
+    HANDLER_DISPATCH_PENDING_DATASETS, HANDLER_DISPATCH_PENDING_JOBS, HANDLER_PREDICT, HANDLER_REQUEUE_LOST_JOBS,
+    HANDLER_RUN_JOB, HANDLER_SWEEP_PREDICTIONS, HANDLER_VALIDATE_DATASET, QUEUE_CPU, QUEUE_GPU, QUEUE_PREDICT, QUEUE_SHORT, app,
+    job_queue,
 )
 from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset
@@ -84,7 +85,7 @@ def multi_gpu_queue(gpu_count: int) -> str:
     return job_queue("gpu", gpu_count)
 
 
-def _pass_on_if_too_big(task: Task, job_id: int) -> str | None:
+def _pass_on_if_too_big(handler: Task, job_id: int) -> str | None:
     """A queued job asking for more GPUs than LABFORMER_WORKER_GPUS is sent on to its `gpu-x<N>`
     queue, unstarted (submission sends such jobs there directly; this catches a message that reached
     `gpu` anyway, e.g. one sent before that routing existed), with the same time limits and priority; returns None when the job fits here."""
@@ -94,15 +95,16 @@ def _pass_on_if_too_big(task: Task, job_id: int) -> str | None:
     gpus, owned = row[2], settings.LABFORMER_WORKER_GPUS
     if gpus <= owned:
         return None
-    hard, soft = task.request.timelimit or (None, None)
+    hard, soft = handler.request.timelimit or (None, None)
     queue = multi_gpu_queue(gpus)
-    app.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, priority=(task.request.delivery_info or {}).get("priority"),
+    app.send_task(HANDLER_RUN_JOB, args=[job_id], queue=queue,
+                  priority=(handler.request.delivery_info or {}).get("priority"),
                   soft_time_limit=soft, time_limit=hard)
     log.info("job %s asks for %d GPUs, this worker has %d: passed on to queue %s", job_id, gpus, owned, queue)
     return "passed on"
 
 
-@app.task(name=TASK_RUN_JOB, bind=True, base=JobHandler)
+@app.task(name=HANDLER_RUN_JOB, bind=True, base=JobHandler)
 def run_job(self: JobHandler, job_id: int) -> str:
     """Start the job (exactly one delivery wins) and run it; a duplicate delivery does nothing."""
     passed_on = _pass_on_if_too_big(self, job_id)
@@ -111,19 +113,19 @@ def run_job(self: JobHandler, job_id: int) -> str:
     return self.run_leased(job_id, lambda job: job_run_safely(job=job))
 
 
-@app.task(name=TASK_REQUEUE_LOST_JOBS)
+@app.task(name=HANDLER_REQUEUE_LOST_JOBS)
 def requeue_lost_jobs() -> list[int]:
     """Move running jobs whose heartbeat expired back to queued (or to failed when no attempts remain)."""
-    sweep_release(TASK_REQUEUE_LOST_JOBS)
+    sweep_release(HANDLER_REQUEUE_LOST_JOBS)
     moved = run_job.requeue_lost()
     return moved["requeued"] + moved["failed"]
 
 
-@app.task(name=TASK_DISPATCH_PENDING_JOBS)
+@app.task(name=HANDLER_DISPATCH_PENDING_JOBS)
 def dispatch_pending_jobs() -> list[int]:
     """Send queued jobs whose message never reached the broker (it was down at submission), and send
     everything still waiting again when the broker lost its messages (workers/broker.py)."""
-    sweep_release(TASK_DISPATCH_PENDING_JOBS)
+    sweep_release(HANDLER_DISPATCH_PENDING_JOBS)
     restarted = broker_restart_seen()
     if restarted is None:
         return run_job.dispatch_pending()
@@ -146,16 +148,16 @@ def broker_resend_all() -> list[int]:
     return sent
 
 
-@app.task(name=TASK_VALIDATE_DATASET)
+@app.task(name=HANDLER_VALIDATE_DATASET)
 def validate_dataset(dataset_id: int) -> str | None:
     """Validate an uploaded dataset and store its canonical copy (ends ready or invalid, never validating)."""
     return dataset_validate_run(dataset_id=dataset_id)
 
 
-@app.task(name=TASK_DISPATCH_PENDING_DATASETS)
+@app.task(name=HANDLER_DISPATCH_PENDING_DATASETS)
 def dispatch_pending_datasets() -> dict[str, list]:
     """Send validations whose message never reached the broker; remove abandoned upload staging."""
-    sweep_release(TASK_DISPATCH_PENDING_DATASETS)
+    sweep_release(HANDLER_DISPATCH_PENDING_DATASETS)
     return dataset_services.dataset_sweep(
         min_age=timedelta(seconds=10), resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER),
         staging_max_age=timedelta(seconds=settings.LABFORMER_UPLOAD_STAGING_MAX_AGE),
@@ -210,16 +212,16 @@ def register_worker(sender, **kwargs) -> None:  # noqa: ANN001 - celery's consum
         log.warning("could not record worker %s: %s", sender.hostname, exc)
 
 
-@app.task(name=TASK_PREDICT, bind=True, base=PredictionHandler)
+@app.task(name=HANDLER_PREDICT, bind=True, base=PredictionHandler)
 def predict(self: PredictionHandler, prediction_id: int) -> str:
     """Predict new records with a finished job's model; a duplicate delivery does nothing."""
     return self.run_leased(prediction_id, prediction_run)
 
 
-@app.task(name=TASK_SWEEP_PREDICTIONS)
+@app.task(name=HANDLER_SWEEP_PREDICTIONS)
 def sweep_predictions() -> dict[str, list[int]]:
     """Requeue predictions whose worker was lost and send those whose message never reached a worker."""
-    sweep_release(TASK_SWEEP_PREDICTIONS)
+    sweep_release(HANDLER_SWEEP_PREDICTIONS)
     moved = predict.requeue_lost()
     moved["sent"] = predict.dispatch_pending(exclude=moved["requeued"])
     return moved

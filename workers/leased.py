@@ -182,5 +182,5 @@ class LeasedHandler(Task):
         ``everything``: every queued one at once (the broker lost its messages)."""
         if everything:
             return self.dispatch(min_age=timedelta(0), resend_after=timedelta(0), exclude=exclude or [])
-        return self.dispatch(min_age=DISPATCH_MIN_AGE, resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER),
-                             exclude=exclude or [])
+        return self.dispatch(min_age=DISPATCH_MIN_AGE, exclude=exclude or [],
+                             resend_after=timedelta(seconds=settings.LABFORMER_REDISPATCH_AFTER))

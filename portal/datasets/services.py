@@ -25,7 +25,7 @@ from portal.accounts.models import Lab, Visibility
 from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
 from portal.common.storage import storage_save_hashed
-from portal.config.celery import QUEUE_SHORT, TASK_VALIDATE_DATASET, app
+from portal.config.celery import QUEUE_SHORT, HANDLER_VALIDATE_DATASET, app
 from portal.datasets.models import Dataset, UploadSession, dataset_original_path
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ def dataset_enqueue_validation(*, dataset: Dataset) -> bool:
     broker answers. Returns whether the message was sent.
     """
     try:
-        app.send_task(TASK_VALIDATE_DATASET, args=[dataset.pk], queue=QUEUE_SHORT)
+        app.send_task(HANDLER_VALIDATE_DATASET, args=[dataset.pk], queue=QUEUE_SHORT)
     except Exception as exc:  # noqa: BLE001 - any broker failure: keep the dataset, send it later
         log.warning("dataset %s: broker unavailable (%s); the dataset sweep will send its validation", dataset.pk, exc)
         return False

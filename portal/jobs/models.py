@@ -128,7 +128,7 @@ class JobLog(models.Model):
 class WorkerSeen(models.Model):
     """A worker process that has started at least once, and the queues it serves.
 
-    Written by the worker itself when it is ready (``workers.tasks.register_worker``), so submission
+    Written by the worker itself when it is ready (``workers.handlers.register_worker``), so submission
     can refuse a GPU job no worker could ever take instead of leaving it queued forever. Kept after
     the worker stops: "has ever been seen" is what is checked (a GPU machine may be down for the night).
     """

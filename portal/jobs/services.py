@@ -30,7 +30,7 @@ from portal.accounts.models import Lab, Membership, Visibility
 from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
 from portal.common.lease import LeaseMachine, StaleAttempt
-from portal.config.celery import TASK_RUN_JOB, app, job_queue
+from portal.config.celery import HANDLER_RUN_JOB, app, job_queue
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_preview
 from portal.jobs.models import Job, JobLog, WorkerSeen
@@ -91,14 +91,14 @@ HARD_LIMIT_GRACE_S = 60
 
 
 def _job_enqueue(*, job: Job) -> bool:
-    """Hand the job id to the broker, on the queue its device asks for (by task name).
+    """Hand the job id to the broker, on the queue its device asks for (by handler name).
 
     A broker that is down does not lose the job: it stays queued with ``dispatched_at`` NULL and the
     periodic dispatch sweep (``job_dispatch_pending``) sends it once the broker is back.
     """
     try:
         app.send_task(
-            TASK_RUN_JOB,
+            HANDLER_RUN_JOB,
             args=[job.pk],
             queue=job_queue(job.device, job.gpu_count),
             priority=_broker_priority(job.priority),

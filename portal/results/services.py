@@ -35,7 +35,7 @@ from mlcore.records import InvalidRecords, records_parse
 from portal.common.errors import ServiceError
 from portal.common.lease import LeaseMachine
 from portal.common.storage import storage_save_hashed
-from portal.config.celery import QUEUE_SHORT, TASK_PREDICT, app
+from portal.config.celery import QUEUE_SHORT, HANDLER_PREDICT, app
 from portal.jobs.models import Job
 from portal.jobs.services import LEASE as JOB_LEASE
 from portal.results.models import Artifact, MetricPoint, Prediction, Result, artifact_path, prediction_path
@@ -294,10 +294,10 @@ def prediction_create(
 
 
 def _prediction_enqueue(*, prediction: Prediction) -> bool:
-    """Hand the prediction id to the broker, on the `short` queue (by task name). A broker that is
+    """Hand the prediction id to the broker, on the `short` queue (by handler name). A broker that is
     down loses nothing: the row stays queued and the sweep (`prediction_sweep`) sends it later."""
     try:
-        app.send_task(TASK_PREDICT, args=[prediction.pk], queue=QUEUE_SHORT,
+        app.send_task(HANDLER_PREDICT, args=[prediction.pk], queue=QUEUE_SHORT,
                       soft_time_limit=PREDICT_TIME_LIMIT_S, time_limit=PREDICT_TIME_LIMIT_S + PREDICT_HARD_LIMIT_GRACE_S)
     except Exception as exc:  # noqa: BLE001 - any broker failure: keep the row, the sweep retries
         log.warning("prediction %s: broker unavailable (%s); the sweep will send it", prediction.pk, exc)
@@ -385,7 +385,8 @@ def prediction_sweep_lost(*, stale_before: datetime) -> dict[str, list[int]]:
     """``prediction_requeue_lost`` for every running prediction whose heartbeat is older than
     ``stale_before``: ``{"requeued": [...], "failed": [...]}`` (``LeaseMachine.sweep_lost``)."""
     return PREDICTION_LEASE.sweep_lost(
-        stale_before=stale_before, requeue=lambda pk: prediction_requeue_lost(prediction_id=pk, stale_before=stale_before))
+        stale_before=stale_before,
+        requeue=lambda pk: prediction_requeue_lost(prediction_id=pk, stale_before=stale_before))
 
 
 def prediction_dispatch_pending(*, min_age: timedelta, resend_after: timedelta,

@@ -57,7 +57,8 @@ def test_one_reporter_sees_a_lost_lease_for_a_prediction_and_for_a_job(tmp_path:
             assert not reporter.should_stop() and reporter.stale is None
         # The sweep takes both over (their heartbeats look expired to it): the next beat is refused.
         later = timezone.now() + timedelta(seconds=1)
-        assert result_services.prediction_requeue_lost(prediction_id=prediction.pk, stale_before=later).status == "queued"
+        requeued = result_services.prediction_requeue_lost(prediction_id=prediction.pk, stale_before=later)
+        assert requeued.status == "queued"
         assert job_services.job_requeue_lost(job_id=job.pk, stale_before=later).status == "queued"
         for reporter in reporters:
             wait_for(lambda r=reporter: r.stale is not None, 10, f"{reporter.lease.label}'s reporter to see the loss")
@@ -73,7 +74,8 @@ def test_one_reporter_sees_a_lost_lease_for_a_prediction_and_for_a_job(tmp_path:
     assert not MetricPoint.objects.filter(job=job).exists()
 
 
-def test_a_prediction_whose_lease_is_taken_over_stops_early_and_stores_nothing(start_worker, finished_job) -> None:  # noqa: ANN001
+def test_a_prediction_whose_lease_is_taken_over_stops_early_and_stores_nothing(  # noqa: ANN001
+        start_worker, finished_job) -> None:
     member = MembershipFactory()
     job = finished_job(member)
     worker = start_worker()  # one pool process: attempt 2 can start only once attempt 1 has returned

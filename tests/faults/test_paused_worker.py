@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from portal.config.celery import QUEUE_CPU, TASK_REQUEUE_LOST_JOBS, app
+from portal.config.celery import QUEUE_CPU, HANDLER_REQUEUE_LOST_JOBS, app
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results.models import Artifact, MetricPoint, Result
@@ -41,7 +41,7 @@ def _take_over(job: Job, worker) -> None:  # noqa: ANN001
     def second_attempt_running() -> bool:
         if _row(job)[1] >= 2:  # attempt 2 started (on an idle machine it may already have finished)
             return True
-        app.send_task(TASK_REQUEUE_LOST_JOBS, queue=QUEUE_CPU)
+        app.send_task(HANDLER_REQUEUE_LOST_JOBS, queue=QUEUE_CPU)
         time.sleep(3)
         return False
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from portal.config.celery import QUEUE_CPU, TASK_DISPATCH_PENDING_JOBS, app
+from portal.config.celery import QUEUE_CPU, HANDLER_DISPATCH_PENDING_JOBS, app
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from tests.workers.conftest import wait_for
@@ -59,7 +59,7 @@ def test_redis_restart_without_persistence_resends_the_queued_job(start_worker, 
     try:
         # The short worker runs the periodic sweeps (beat embedded, as in `make demo`).
         short = start_worker(queues="short", beat=True, CELERY_BROKER_URL=url)
-        app.send_task(TASK_DISPATCH_PENDING_JOBS)
+        app.send_task(HANDLER_DISPATCH_PENDING_JOBS)
         wait_for(lambda: client.keys("*labformer:broker-epoch"), 60, "the dispatch sweep to store the epoch", short)
         assert broker_restart_seen() is None  # nothing to resend while the server keeps running
 

@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from portal.config.celery import QUEUE_CPU, TASK_DISPATCH_PENDING_DATASETS, app
+from portal.config.celery import QUEUE_CPU, HANDLER_DISPATCH_PENDING_DATASETS, app
 from portal.datasets.models import Dataset
 from tests.portal.api.conftest import token_client
 from tests.portal.factories import MembershipFactory
@@ -88,7 +88,7 @@ def test_broker_down_upload_is_accepted_and_validated_once_the_broker_answers(
         for pk in waiting:
             assert Dataset.objects.get(pk=pk).status == Dataset.Status.UPLOADED
             Dataset.objects.filter(pk=pk).update(created_at=Dataset.objects.get(pk=pk).created_at - timedelta(minutes=1))
-        app.send_task(TASK_DISPATCH_PENDING_DATASETS, queue=QUEUE_CPU)
+        app.send_task(HANDLER_DISPATCH_PENDING_DATASETS, queue=QUEUE_CPU)
         wait_for(lambda: all(Dataset.objects.get(pk=pk).status in ("ready", "invalid") for pk in waiting), 180,
                  "the swept uploads' validation", worker)
         for pk in waiting:

@@ -29,14 +29,14 @@ from django.utils import timezone
 from portal.accounts.models import Lab
 from portal.datasets.models import Dataset
 from portal.jobs.models import Job
-from portal.config.celery import app, TASK_REQUEUE_LOST_JOBS
+from portal.config.celery import app, HANDLER_REQUEUE_LOST_JOBS
 user = get_user_model().objects.get(username="demo")
 lab = Lab.objects.get(slug="demo-lab")
 ds = Dataset.objects.create(uid=uuid.uuid4(), owner=user, lab=lab, name="t", modality="dna", status="ready",
                             original_file=ContentFile(b"sequence,label\nACGT,1\n", name="t.csv"))
 job = Job.objects.create(owner=user, lab=lab, dataset=ds, task_key="dna-classification", profile_key="baseline",
                          status="running", attempts=3, max_attempts=3, heartbeat_at=timezone.now() - timedelta(hours=2))
-app.send_task(TASK_REQUEUE_LOST_JOBS)  # routed to `short`: the training worker may be busy with a demo job
+app.send_task(HANDLER_REQUEUE_LOST_JOBS)  # routed to `short`: the training worker may be busy with a demo job
 deadline = time.time() + 60
 while time.time() < deadline:
     job.refresh_from_db()

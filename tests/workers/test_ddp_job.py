@@ -23,7 +23,7 @@ import pytest
 import torch
 from django.core.files.base import ContentFile
 
-from portal.config.celery import QUEUE_GPU, TASK_RUN_JOB, app, job_queue
+from portal.config.celery import QUEUE_GPU, HANDLER_RUN_JOB, app, job_queue
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results.models import Artifact, MetricPoint, Result
@@ -76,7 +76,7 @@ def test_a_two_gpu_job_is_passed_on_and_runs_as_two_ranks(start_worker, dna_data
     small = start_worker()  # LABFORMER_WORKER_GPUS defaults to 1
     job = _submit(dna_dataset(n=160), batch_size=16)  # routed to gpu-x2 at submission: the small worker never sees it
     # A message that reaches `gpu` anyway (sent before this routing existed) is passed on, unstarted.
-    app.send_task(TASK_RUN_JOB, args=[job.pk], queue=QUEUE_GPU)
+    app.send_task(HANDLER_RUN_JOB, args=[job.pk], queue=QUEUE_GPU)
     wait_for(lambda: "passed on to queue gpu-x2" in small.output(), 60, "the one-GPU worker to pass the job on", small)
     assert _status(job) == S.QUEUED and small.output().count("passed on to queue gpu-x2") == 1
     big = start_worker(**DDP_WORKER)

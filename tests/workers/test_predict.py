@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from mlcore.modeldir import model_load
-from portal.config.celery import QUEUE_PREDICT, QUEUE_SHORT, TASK_SWEEP_PREDICTIONS, app
+from portal.config.celery import QUEUE_PREDICT, QUEUE_SHORT, HANDLER_SWEEP_PREDICTIONS, app
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results import selectors as result_selectors
@@ -76,7 +76,7 @@ def test_a_prediction_whose_worker_dies_is_requeued_and_finished_elsewhere(start
     second = start_worker(LABFORMER_HEARTBEAT_TIMEOUT="2")
     wait_for(lambda: (timezone.now() - Prediction.objects.get(pk=prediction.pk).heartbeat_at).total_seconds() > 2.2,
              30, "the heartbeat to expire", second)
-    app.send_task(TASK_SWEEP_PREDICTIONS, queue=QUEUE_SHORT)
+    app.send_task(HANDLER_SWEEP_PREDICTIONS, queue=QUEUE_SHORT)
     wait_for(lambda: Prediction.objects.get(pk=prediction.pk).status in ("succeeded", "failed"), 240,
              "the requeued prediction", second)
     done = Prediction.objects.get(pk=prediction.pk)

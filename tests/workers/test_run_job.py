@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
 
-from portal.config.celery import QUEUE_CPU, QUEUE_SHORT, TASK_REQUEUE_LOST_JOBS, TASK_RUN_JOB, app
+from portal.config.celery import QUEUE_CPU, QUEUE_SHORT, HANDLER_REQUEUE_LOST_JOBS, HANDLER_RUN_JOB, app
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results.models import Artifact, MetricPoint, Result
@@ -82,7 +82,7 @@ def test_worker_killed_mid_training_job_is_requeued_and_resumes(start_worker, dn
     # The dead worker's last heartbeat must be older than the 2 s timeout before the sweep runs.
     wait_for(lambda: (timezone.now() - Job.objects.get(pk=job.pk).heartbeat_at).total_seconds() > 2.2,
              30, "the heartbeat to expire", second)
-    app.send_task(TASK_REQUEUE_LOST_JOBS, queue=QUEUE_SHORT)
+    app.send_task(HANDLER_REQUEUE_LOST_JOBS, queue=QUEUE_SHORT)
     wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 240, "the resumed job to finish", second)
     job.refresh_from_db()
     assert job.status == S.SUCCEEDED, job.error_message + job.error_traceback
@@ -101,7 +101,7 @@ def test_worker_killed_mid_training_job_is_requeued_and_resumes(start_worker, dn
 
 def test_duplicate_delivery_of_the_same_job_runs_once(start_worker, dna_dataset) -> None:  # noqa: ANN001
     job = _submit(dna_dataset(), epochs=2)
-    app.send_task(TASK_RUN_JOB, args=[job.pk], queue=QUEUE_CPU)  # the same message, a second time
+    app.send_task(HANDLER_RUN_JOB, args=[job.pk], queue=QUEUE_CPU)  # the same message, a second time
     worker = start_worker()
     wait_for(lambda: _status(job) in (S.SUCCEEDED, S.FAILED), 180, "the job to finish", worker)
     # The second delivery finds the job running or finished and does nothing.

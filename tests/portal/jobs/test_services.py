@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from portal.accounts.models import Membership
 from portal.common.errors import NotAllowed, ServiceError
-from portal.config.celery import QUEUE_CPU, QUEUE_GPU, TASK_RUN_JOB
+from portal.config.celery import QUEUE_CPU, QUEUE_GPU, HANDLER_RUN_JOB
 from portal.datasets.models import Dataset
 from portal.jobs import services
 from portal.jobs.models import Job
@@ -196,7 +196,7 @@ def test_submit_freezes_config_and_enqueues_on_commit(broker: redis.Redis, djang
     gpu_messages = _queued_messages(broker, QUEUE_GPU)
     assert len(gpu_messages) == 1 and _queued_messages(broker, QUEUE_CPU) == []
     message = gpu_messages[0]
-    assert message["headers"]["task"] == TASK_RUN_JOB
+    assert message["headers"]["task"] == HANDLER_RUN_JOB
     assert json.loads(__import__("base64").b64decode(message["body"]))[0] == [job.pk]
 
 
