@@ -103,7 +103,7 @@ class LeaseReporter:
                 try:
                     self.flush()
                 except StaleAttempt as exc:
-                    log.warning("%s %s: %s; this attempt stops", self.lease.label, self.pk, exc)
+                    log.warning("%s; this attempt stops", exc)
                     return
                 except Exception as exc:  # a database outage longer than the retries: try again next beat
                     self.last_error = exc
