@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from portal.accounts.selectors import visible_to_user_q
 from portal.datasets.models import Dataset
@@ -23,14 +21,6 @@ def job_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Job
 def job_get_for_user(*, user: AbstractBaseUser | AnonymousUser, job_id: int) -> Job:
     """The job if ``user`` may see it; ``Job.DoesNotExist`` otherwise (a 404, never a 403)."""
     return job_list_for_user(user=user).get(pk=job_id)
-
-
-def job_list_lost_ids(*, timeout: timedelta) -> list[int]:
-    """Ids of running jobs whose last heartbeat is older than ``timeout`` (their worker is gone)."""
-    stale_before = timezone.now() - timeout
-    return list(
-        Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before).values_list("pk", flat=True)
-    )
 
 
 def job_log_tail(*, job: Job, attempt: int | None = None, max_chars: int = 64 * 1024) -> JobLog | None:
