@@ -25,7 +25,7 @@ from portal.accounts.models import Lab, Visibility
 from portal.accounts.selectors import membership_get
 from portal.common.errors import NotAllowed, ServiceError
 from portal.common.storage import storage_save_hashed
-from portal.config.celery import QUEUE_SHORT, HANDLER_VALIDATE_DATASET, app
+from portal.config.celery import HANDLER_VALIDATE_DATASET, QUEUE_SHORT, app
 from portal.datasets.models import Dataset, UploadSession, dataset_original_path
 
 log = logging.getLogger(__name__)

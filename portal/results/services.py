@@ -35,7 +35,7 @@ from mlcore.records import InvalidRecords, records_parse
 from portal.common.errors import ServiceError
 from portal.common.lease import LeaseMachine
 from portal.common.storage import storage_save_hashed
-from portal.config.celery import QUEUE_SHORT, HANDLER_PREDICT, app
+from portal.config.celery import HANDLER_PREDICT, QUEUE_SHORT, app
 from portal.jobs.models import Job
 from portal.jobs.services import LEASE as JOB_LEASE
 from portal.results.models import Artifact, MetricPoint, Prediction, Result, artifact_path, prediction_path

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from portal.config.celery import QUEUE_CPU, HANDLER_REQUEUE_LOST_JOBS, app
+from portal.config.celery import HANDLER_REQUEUE_LOST_JOBS, QUEUE_CPU, app
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results.models import Artifact, MetricPoint, Result

@@ -13,7 +13,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from portal.config.celery import QUEUE_CPU, HANDLER_DISPATCH_PENDING_JOBS, app
+from portal.config.celery import HANDLER_DISPATCH_PENDING_JOBS, QUEUE_CPU, app
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from tests.workers.conftest import wait_for

@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from portal.config.celery import QUEUE_CPU, HANDLER_DISPATCH_PENDING_DATASETS, app
+from portal.config.celery import HANDLER_DISPATCH_PENDING_DATASETS, QUEUE_CPU, app
 from portal.datasets.models import Dataset
 from tests.portal.api.conftest import token_client
 from tests.portal.factories import MembershipFactory

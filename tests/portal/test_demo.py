@@ -29,7 +29,7 @@ from django.utils import timezone
 from portal.accounts.models import Lab
 from portal.datasets.models import Dataset
 from portal.jobs.models import Job
-from portal.config.celery import app, HANDLER_REQUEUE_LOST_JOBS
+from portal.config.celery import HANDLER_REQUEUE_LOST_JOBS, app
 user = get_user_model().objects.get(username="demo")
 lab = Lab.objects.get(slug="demo-lab")
 ds = Dataset.objects.create(uid=uuid.uuid4(), owner=user, lab=lab, name="t", modality="dna", status="ready",

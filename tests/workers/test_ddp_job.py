@@ -23,7 +23,7 @@ import pytest
 import torch
 from django.core.files.base import ContentFile
 
-from portal.config.celery import QUEUE_GPU, HANDLER_RUN_JOB, app, job_queue
+from portal.config.celery import HANDLER_RUN_JOB, QUEUE_GPU, app, job_queue
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results.models import Artifact, MetricPoint, Result

@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from mlcore.modeldir import model_load
-from portal.config.celery import QUEUE_PREDICT, QUEUE_SHORT, HANDLER_SWEEP_PREDICTIONS, app
+from portal.config.celery import HANDLER_SWEEP_PREDICTIONS, QUEUE_PREDICT, QUEUE_SHORT, app
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results import selectors as result_selectors

@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
 
-from portal.config.celery import QUEUE_CPU, QUEUE_SHORT, HANDLER_REQUEUE_LOST_JOBS, HANDLER_RUN_JOB, app
+from portal.config.celery import HANDLER_REQUEUE_LOST_JOBS, HANDLER_RUN_JOB, QUEUE_CPU, QUEUE_SHORT, app
 from portal.jobs import services as job_services
 from portal.jobs.models import Job
 from portal.results.models import Artifact, MetricPoint, Result

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from portal.accounts.models import Membership
 from portal.common.errors import NotAllowed, ServiceError
-from portal.config.celery import QUEUE_CPU, QUEUE_GPU, HANDLER_RUN_JOB
+from portal.config.celery import HANDLER_RUN_JOB, QUEUE_CPU, QUEUE_GPU
 from portal.datasets.models import Dataset
 from portal.jobs import services
 from portal.jobs.models import Job
@@ -376,3 +376,17 @@ def test_a_gpu_job_is_refused_until_a_gpu_worker_has_registered() -> None:
                             gpu_count=2)
     job = services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", device="gpu")
     assert (job.device, job.gpu_count) == ("gpu", 1)
+
+
+def test_sweep_lost_requeues_fails_exhausted_and_leaves_live_jobs(django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    long_ago = timezone.now() - timedelta(hours=1)
+    lost, exhausted, alive = _job_in(S.RUNNING), _job_in(S.RUNNING), _job_in(S.RUNNING)
+    Job.objects.filter(pk=lost.pk).update(attempts=1, heartbeat_at=long_ago)
+    Job.objects.filter(pk=exhausted.pk).update(attempts=3, max_attempts=3, heartbeat_at=long_ago)
+    Job.objects.filter(pk=alive.pk).update(attempts=1)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        moved = services.job_sweep_lost(stale_before=timezone.now() - timedelta(minutes=5))
+    assert moved == {"requeued": [lost.pk], "failed": [exhausted.pk]}
+    assert len(callbacks) == 1  # the requeued job is sent again on commit
+    assert dict(Job.objects.values_list("pk", "status")) == {lost.pk: S.QUEUED, exhausted.pk: S.FAILED,
+                                                             alive.pk: S.RUNNING}
