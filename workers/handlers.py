@@ -20,8 +20,8 @@ from celery.signals import celeryd_after_setup, worker_ready
 
 from portal.config.celery import (
     HANDLER_DISPATCH_PENDING_DATASETS, HANDLER_DISPATCH_PENDING_JOBS, HANDLER_PREDICT, HANDLER_REQUEUE_LOST_JOBS,
-    HANDLER_RUN_JOB, HANDLER_SWEEP_PREDICTIONS, HANDLER_VALIDATE_DATASET, QUEUE_CPU, QUEUE_GPU, QUEUE_PREDICT, QUEUE_SHORT, app,
-    job_queue,
+    HANDLER_RUN_JOB, HANDLER_SWEEP_PREDICTIONS, HANDLER_VALIDATE_DATASET, QUEUE_CPU, QUEUE_GPU, QUEUE_PREDICT,
+    QUEUE_SHORT, app, job_queue,
 )
 from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset
@@ -57,7 +57,7 @@ class JobHandler(LeasedHandler):
         return job_services.job_sweep_lost(stale_before=stale_before)
 
     def dispatch(self, *, min_age: timedelta, resend_after: timedelta, exclude: list[int]) -> list[int]:
-        return job_services.job_dispatch_pending(min_age=min_age, resend_after=resend_after)
+        return job_services.job_dispatch_pending(min_age=min_age, resend_after=resend_after, exclude=exclude)
 
 
 class PredictionHandler(LeasedHandler):

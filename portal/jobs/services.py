@@ -15,6 +15,7 @@ whose lease was given to a newer one gets ``StaleAttempt`` and stops. No other m
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,10 +113,10 @@ def _job_enqueue(*, job: Job) -> bool:
     return True
 
 
-def job_dispatch_pending(*, min_age: timedelta, resend_after: timedelta) -> list[int]:
+def job_dispatch_pending(*, min_age: timedelta, resend_after: timedelta, exclude: Iterable[int] = ()) -> list[int]:
     """Send queued jobs whose message never reached the broker or was lost (see ``LeaseMachine.pending``)."""
     return LEASE.dispatch_pending(min_age=min_age, resend_after=resend_after, order_by=("-priority", "created_at"),
-                                  enqueue=lambda job: _job_enqueue(job=job))
+                                  exclude=list(exclude), enqueue=lambda job: _job_enqueue(job=job))
 
 
 def _writable_lab(*, user: AbstractBaseUser, dataset: Dataset, lab: Lab | None) -> Lab:
