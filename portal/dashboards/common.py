@@ -173,8 +173,9 @@ def metric_range(name: str, values: Iterable[float]) -> list[float] | None:
 
 
 def greater_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (errors and losses are smaller-is-better)."""
-    return metric not in ("rmse", "mae", "loss", "epoch_loss")
+    """Whether a larger value of ``metric`` is better (catalog.METRICS; errors and losses are smaller-is-better)."""
+    info = METRICS.get(metric)
+    return info.greater_is_better if info is not None else metric not in ("rmse", "mae", "loss", "epoch_loss")
 
 
 def job_result(job: Job) -> Any:
