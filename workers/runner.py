@@ -399,7 +399,8 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
             record_points(points=[Point("test_optimized", k, 0, 0, float(v), job.attempts)
                                   for k, v in optimized_metrics.items() if isinstance(v, (int, float))])
         result_fields = {"baseline_metrics": metrics["test"], "optimized_metrics": optimized_metrics,
-                         "compression_report": report, "environment": metrics.get("environment")}
+                         "compression_report": report, "environment": metrics.get("environment"),
+                         "target_kind": metrics.get("target_kind")}  # the kind the run resolved
         status = Job.Status.SUCCEEDED
     except JobCancelled:
         status = Job.Status.CANCELLED

@@ -12,16 +12,35 @@ from rest_framework.settings import api_settings
 
 from mlcore import catalog
 from portal.accounts.models import APIToken, Visibility
+from portal.common.catalog_keys import catalog_key_message, modality_choices, profile_choices, task_choices
 from portal.datasets.models import Dataset, UploadSession
 from portal.jobs.models import Job
 from portal.results.models import Artifact, Prediction
 from portal.results.selectors import artifact_download
 from portal.results.services import PREDICT_INLINE_MAX_BYTES, PREDICT_INLINE_MAX_RECORDS
 
-# One choice list per concept, the models' own, so the OpenAPI schema names each enum once.
-MODALITY_CHOICES = Dataset._meta.get_field("modality").choices
-TASK_CHOICES = Job._meta.get_field("task_key").choices
-PROFILE_CHOICES = Job._meta.get_field("profile_key").choices
+# One choice list per concept, read from the catalog when called (settings.SPECTACULAR_SETTINGS names each
+# enum once from these). The models freeze none of them: see portal.common.catalog_keys.
+MODALITY_CHOICES = modality_choices
+TASK_CHOICES = task_choices
+PROFILE_CHOICES = profile_choices
+
+
+class CatalogChoiceField(serializers.ChoiceField):
+    """A catalog key (task, profile, modality). Its choices are read from the catalog each time a
+    serializer is built (DRF builds its fields anew per serializer), so a task added to the catalog is
+    accepted and documented without a migration; a bad key's error names it and the valid keys."""
+
+    def __init__(self, choices: Callable[[], list[tuple[str, str]]], *, what: str, **kwargs: object) -> None:
+        self.what = what
+        super().__init__(choices=choices(), **kwargs)
+
+    def to_internal_value(self, data: object) -> object:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            raise serializers.ValidationError(
+                catalog_key_message(what=self.what, key=data, valid=self.choices), code="invalid_choice") from None
 
 
 class LabRefSerializer(serializers.Serializer):
@@ -32,6 +51,7 @@ class LabRefSerializer(serializers.Serializer):
 
 class DatasetSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
+    modality = CatalogChoiceField(MODALITY_CHOICES, what="modality")  # the schema's enum; output only
     lab = LabRefSerializer(read_only=True)
 
     class Meta:
@@ -52,16 +72,16 @@ class MappingSerializer(serializers.Serializer):
     id_col = serializers.CharField(required=False, allow_null=True)
     group_col = serializers.CharField(required=False, allow_null=True)
     split_col = serializers.CharField(required=False, allow_null=True)
-    task = serializers.ChoiceField(choices=TASK_CHOICES, required=False, allow_null=True,
-                                   help_text="check the targets for this task during validation")
+    task = CatalogChoiceField(TASK_CHOICES, what="task", required=False, allow_null=True,
+                              help_text="check the targets for this task during validation")
 
 
 class DatasetCreateSerializer(serializers.Serializer):
     file = serializers.FileField()
     name = serializers.CharField(max_length=200)
     lab = serializers.CharField(max_length=200, help_text="slug (or name) of a lab you may upload to")
-    modality = serializers.ChoiceField(choices=MODALITY_CHOICES, required=False, allow_null=True, allow_blank=True,
-                                       default=None, help_text="omitted: told from the file's first records")
+    modality = CatalogChoiceField(MODALITY_CHOICES, what="modality", required=False, allow_null=True, allow_blank=True,
+                                  default=None, help_text="omitted: told from the file's first records")
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
     policy = serializers.ChoiceField(choices=Dataset.Policy.choices, default=Dataset.Policy.STRICT)
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -78,7 +98,7 @@ class DatasetRemapSerializer(serializers.Serializer):
     mapping = serializers.JSONField(required=False, allow_null=True, default=None,
                                     help_text="the new column mapping (replaces the old one); omitted: kept")
     policy = serializers.ChoiceField(choices=Dataset.Policy.choices, required=False, allow_null=True, default=None)
-    modality = serializers.ChoiceField(choices=MODALITY_CHOICES, required=False, allow_null=True, default=None)
+    modality = CatalogChoiceField(MODALITY_CHOICES, what="modality", required=False, allow_null=True, default=None)
 
     def validate_mapping(self, value: dict | None) -> dict | None:
         return None if value is None else DatasetCreateSerializer().validate_mapping(value)
@@ -112,8 +132,8 @@ class UploadSessionCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     filename = serializers.CharField(max_length=255)
     lab = serializers.CharField(max_length=200, help_text="slug (or name) of a lab you may upload to")
-    modality = serializers.ChoiceField(choices=MODALITY_CHOICES, required=False, allow_null=True, allow_blank=True,
-                                       default=None, help_text="omitted: told from the file's first records when the upload finishes")
+    modality = CatalogChoiceField(MODALITY_CHOICES, what="modality", required=False, allow_null=True, allow_blank=True,
+                                  default=None, help_text="omitted: told from the file's first records when the upload finishes")
     size_bytes = serializers.IntegerField(min_value=1)
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.LAB)
     policy = serializers.ChoiceField(choices=Dataset.Policy.choices, default=Dataset.Policy.STRICT)
@@ -136,6 +156,8 @@ class UploadFinishSerializer(serializers.Serializer):
 
 class JobSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
+    task_key = CatalogChoiceField(TASK_CHOICES, what="task")  # the schema's enum; output only
+    profile_key = CatalogChoiceField(PROFILE_CHOICES, what="profile")
     lab = LabRefSerializer(read_only=True)
     dataset = serializers.PrimaryKeyRelatedField(read_only=True)
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
@@ -232,8 +254,8 @@ class JobDetailSerializer(JobSerializer):
 
 class JobCreateSerializer(serializers.Serializer):
     dataset = serializers.IntegerField(help_text="id of a ready dataset you can see")
-    task = serializers.ChoiceField(choices=TASK_CHOICES)
-    profile = serializers.ChoiceField(choices=PROFILE_CHOICES, default="baseline")
+    task = CatalogChoiceField(TASK_CHOICES, what="task")
+    profile = CatalogChoiceField(PROFILE_CHOICES, what="profile", default="baseline")
     preset = serializers.ChoiceField(choices=list(catalog.PRESETS), default="tiny")
     hyperparameters = serializers.DictField(required=False, default=dict,
                                             help_text="overrides, validated against the catalog")
@@ -256,8 +278,8 @@ class JobCreateSerializer(serializers.Serializer):
 
 
 class JobCloneSerializer(serializers.Serializer):
-    task_key = serializers.ChoiceField(choices=TASK_CHOICES, required=False)
-    profile_key = serializers.ChoiceField(choices=PROFILE_CHOICES, required=False)
+    task_key = CatalogChoiceField(TASK_CHOICES, what="task", required=False)
+    profile_key = CatalogChoiceField(PROFILE_CHOICES, what="profile", required=False)
     preset = serializers.ChoiceField(choices=list(catalog.PRESETS), required=False)
     hyperparameters = serializers.DictField(required=False)
     device = serializers.ChoiceField(choices=Job.Device.choices, required=False)

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.forms import ChoiceField, ModelChoiceField
 from django.http import FileResponse, HttpRequest, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import resolve
+from django.utils.choices import CallableChoiceIterator
 from django.views.decorators.csrf import csrf_exempt
 from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
@@ -172,6 +173,8 @@ class CatalogPresets(APIView):
 # --- datasets -----------------------------------------------------------------------------------
 
 class DatasetFilter(FilterSet):
+    # Catalog keys: choices read from the catalog on each use (lazily, and documented as an enum).
+    modality = filters.ChoiceFilter(choices=CallableChoiceIterator(s.MODALITY_CHOICES))
     lab = filters.CharFilter(field_name="lab__slug")
     name = filters.CharFilter(field_name="name")
     search = filters.CharFilter(method="search_filter", label="search in name and description")
@@ -383,8 +386,8 @@ class UtcDateTimeFilter(filters.IsoDateTimeFilter):
 
 class JobFilter(FilterSet):
     lab = filters.CharFilter(field_name="lab__slug")
-    task = filters.ChoiceFilter(field_name="task_key", choices=s.TASK_CHOICES)
-    profile = filters.ChoiceFilter(field_name="profile_key", choices=s.PROFILE_CHOICES)
+    task = filters.ChoiceFilter(field_name="task_key", choices=CallableChoiceIterator(s.TASK_CHOICES))
+    profile = filters.ChoiceFilter(field_name="profile_key", choices=CallableChoiceIterator(s.PROFILE_CHOICES))
     owner = filters.CharFilter(field_name="owner__username")
     created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
@@ -462,7 +465,15 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(responses=inline_serializer("JobMetrics", {
         "baseline": serializers.DictField(), "optimized": serializers.DictField(),
-        "environment": serializers.DictField(), "series": serializers.ListField(child=serializers.DictField())}))
+        "environment": serializers.DictField(), "series": serializers.ListField(child=serializers.DictField()),
+        "primary": inline_serializer("PrimaryMetric", {
+            "key": serializers.CharField(help_text="the metric the job is judged by (its resolved target kind's)"),
+            "value": serializers.FloatField(allow_null=True, help_text="the baseline model's test value"),
+            "optimized": serializers.FloatField(allow_null=True, help_text="the optimized model's test value"),
+            "greater_is_better": serializers.BooleanField(),
+            "target_kind": serializers.CharField(
+                help_text="the kind the job ran as: a binary task whose data has 3 classes runs as multiclass"),
+        })}))
     @action(detail=True, methods=["get"])
     def metrics(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
@@ -472,6 +483,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             "optimized": result.optimized_metrics if result else {},
             "environment": result.environment if result else {},
             "series": result_selectors.metric_names_for_job(job=job),
+            "primary": result_selectors.primary_metric(job).as_dict(),
         })
 
     @extend_schema(parameters=[OpenApiParameter("name", str, required=True), OpenApiParameter("split", str),

@@ -252,7 +252,7 @@ SPECTACULAR_SETTINGS = {
         "VisibilityEnum": "portal.accounts.models.Visibility",
         "PolicyEnum": "portal.datasets.models.Dataset.Policy",
         "DeviceEnum": "portal.jobs.models.Job.Device",
-        "TaskEnum": "portal.api.serializers.TASK_CHOICES",
+        "TaskEnum": "portal.api.serializers.TASK_CHOICES",  # callables: read from the catalog
         "ProfileEnum": "portal.api.serializers.PROFILE_CHOICES",
         "ModalityEnum": "portal.api.serializers.MODALITY_CHOICES",
     },

@@ -33,12 +33,13 @@ from dash import dcc, html
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django_plotly_dash import DjangoDash
 
-from mlcore.catalog import METRICS, TARGET_KINDS, TASKS
+from mlcore.catalog import METRICS
 from mlcore.csvsafe import csv_writer
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_get_for_user
 from portal.jobs.models import Job
 from portal.jobs.selectors import job_get_for_user, job_list_for_user
+from portal.results.selectors import primary_metric
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -172,8 +173,9 @@ def metric_range(name: str, values: Iterable[float]) -> list[float] | None:
 
 
 def greater_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (errors and losses are smaller-is-better)."""
-    return metric not in ("rmse", "mae", "loss", "epoch_loss")
+    """Whether a larger value of ``metric`` is better (catalog.METRICS; errors and losses are smaller-is-better)."""
+    info = METRICS.get(metric)
+    return info.greater_is_better if info is not None else metric not in ("rmse", "mae", "loss", "epoch_loss")
 
 
 def job_result(job: Job) -> Any:
@@ -187,22 +189,9 @@ def job_result(job: Job) -> Any:
 
 
 def primary_metric_for_job(job: Job) -> str:
-    """The metric the job is judged by: the one its compression report names, else the task's own
-    (a classification task whose dataset has more than two classes runs as multi-class)."""
-    result = job_result(job)
-    if result is not None and isinstance(result.compression_report, dict):
-        named = result.compression_report.get("primary_metric")
-        if isinstance(named, str) and named:
-            return named
-    task = TASKS.get(job.task_key)
-    if task is None:
-        return "loss"
-    if task.is_classification:
-        target = ((job.dataset.validation_report or {}).get("stats") or {}).get("target") or {}
-        n_classes = target.get("n_classes")
-        if isinstance(n_classes, int) and n_classes > 2:
-            return TARGET_KINDS["multiclass"].primary_metric
-    return task.primary_metric
+    """The metric the job is judged by (``portal.results.selectors.primary_metric``: what its result
+    stored, else the resolved target kind's), "loss" when nothing tells it."""
+    return primary_metric(job).key or "loss"
 
 
 def job_label(job: Job) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from mlcore.catalog import MODALITIES
+from mlcore import catalog
 from portal.accounts.models import Lab, Visibility
 
 
@@ -36,7 +36,8 @@ class Dataset(models.Model):
     name = models.CharField(max_length=200)
     version = models.PositiveIntegerField(default=1)
     description = models.TextField(blank=True)
-    modality = models.CharField(max_length=32, choices=[(m.key, m.label) for m in MODALITIES.values()])
+    # A catalog key (mlcore.catalog.MODALITIES), checked by the dataset services, not frozen as choices.
+    modality = models.CharField(max_length=32)
     original_file = models.FileField(upload_to=dataset_original_path, max_length=500)
     original_filename = models.CharField(max_length=255, blank=True)
     canonical_file = models.FileField(upload_to=dataset_canonical_path, max_length=500, blank=True)
@@ -76,6 +77,12 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+    @property
+    def modality_label(self) -> str:
+        """The modality's label from the catalog (the key itself for one no longer listed)."""
+        modality = catalog.MODALITIES.get(self.modality)
+        return modality.label if modality else self.modality
 
 
 class UploadSession(models.Model):

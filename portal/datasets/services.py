@@ -19,10 +19,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from mlcore.catalog import MODALITIES
+from mlcore.catalog import MODALITIES, TASKS
 from mlcore.guess import HEAD_BYTES, ModalityGuess, file_guess
 from portal.accounts.models import Lab, Visibility
 from portal.accounts.selectors import membership_get
+from portal.common.catalog_keys import catalog_key_check
 from portal.common.errors import NotAllowed, ServiceError
 from portal.common.storage import storage_save_hashed
 from portal.config.celery import HANDLER_VALIDATE_DATASET, QUEUE_SHORT, app
@@ -52,6 +53,13 @@ def _schema_with_guess(*, schema: dict | None, guess: ModalityGuess) -> dict:
             guess.input_col != MODALITIES[guess.modality].default_input_col:
         schema["input_cols"] = [guess.input_col]
     return schema
+
+
+def _schema_task_check(schema: dict | None) -> None:
+    """The task a mapping names (validation checks the targets for it) is one the catalog lists."""
+    task = (schema or {}).get("task")
+    if task not in (None, ""):
+        catalog_key_check(what="task", key=task, valid=TASKS, field="task")
 
 
 def _check_can_write(*, user: AbstractBaseUser, lab: Lab) -> None:
@@ -89,8 +97,8 @@ def dataset_create(
     if not modality:
         guessed = _modality_guess(file=file, filename=filename)
         modality, schema = guessed.modality, _schema_with_guess(schema=schema, guess=guessed)
-    if modality not in MODALITIES:
-        raise ServiceError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}", field="modality")
+    catalog_key_check(what="modality", key=modality, valid=MODALITIES, field="modality")
+    _schema_task_check(schema)
     if visibility not in Visibility.values:
         raise ServiceError(f"unknown visibility {visibility!r}", field="visibility")
     if policy not in Dataset.Policy.values:
@@ -196,8 +204,8 @@ def dataset_remap(
     schema = dict(dataset.schema or {}) if schema is None else schema
     policy = dataset.policy if policy is None else policy
     modality = dataset.modality if modality is None else modality
-    if modality not in MODALITIES:
-        raise ServiceError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}", field="modality")
+    catalog_key_check(what="modality", key=modality, valid=MODALITIES, field="modality")
+    _schema_task_check(schema)
     if policy not in Dataset.Policy.values:
         raise ServiceError(f"unknown policy {policy!r}; expected strict or skip", field="policy")
     same = _same_version(
@@ -397,8 +405,9 @@ def upload_session_create(
     """Open an upload of ``size_bytes``; checks everything that can be checked before any byte arrives.
     Without a ``modality`` it is guessed from the file's first records when the upload finishes."""
     _check_can_write(user=owner, lab=lab)
-    if modality and modality not in MODALITIES:
-        raise ServiceError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}", field="modality")
+    if modality:
+        catalog_key_check(what="modality", key=modality, valid=MODALITIES, field="modality")
+    _schema_task_check(schema)
     if policy not in Dataset.Policy.values:
         raise ServiceError(f"unknown policy {policy!r}; expected strict or skip", field="policy")
     if visibility not in Visibility.values:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from mlcore.catalog import PROFILES, TASKS
+from mlcore import catalog
 from portal.accounts.models import Lab, Visibility
 from portal.datasets.models import Dataset
 
@@ -27,8 +27,10 @@ class Job(models.Model):
     visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.LAB)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200, blank=True)
-    task_key = models.CharField(max_length=64, choices=[(t.key, t.label) for t in TASKS.values()])
-    profile_key = models.CharField(max_length=32, choices=[(p.key, p.label) for p in PROFILES.values()])
+    # Catalog keys (mlcore.catalog.TASKS, PROFILES), checked by job_submit, not frozen as choices here:
+    # a task or profile added to the catalog needs no migration.
+    task_key = models.CharField(max_length=64)
+    profile_key = models.CharField(max_length=32)
     # Everything the worker needs, frozen at submission: later catalog changes never alter a job.
     config = models.JSONField(default=dict)
     device = models.CharField(max_length=8, choices=Device.choices, default=Device.CPU)
@@ -90,6 +92,18 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"Job {self.pk} ({self.task_key}, {self.status})"
+
+    @property
+    def task_label(self) -> str:
+        """The task's label from the catalog, read now (the key itself for a task no longer listed)."""
+        task = catalog.TASKS.get(self.task_key)
+        return task.label if task else self.task_key
+
+    @property
+    def profile_label(self) -> str:
+        """The profile's label from the catalog (the key itself for a profile no longer listed)."""
+        profile = catalog.PROFILES.get(self.profile_key)
+        return profile.label if profile else self.profile_key
 
     @property
     def is_finished(self) -> bool:

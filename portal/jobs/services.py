@@ -29,6 +29,7 @@ from django.utils import timezone
 from mlcore import catalog
 from portal.accounts.models import Lab, Membership, Visibility
 from portal.accounts.selectors import membership_get
+from portal.common.catalog_keys import catalog_key_check
 from portal.common.errors import NotAllowed, ServiceError
 from portal.common.lease import LeaseMachine, StaleAttempt
 from portal.config.celery import HANDLER_RUN_JOB, app, job_queue
@@ -279,20 +280,15 @@ def job_config_resolve(
     split: str = "random", target_col: str | None = None,
 ) -> dict[str, Any]:
     """Check the task fits the dataset and freeze everything the worker needs into one dict."""
-    try:
-        task = catalog.task_get(task_key)
-    except KeyError as exc:
-        raise ServiceError(str(exc.args[0]) if exc.args else f"unknown task {task_key!r}", field="task") from exc
+    # Catalog keys are checked here, against the catalog as it is now (no model field freezes them).
+    catalog_key_check(what="task", key=task_key, valid=catalog.TASKS, field="task")
+    task = catalog.TASKS[task_key]
     if task.modality != dataset.modality:
         raise ServiceError(
             f"task {task_key} needs a {task.modality} dataset; {dataset.name} v{dataset.version} is {dataset.modality}",
             field="task",
         )
-    if profile_key not in catalog.PROFILES:
-        raise ServiceError(
-            f"unknown optimization profile {profile_key!r}; expected one of {', '.join(catalog.PROFILES)}",
-            field="profile",
-        )
+    catalog_key_check(what="profile", key=profile_key, valid=catalog.PROFILES, field="profile")
     if preset not in catalog.PRESETS:
         raise ServiceError(f"unknown preset {preset!r}; expected one of {', '.join(catalog.PRESETS)}", field="preset")
     try:

@@ -74,6 +74,13 @@ class Result(models.Model):
     # Where the model was trained (mlcore.recipe.environment: device and its name, precision as resolved,
     # torch and CUDA versions, threads, ranks); {} for results recorded before it existed.
     environment = models.JSONField(default=dict, blank=True)
+    # How the job is judged, fixed when it finished (results_services.result_record): the target kind it
+    # ran as (a "binary" task on 3 classes runs as multiclass), that kind's primary metric and direction,
+    # and the baseline model's test value of it. Read through results.selectors.primary_metric.
+    target_kind = models.CharField(max_length=32, blank=True)
+    primary_metric = models.CharField(max_length=64, blank=True)
+    greater_is_better = models.BooleanField(default=True)
+    primary_value = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

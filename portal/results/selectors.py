@@ -4,13 +4,132 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from mlcore import catalog
+from portal.datasets.models import Dataset
 from portal.jobs.models import Job
 from portal.jobs.selectors import job_list_for_user
-from portal.results.models import Artifact, MetricPoint, Prediction
+from portal.results.models import Artifact, MetricPoint, Prediction, Result
+
+
+# --- the primary metric: how a job is judged --------------------------------------------------------
+#
+# One place for every page, the API and the dashboards. A finished job's result stores the target
+# kind it ran as (a "binary" task whose data has 3 classes runs as multiclass) and that kind's primary
+# metric (results_services.result_record); before that, the kind is told from the task and the number
+# of classes its dataset's validation found.
+
+
+@dataclass(frozen=True)
+class PrimaryMetric:
+    """A job's primary metric: its name (``key``, "" when unknown), the baseline and optimized models'
+    test values of it (None before a result, or when not measured), its direction and the kind."""
+
+    key: str
+    value: float | None
+    greater_is_better: bool
+    target_kind: str
+    optimized: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value, "optimized": self.optimized,
+                "greater_is_better": self.greater_is_better, "target_kind": self.target_kind}
+
+
+def kind_primary_metric(kind: str) -> tuple[str, bool]:
+    """(primary metric, greater is better) of a target kind, from the catalog; ("", True) for none."""
+    meta = catalog.TARGET_KINDS.get(kind)
+    return (meta.primary_metric, meta.greater_is_better) if meta else ("", True)
+
+
+def _number(value: Any) -> float | None:
+    """A finite metric value, or None (missing, NaN, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
+
+
+def _job_result(job: Job) -> Result | None:
+    try:
+        return job.result
+    except Result.DoesNotExist:
+        return None
+
+
+def job_target_kind(job: Job, *, report: dict | None = None) -> str:
+    """The target kind ``job`` runs as, before its result says so: the task's declared kind (the job's
+    frozen config when the task left the catalog); for a classification task, the kind whose primary
+    metric its compression ``report`` names, else the kind the number of classes its dataset's
+    validation found makes it (catalog.task_target_kind)."""
+    task = catalog.TASKS.get(job.task_key)
+    if task is None:
+        return str((job.config or {}).get("target_kind") or "")
+    if not task.is_classification:
+        return task.target_kind
+    named = (report or {}).get("primary_metric")
+    for kind in catalog.CLASSIFICATION_KINDS:
+        if named and catalog.TARGET_KINDS[kind].primary_metric == named:
+            return kind
+    n_classes = (Dataset.objects.filter(pk=job.dataset_id)
+                 .values_list("validation_report__stats__target__n_classes", flat=True).first())
+    if isinstance(n_classes, int) and not isinstance(n_classes, bool) and n_classes >= 2:
+        return catalog.task_target_kind(task, n_classes=n_classes)
+    return task.target_kind
+
+
+def primary_metric_resolve(*, job: Job, target_kind: str | None, report: dict | None) -> tuple[str, str, bool]:
+    """(kind, metric, greater is better) a job's result is stored with: ``target_kind`` as the run
+    resolved it (else ``job_target_kind``), its primary metric, or the one the compression report
+    judged the model by when the report names one."""
+    kind = target_kind or job_target_kind(job, report=report)
+    metric, greater = kind_primary_metric(kind)
+    named = (report or {}).get("primary_metric")
+    if isinstance(named, str) and named:
+        metric, greater = named, bool((report or {}).get("greater_is_better", greater))
+    return kind, metric, greater
+
+
+def primary_metric(job: Job) -> PrimaryMetric:
+    """The metric ``job`` is judged by, with its values: what its result stored when the job finished,
+    else the resolved target kind's primary metric (see ``job_target_kind``)."""
+    result = _job_result(job)
+    if result is not None and result.primary_metric:
+        kind, key, greater = result.target_kind, result.primary_metric, result.greater_is_better
+    else:
+        report = result.compression_report if result is not None and isinstance(result.compression_report, dict) \
+            else None
+        kind, key, greater = primary_metric_resolve(job=job, target_kind=None, report=report)
+    if result is None or not key:
+        return PrimaryMetric(key=key, value=None, greater_is_better=greater, target_kind=kind)
+    value = result.primary_value if result.primary_metric == key and result.primary_value is not None else \
+        _number((result.baseline_metrics or {}).get(key))
+    return PrimaryMetric(key=key, value=value, greater_is_better=greater, target_kind=kind,
+                         optimized=_number((result.optimized_metrics or {}).get(key)))
+
+
+def primary_metric_of_row(row: dict[str, Any]) -> PrimaryMetric:
+    """``primary_metric`` for a plain row read with ``.values(*PRIMARY_METRIC_ROW_FIELDS)`` (the catalog
+    page reads rows, not model instances); a row whose result stored none falls back to the task's kind."""
+    key = row.get("result__primary_metric") or ""
+    if key:
+        kind, greater = row.get("result__target_kind") or "", bool(row.get("result__greater_is_better"))
+    else:
+        task = catalog.TASKS.get(row.get("task_key") or "")
+        kind = task.target_kind if task else ""
+        key, greater = kind_primary_metric(kind)
+    baseline, optimized = row.get("result__baseline_metrics") or {}, row.get("result__optimized_metrics") or {}
+    value = row.get("result__primary_value")
+    return PrimaryMetric(key=key, value=_number(value) if value is not None else _number(baseline.get(key)),
+                         greater_is_better=greater, target_kind=kind, optimized=_number(optimized.get(key)))
+
+
+PRIMARY_METRIC_ROW_FIELDS = ("task_key", "result__target_kind", "result__primary_metric", "result__greater_is_better",
+                             "result__primary_value", "result__baseline_metrics", "result__optimized_metrics")
 
 
 def metric_names_for_job(*, job: Job) -> list[dict[str, str]]:

@@ -38,6 +38,7 @@ from portal.common.storage import storage_save_hashed
 from portal.config.celery import HANDLER_PREDICT, QUEUE_SHORT, app
 from portal.jobs.models import Job
 from portal.jobs.services import LEASE as JOB_LEASE
+from portal.results import selectors as result_selectors
 from portal.results.models import Artifact, MetricPoint, Prediction, Result, artifact_path, prediction_path
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,21 @@ def artifact_fetch(*, artifact: Artifact, destination: Path) -> Path:
 def result_record(
     *, job_id: int, baseline_metrics: dict, optimized_metrics: dict | None = None,
     compression_report: dict | None = None, environment: dict | None = None, attempt: int | None = None,
+    target_kind: str | None = None,
 ) -> Result:
     """The job's final metrics (one row per job; written again by a retry). With ``attempt``, only
-    while that attempt holds the job: a stale attempt never rewrites the result of a newer one."""
+    while that attempt holds the job: a stale attempt never rewrites the result of a newer one.
+
+    ``target_kind`` is the kind the run resolved (the recipe's ``metrics["target_kind"]``: a "binary"
+    task whose data has 3 classes ran as multiclass); the result stores it with its primary metric,
+    direction and the baseline value (``results.selectors.primary_metric`` reads them). Without it the
+    kind is told as ``results.selectors.job_target_kind`` tells it."""
+    job = Job.objects.only("id", "task_key", "dataset_id", "config").get(pk=job_id)
+    kind, metric, greater = result_selectors.primary_metric_resolve(
+        job=job, target_kind=target_kind, report=compression_report)
+    value = (baseline_metrics or {}).get(metric) if metric else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        value = None
     with JOB_LEASE.fenced(pk=job_id, attempt=attempt):
         result, _ = Result.objects.update_or_create(
             job_id=job_id,
@@ -141,6 +154,10 @@ def result_record(
                 "optimized_metrics": optimized_metrics or {},
                 "compression_report": compression_report or {},
                 "environment": environment or {},
+                "target_kind": kind,
+                "primary_metric": metric,
+                "greater_is_better": greater,
+                "primary_value": value,
             },
         )
     return result

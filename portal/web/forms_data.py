@@ -9,6 +9,7 @@ from django import forms
 from mlcore.catalog import MODALITIES, TASKS
 from mlcore.guess import HEAD_BYTES, FileHead, file_guess
 from portal.accounts.models import Lab, Visibility
+from portal.common.catalog_keys import modality_choices, task_choices
 from portal.datasets.models import Dataset
 
 # Which mapping entries a dataset's schema holds (the keys the validation worker reads).
@@ -38,7 +39,7 @@ class DatasetMappingForm(forms.Form):
     """How a file is read: its modality, column mapping and policy. The dataset page's "Edit the
     mapping" form is this alone (a new version of the same bytes); the upload form adds the file."""
 
-    modality = forms.ChoiceField(choices=[(m.key, m.label) for m in MODALITIES.values()],
+    modality = forms.ChoiceField(choices=modality_choices,  # the catalog's, read per form
                                  help_text="Guessed from the file's header and first records; change it if wrong.")
     task = forms.ChoiceField(required=False, help_text="Optional: check the target column for this task now.")
     input_cols = ColumnsField(required=False, label="Input column(s)",
@@ -55,9 +56,7 @@ class DatasetMappingForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["task"].choices = [("", "— none: check the records only —")] + [
-            (t.key, t.label) for t in TASKS.values()
-        ]
+        self.fields["task"].choices = [("", "— none: check the records only —"), *task_choices()]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -93,7 +92,7 @@ class DatasetMappingForm(forms.Form):
 class DatasetRemapForm(DatasetMappingForm):
     """Edit the mapping: lists of columns are typed ("a, b"), since the page has no file to read a header from."""
 
-    modality = forms.ChoiceField(choices=[(m.key, m.label) for m in MODALITIES.values()])
+    modality = forms.ChoiceField(choices=modality_choices)
     input_cols = ColumnsField(required=False, label="Input column(s)", widget=forms.TextInput,
                               help_text="Comma-separated; empty: the modality's default (tabular: every other column).")
     target_cols = ColumnsField(required=False, label="Target column(s)", widget=forms.TextInput,
@@ -117,7 +116,7 @@ class DatasetUploadForm(DatasetMappingForm):
         super().__init__(*args, **kwargs)
         self.fields["lab"].choices = [(lab.slug, f"{lab.name} ({lab.slug})") for lab in labs]
         self.fields["modality"].required = False
-        self.fields["modality"].choices = [("", "— guess from the file —"), *self.fields["modality"].choices]
+        self.fields["modality"].choices = [("", "— guess from the file —"), *modality_choices()]
         self.guess_reason = ""
 
     def clean(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from django.utils.safestring import mark_safe
 from mlcore import catalog
 from portal.accounts.models import Lab, Membership, Visibility
 from portal.accounts.selectors import lab_list_for_user
+from portal.common.catalog_keys import domain_choices, profile_choices, task_choices
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_list_for_user
 from portal.jobs.models import Job
@@ -104,7 +105,7 @@ class JobLaunchForm(forms.Form):
         help_text="Only validated (ready) datasets you can see are listed.",
     )
     task = forms.ChoiceField(
-        choices=[("", "Choose a task…")] + [(t.key, t.label) for t in catalog.TASKS.values()],
+        choices=lambda: [("", "Choose a task…"), *task_choices()],  # read from the catalog per form
         widget=_OptionDataSelect(option_data=_task_option_data, attrs={"class": "form-select"}),
     )
     target_col = forms.CharField(
@@ -114,7 +115,7 @@ class JobLaunchForm(forms.Form):
                   "(label / target / labels).",
     )
     profile = forms.ChoiceField(
-        choices=[(p.key, p.label) for p in catalog.PROFILES.values()], initial="baseline",
+        choices=profile_choices, initial="baseline",
         widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
     )
     preset = forms.ChoiceField(choices=[(k, k) for k in catalog.PRESETS], initial="tiny",
@@ -261,7 +262,6 @@ def _hyperparameter_field(hp: catalog.HyperParameter) -> forms.Field:
 
 STATUS_CHOICES = [("", "any status")] + list(Job.Status.choices)
 ALL_METRICS: tuple[str, ...] = tuple(dict.fromkeys(m for k in catalog.TARGET_KINDS.values() for m in k.metrics))
-DOMAINS: tuple[str, ...] = tuple(dict.fromkeys(t.domain for t in catalog.TASKS.values()))
 
 # Filter field -> the Job lookup it narrows by.
 FILTER_LOOKUPS: dict[str, str] = {
@@ -311,10 +311,11 @@ class FastSelect(forms.Select):
 class CatalogFilterForm(forms.Form):
     """GET filters of the catalog: every combination is a URL, so every view of it is a permalink."""
 
-    domain = forms.ChoiceField(widget=FastSelect, required=False, choices=[("", "any domain")] + [(d, d) for d in DOMAINS])
-    task = forms.ChoiceField(widget=FastSelect, required=False, choices=[("", "any task")] + [(t.key, t.label) for t in catalog.TASKS.values()])
+    # Catalog choices are read when the form is built (callables): a task added to the catalog is offered.
+    domain = forms.ChoiceField(widget=FastSelect, required=False, choices=lambda: [("", "any domain"), *domain_choices()])
+    task = forms.ChoiceField(widget=FastSelect, required=False, choices=lambda: [("", "any task"), *task_choices()])
     dataset = forms.TypedChoiceField(widget=FastSelect, required=False, coerce=int, empty_value=None, choices=[])
-    profile = forms.ChoiceField(widget=FastSelect, required=False, choices=[("", "any profile")] + [(p.key, p.label) for p in catalog.PROFILES.values()])
+    profile = forms.ChoiceField(widget=FastSelect, required=False, choices=lambda: [("", "any profile"), *profile_choices()])
     owner = forms.ChoiceField(widget=FastSelect, required=False, choices=[])
     status = forms.ChoiceField(widget=FastSelect, required=False, choices=STATUS_CHOICES)
     date_from = forms.DateField(required=False, label="created from", widget=forms.DateInput(attrs={"type": "date"}))
@@ -366,13 +367,12 @@ class CatalogFilterForm(forms.Form):
         if sort in SORT_FIELDS:
             key = F(SORT_FIELDS[sort])
         elif sort == "primary":
-            # The task's primary metric of the baseline model, signed so that larger is better
-            # (RMSE is negated): descending lists the best results first across tasks.
-            whens = []
-            for task in catalog.TASKS.values():
-                value = _metric_value("baseline", task.primary_metric)
-                whens.append(When(task_key=task.key, then=value if task.greater_is_better else -value))
-            jobs = jobs.annotate(sort_value=Case(*whens, output_field=FloatField()))
+            # Each job's primary metric of the baseline model as its result stored it (the resolved
+            # target kind's: results.selectors.primary_metric), signed so that larger is better (RMSE
+            # is negated): descending lists the best results first across tasks.
+            value = F("result__primary_value")
+            jobs = jobs.annotate(sort_value=Case(When(result__greater_is_better=False, then=-value), default=value,
+                                                 output_field=FloatField()))
             key = F("sort_value")
         else:
             variant, metric = sort.split(".", 1)

@@ -16,11 +16,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from mlcore.catalog import TASKS
 from portal.accounts.models import Lab
 from portal.datasets.selectors import dataset_list_for_user
 from portal.jobs.models import Job
 from portal.jobs.selectors import job_list_for_user
+from portal.results.selectors import primary_metric
 from portal.web.labs import current_lab, current_lab_set
 
 ACTIVE = (Job.Status.QUEUED, Job.Status.RUNNING)
@@ -28,12 +28,11 @@ FINISHED = (Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.CANCELLED)
 
 
 def _primary_metric(job: Job) -> tuple[str, float | None]:
-    """The task's primary metric and the job's test value of it (None before a result exists)."""
-    task = TASKS.get(job.task_key)
-    name = task.primary_metric if task else ""
-    result = getattr(job, "result", None) if job.status == Job.Status.SUCCEEDED else None
-    value = (result.baseline_metrics or {}).get(name) if result is not None else None
-    return name, value if isinstance(value, (int, float)) else None
+    """The job's primary metric (results.selectors.primary_metric) and its test value (None before a result)."""
+    if job.status != Job.Status.SUCCEEDED:
+        return "", None  # nothing measured: the page shows a dash
+    metric = primary_metric(job)
+    return metric.key, metric.value
 
 
 def _running_jobs(request: HttpRequest) -> list[Job]:

@@ -131,7 +131,7 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
         else:
             _version_message(request, dataset, verb="Uploaded")
             if form.guess_reason:
-                messages.info(request, f"Modality guessed from the file: {dataset.get_modality_display()} "
+                messages.info(request, f"Modality guessed from the file: {dataset.modality_label} "
                                        f"({form.guess_reason}). If that is wrong, edit the mapping below.")
             return redirect("web:dataset_detail", dataset.pk)
     return render(request, "web/datasets/upload.html", _upload_context(request, form), status=400)

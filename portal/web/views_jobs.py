@@ -33,7 +33,14 @@ from portal.jobs.selectors import (
     catalog_facets, job_get_for_user, job_list_for_user, job_log_attempts, job_log_size, job_log_tail,
 )
 from portal.results.models import Artifact, MetricPoint, Result
-from portal.results.selectors import artifact_download, artifact_get_for_job, artifact_list_for_job
+from portal.results.selectors import (
+    PRIMARY_METRIC_ROW_FIELDS,
+    artifact_download,
+    artifact_get_for_job,
+    artifact_list_for_job,
+    primary_metric,
+    primary_metric_of_row,
+)
 from portal.web.forms_jobs import (
     CatalogFilterForm,
     JobLaunchForm,
@@ -47,9 +54,9 @@ from portal.web.labs import current_lab
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 64 * 1024
 CATALOG_PAGE_SIZE = 25
-CATALOG_ROW_FIELDS = ("id", "name", "status", "progress", "task_key", "profile_key", "created_at",
-                      "owner__username", "dataset__name", "dataset__version",
-                      "result__baseline_metrics", "result__optimized_metrics")
+CATALOG_ROW_FIELDS = tuple(dict.fromkeys((
+    "id", "name", "status", "progress", "task_key", "profile_key", "created_at", "owner__username", "dataset__name",
+    "dataset__version", "result__baseline_metrics", "result__optimized_metrics", *PRIMARY_METRIC_ROW_FIELDS)))
 COMPARE_MAX_JOBS = 10
 # The artifacts a researcher downloads (checkpoints are the worker's resume points, not results).
 DOWNLOADABLE_KINDS = [k for k in Artifact.Kind.values if k != Artifact.Kind.CHECKPOINT]
@@ -151,12 +158,14 @@ def job_launch(request: HttpRequest) -> HttpResponse:
 # --- the job page -------------------------------------------------------------------------------
 
 def _metric_rows(job: Job, result: Result | None) -> list[dict[str, Any]]:
-    """Baseline vs optimized, the task's primary metric first, then its catalog metrics, then the rest."""
+    """Baseline vs optimized, the job's primary metric first (results.selectors.primary_metric: its
+    resolved target kind's), then that kind's catalog metrics, then the rest."""
     if result is None:
         return []
     baseline, optimized = result.baseline_metrics or {}, result.optimized_metrics or {}
-    task = catalog.TASKS.get(job.task_key)
-    order = [task.primary_metric, *task.metrics] if task else []
+    primary = primary_metric(job)
+    kind = catalog.TARGET_KINDS.get(primary.target_kind)
+    order = [primary.key, *(kind.metrics if kind else ())] if primary.key else []
     names = list(dict.fromkeys([*order, *sorted(baseline), *sorted(optimized)]))
     rows = []
     for name in names:
@@ -165,7 +174,7 @@ def _metric_rows(job: Job, result: Result | None) -> list[dict[str, Any]]:
             continue
         delta = o - b if isinstance(b, (int, float)) and isinstance(o, (int, float)) else None
         rows.append({"name": name, "baseline": b, "optimized": o, "delta": delta,
-                     "primary": bool(task and name == task.primary_metric)})
+                     "primary": bool(primary.key and name == primary.key)})
     return rows
 
 
@@ -459,7 +468,7 @@ def _catalog_rows(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             badges[status] = render_to_string("web/partials/status_badge.html", {
                 "status": status, "label": Job.Status(status).label if status in Job.Status.values else status})
         task = catalog.TASKS.get(job["task_key"])
-        metric = task.primary_metric if task else ""
+        primary = primary_metric_of_row(job)
         created = timezone.localtime(job["created_at"])
         rows.append({
             "id": str(job["id"]), "url": f"{detail_url}{job['id']}/", "name": job["name"] or "Job",
@@ -467,9 +476,8 @@ def _catalog_rows(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "percent": f"{round(job['progress'] * 100)}%" if status == Job.Status.RUNNING else "",
             "task": task.label if task else job["task_key"],
             "dataset": f"{job['dataset__name']} v{job['dataset__version']}",
-            "profile": job["profile_key"], "owner": job["owner__username"], "metric": metric,
-            "baseline": _metric_text((job["result__baseline_metrics"] or {}).get(metric) if task else None),
-            "optimized": _metric_text((job["result__optimized_metrics"] or {}).get(metric) if task else None),
+            "profile": job["profile_key"], "owner": job["owner__username"], "metric": primary.key,
+            "baseline": _metric_text(primary.value), "optimized": _metric_text(primary.optimized),
             "created_iso": created.isoformat(), "created": created.strftime("%Y-%m-%d %H:%M"),
         })
     return rows
@@ -534,9 +542,9 @@ def compare(request: HttpRequest) -> HttpResponse:
     # Metrics: every metric any job has, baseline and optimized side by side.
     metric_names: list[str] = []
     for job in jobs:
-        task = catalog.TASKS.get(job.task_key)
-        if task:
-            metric_names += [task.primary_metric, *task.metrics]
+        primary = primary_metric(job)
+        kind = catalog.TARGET_KINDS.get(primary.target_kind)
+        metric_names += [primary.key, *(kind.metrics if kind else ())] if primary.key else []
         result = results[job.pk]
         if result:
             metric_names += sorted(result.baseline_metrics or {})
