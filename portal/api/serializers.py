@@ -11,6 +11,7 @@ from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
 from mlcore import catalog
+from mlcore.columns import ColumnMapping, MappingError
 from portal.accounts.models import APIToken, Visibility
 from portal.datasets.models import Dataset, UploadSession
 from portal.jobs.models import Job
@@ -46,6 +47,16 @@ class DatasetDetailSerializer(DatasetSerializer):
         fields = DatasetSerializer.Meta.fields + ["validation_report"]
 
 
+def mapping_schema(data: dict) -> dict:
+    """A validated MappingSerializer's data as a dataset schema: the ColumnMapping's to_dict() (one
+    vocabulary with the upload page's form), plus `task` when given."""
+    try:
+        mapping = ColumnMapping.from_dict(data)
+    except MappingError as exc:
+        raise serializers.ValidationError({exc.field: [str(exc)]}) from None
+    return {**mapping.to_dict(), **({"task": data["task"]} if data.get("task") else {})}
+
+
 class MappingSerializer(serializers.Serializer):
     input_cols = serializers.ListField(child=serializers.CharField(), required=False)
     target_cols = serializers.ListField(child=serializers.CharField(), required=False)
@@ -54,6 +65,9 @@ class MappingSerializer(serializers.Serializer):
     split_col = serializers.CharField(required=False, allow_null=True)
     task = serializers.ChoiceField(choices=TASK_CHOICES, required=False, allow_null=True,
                                    help_text="check the targets for this task during validation")
+
+    def validate(self, attrs: dict) -> dict:
+        return mapping_schema(attrs)
 
 
 class DatasetCreateSerializer(serializers.Serializer):
@@ -69,6 +83,7 @@ class DatasetCreateSerializer(serializers.Serializer):
                                     help_text="column mapping: input_cols, target_cols, id_col, group_col, split_col, task")
 
     def validate_mapping(self, value: dict) -> dict:
+        """The mapping as the dataset's schema stores it: `ColumnMapping.to_dict()` and the task."""
         inner = MappingSerializer(data=value or {})
         inner.is_valid(raise_exception=True)
         return dict(inner.validated_data)
