@@ -112,12 +112,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from mlcore.demo_data import demo_dataset_write
+    from mlcore.columns import ColumnMapping
     from mlcore.recipe import RecipeConfig, recipe_profile, recipe_run
 
     t_start = time.perf_counter()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-compression-"))
     data = demo_dataset_write("amp-vs-uniprot", work / "data")
-    config = RecipeConfig(task="protein-classification", data=data, out=work / "run", preset="small", id_col="id",
+    config = RecipeConfig(task="protein-classification", data=data, out=work / "run", preset="small", columns=ColumnMapping(id_col="id"),
                           hyperparameters={"epochs": args.epochs, "seed": 0}, explain_samples=0, device=args.device)
     run = recipe_run(config)
     train_s = time.perf_counter() - t_start

@@ -60,6 +60,7 @@ def main() -> int:
     from mlcore.compress.int8 import quantize_model
     from mlcore.compress.report import paired_speedup, timing_batches
     from mlcore.demo_data import demo_dataset_write
+    from mlcore.columns import ColumnMapping
     from mlcore.recipe import RecipeConfig, recipe_run
     from mlcore.tasks import collate_fn
 
@@ -68,7 +69,7 @@ def main() -> int:
     inductor_config.freezing = True  # constant weights: lets inductor prepack the int8 GEMMs
     work = Path(tempfile.mkdtemp(prefix="bench-int8-pt2e-"))
     data = demo_dataset_write("amp-vs-uniprot", work / "data")
-    config = RecipeConfig(task="protein-classification", data=data, out=work / "run", preset="small", id_col="id",
+    config = RecipeConfig(task="protein-classification", data=data, out=work / "run", preset="small", columns=ColumnMapping(id_col="id"),
                           hyperparameters={"epochs": args.epochs, "seed": 0}, explain_samples=0, device="cpu")
     run = recipe_run(config)
     prep = run.prepared

@@ -50,6 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from mlcore import catalog  # noqa: E402
+from mlcore.columns import ColumnMapping  # noqa: E402
 from mlcore.data import Record, TargetEncoder, load_records, split_indices  # noqa: E402
 from mlcore.demo_data import DEMO_DATASETS, DemoDataset, demo_dataset_write  # noqa: E402
 from mlcore.metrics import compute_metrics  # noqa: E402
@@ -183,8 +184,10 @@ def model_run(spec: DemoDataset, path: Path, out: Path, *, seed: int, max_epochs
         if average_best is not None:
             hyper["average_best"] = average_best
         config = RecipeConfig(task=task.key, data=path, out=out / str(n), preset=PRESET, hyperparameters=hyper,
-                              input_col=spec.input_col or None, target_cols=list(spec.target_cols),
-                              id_col=spec.id_col, split_col=SPLIT_COL, device="cpu", explain_samples=0)
+                              columns=ColumnMapping(input_cols=[spec.input_col] if spec.input_col else [],
+                                                    target_cols=spec.target_cols, id_col=spec.id_col,
+                                                    split_col=SPLIT_COL),
+                              device="cpu", explain_samples=0)
         run = recipe_run(config, callbacks=[EpochLog()] if verbose else ())
         meta = catalog.TARGET_KINDS[run.metrics["target_kind"]]
         val = run.metrics["val"].get(meta.primary_metric, float("nan"))

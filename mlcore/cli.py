@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
-    t.add_argument("--input-col", help="column holding the record (default: the modality's, e.g. 'sequence')")
+    t.add_argument("--input-col", help="column holding the record (default: the modality's, e.g. 'sequence'); "
+                                      "tabular: the feature columns, comma-separated (default: every other column)")
     t.add_argument("--target-col", help="target column(s), comma-separated (default: 'label' / 'target')")
     t.add_argument("--id-col", help="column with record ids (copied into predictions)")
     t.add_argument("--group-col", help="column for --split group")
@@ -133,14 +134,16 @@ def _progress_callback(enabled: bool) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run the training recipe and print the metrics table."""
+    from mlcore.columns import ColumnMapping
     from mlcore.recipe import RecipeConfig, recipe_run
 
     task = catalog.task_get(args.task)
     config = RecipeConfig(
         task=task.key, data=args.data, out=args.out, test_data=args.test, split=args.split, preset=args.preset,
-        hyperparameters=_overrides(args), input_col=args.input_col,
-        target_cols=[c.strip() for c in args.target_col.split(",")] if args.target_col else None,
-        id_col=args.id_col, group_col=args.group_col, split_col=args.split_col, device=args.device,
+        hyperparameters=_overrides(args),
+        columns=ColumnMapping(input_cols=args.input_col or (), target_cols=args.target_col or (), id_col=args.id_col,
+                              group_col=args.group_col, split_col=args.split_col),
+        device=args.device,
         explain_samples=args.explain_samples, profile=args.profile, budget=args.budget, cv_folds=args.folds,
     )
     if args.folds is not None and args.folds < 2:

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 import mlcore
 from mlcore import catalog
+from mlcore.columns import ColumnMapping
 from mlcore.csvsafe import csv_writer
 from mlcore.data import DataError, Table, TargetEncoder, load_records
 from mlcore.model import EncoderConfig
@@ -64,7 +65,7 @@ def model_save(
     featurizer: Featurizer,
     targets: TargetEncoder,
     task: str,
-    columns: dict[str, Any],
+    columns: ColumnMapping | dict[str, Any],
     hyperparameters: dict[str, Any] | None = None,
     preset: str | None = None,
     metrics: dict[str, Any] | None = None,
@@ -79,6 +80,8 @@ def model_save(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     meta = catalog.task_get(task)
+    mapping = ColumnMapping.from_dict(columns)
+    is_table = catalog.MODALITIES[meta.modality].input_format == "table"
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -90,7 +93,9 @@ def model_save(
         "n_outputs": targets.n_outputs,
         "class_weights": getattr(model.head, "class_weights", None) is not None,
         "encoder": model.encoder.config.to_dict(),
-        "columns": columns,
+        # ColumnMapping.to_dict(), plus the keys directories written before it had (read by older versions).
+        "columns": {**mapping.to_dict(), "input_col": mapping.input_col(table=is_table),
+                    "feature_cols": mapping.feature_cols(table=is_table)},
         "preset": preset,
         "hyperparameters": hyperparameters or {},
     }
@@ -128,6 +133,11 @@ class LoadedModel:
     @property
     def kind(self) -> str:
         return self.targets.kind
+
+    @property
+    def columns(self) -> ColumnMapping:
+        """The column mapping training read its data with (older directories' `columns` read too)."""
+        return ColumnMapping.from_dict(self.config.get("columns"))
 
     def encode(self, inputs: Sequence[Any]) -> list[dict[str, Any]]:
         """Featurize raw inputs; RecordError (with the record's 0-based index prepended) on the first bad one."""
@@ -173,10 +183,11 @@ class LoadedModel:
 
     def read(self, path: str | Path) -> Table:
         """Read a data file with this model's column mapping (targets optional)."""
-        cols = self.config["columns"]
-        return load_records(path, modality=self.config["modality"], input_col=cols.get("input_col"),
-                            target_cols=cols.get("target_cols"), id_col=cols.get("id_col"),
-                            require_target=False, feature_cols=cols.get("feature_cols") or None)
+        cols, modality = self.columns, self.config["modality"]
+        is_table = catalog.MODALITIES[modality].input_format == "table"
+        return load_records(path, modality=modality, input_col=cols.input_col(table=is_table),
+                            target_cols=list(cols.target_cols), id_col=cols.id_col,
+                            require_target=False, feature_cols=cols.feature_cols(table=is_table))
 
     def predict_file(self, path: str | Path, out_csv: str | Path, *, batch_size: int = 64,
                      device: str = "cpu") -> int:

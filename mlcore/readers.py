@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlcore.columns import ColumnMapping  # noqa: F401 - re-exported: the mapping readers and validation take
+
 FORMATS = ("csv", "tsv", "fasta", "sdf", "parquet")
 DEFAULT_CHUNK_SIZE = 4096
 _SNIFF_BYTES = 65536
@@ -106,22 +108,6 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-
-
-@dataclass(frozen=True)
-class ColumnMapping:
-    """Which columns of the file play which role. Empty / None means: the modality's or task's default.
-
-    `input_cols`: the record column (sequence, SMILES, SDF molecule) or, for long formats, the object
-    id column; for tabular data the feature columns (empty: every column not mapped elsewhere).
-    `target_cols`: one or several targets (several for multi-target regression).
-    """
-
-    input_cols: tuple[str, ...] = ()
-    target_cols: tuple[str, ...] = ()
-    id_col: str | None = None
-    group_col: str | None = None
-    split_col: str | None = None
 
 
 @dataclass

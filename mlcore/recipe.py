@@ -28,6 +28,7 @@ import torch
 
 from mlcore import catalog
 from mlcore import distributed as dist_utils
+from mlcore.columns import ColumnMapping
 from mlcore.data import DataError, Record, Table, TargetEncoder, load_records, split_indices
 from mlcore.explain import ExplainOutputs, choose_samples, explain_write
 from mlcore.model import EncoderConfig, cpu_name, encoder_base, encoder_small, encoder_tiny
@@ -55,12 +56,9 @@ class RecipeConfig:
     split: str = "random"
     preset: str = "tiny"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
-    input_col: str | None = None
-    target_cols: list[str] | None = None  # default: the task's (`label` / `target` / `labels`)
-    id_col: str | None = None
-    group_col: str | None = None
-    split_col: str | None = None
-    feature_cols: list[str] | None = None  # tabular: default every non-target column
+    # Which columns play which role (mlcore.columns); empty entries take the defaults: the modality's
+    # input column (tabular: every column not mapped elsewhere), the task's target (`label` / `target` / `labels`).
+    columns: ColumnMapping = field(default_factory=ColumnMapping)
     device: str = "auto"
     explain_samples: int = 8  # attention maps are written for this many test records
     max_errors_listed: int = 1  # one-line message; the count of further bad records is appended
@@ -71,6 +69,11 @@ class RecipeConfig:
     # k-fold cross-validation on the non-test records before the final run (None or 0: none);
     # the folds' metrics land in metrics.json under "cv".
     cv_folds: int | None = None
+
+    def __post_init__(self) -> None:
+        # A dictionary (launch.json, a caller's JSON) is read as ColumnMapping.from_dict reads any mapping.
+        if not isinstance(self.columns, ColumnMapping):
+            self.columns = ColumnMapping.from_dict(self.columns)
 
 
 @dataclass
@@ -100,7 +103,7 @@ class Prepared:
     test: ExampleSet
     test_records: list[Record]
     test_source: Table
-    columns: dict[str, Any]
+    columns: ColumnMapping
     split_notes: list[str] = field(default_factory=list)  # what the split did beyond the asked (metrics.json)
 
 
@@ -121,15 +124,16 @@ def setup(config: RecipeConfig) -> Prepared:
     task = catalog.task_get(config.task)
     hyper = catalog.hyperparameters_validate(config.hyperparameters, preset=config.preset)
     modality = catalog.MODALITIES[task.modality]
-    target_cols = config.target_cols or [task.default_target_col]
-    table = load_records(config.data, modality=task.modality, input_col=config.input_col, target_cols=target_cols,
-                         id_col=config.id_col, group_col=config.group_col, split_col=config.split_col,
-                         feature_cols=config.feature_cols)
+    cols, is_table = config.columns, modality.input_format == "table"
+    target_cols = list(cols.target_cols) or [task.default_target_col]
+    table = load_records(config.data, modality=task.modality, input_col=cols.input_col(table=is_table),
+                         target_cols=target_cols, id_col=cols.id_col, group_col=cols.group_col,
+                         split_col=cols.split_col, feature_cols=cols.feature_cols(table=is_table))
     test_table = None
     if config.test_data is not None:
-        test_table = load_records(config.test_data, modality=task.modality, input_col=config.input_col,
-                                  target_cols=target_cols, id_col=config.id_col,
-                                  feature_cols=table.feature_cols or config.feature_cols)
+        test_table = load_records(config.test_data, modality=task.modality, input_col=cols.input_col(table=is_table),
+                                  target_cols=target_cols, id_col=cols.id_col,
+                                  feature_cols=table.feature_cols or cols.feature_cols(table=is_table))
     input_col = table.input_col or None
 
     # Targets first: a missing or non-numeric target is reported with its line before anything runs.
@@ -160,15 +164,15 @@ def setup(config: RecipeConfig) -> Prepared:
     val_frac = hyper["val_frac"]
     test_frac = 0.0 if test_table is not None else hyper["test_frac"]
     # A split column given with the default split means: use it (the user said where each record goes).
-    method = "column" if config.split_col and config.split == "random" else config.split
+    method = "column" if cols.split_col and config.split == "random" else config.split
     split_notes: list[str] = []
     try:
         train_idx, val_idx, test_idx = split_indices(
             len(table.records), method, seed=hyper["seed"], val_frac=val_frac, test_frac=test_frac,
             labels=values if kind in ("binary", "multiclass") else None,
             smiles=[str(r.input) for r in table.records] if task.modality == "smiles" else None,
-            groups=[r.group for r in table.records] if config.group_col else None,
-            split_values=[r.split for r in table.records] if config.split_col else None,
+            groups=[r.group for r in table.records] if cols.group_col else None,
+            split_values=[r.split for r in table.records] if cols.split_col else None,
             notes=split_notes,
         )
     except ValueError as exc:
@@ -233,8 +237,10 @@ def setup(config: RecipeConfig) -> Prepared:
     # The raw val inputs ride along (unused without augmentation) so cross-validation can re-pool them.
     val_set = ExampleSet(featurizer, [r.input for r in val_records], val_ex, val_y) if val_ex else None
     test_set = ExampleSet(featurizer, [], test_ex, test_y)
-    columns = {"input_col": input_col, "target_cols": target_cols, "id_col": config.id_col,
-               "feature_cols": table.feature_cols}
+    # The mapping as read (defaults resolved): the model directory keeps it to read prediction files.
+    columns = ColumnMapping(input_cols=[input_col] if input_col else table.feature_cols or (),
+                            target_cols=target_cols, id_col=cols.id_col, group_col=cols.group_col,
+                            split_col=cols.split_col)
     return Prepared(task, hyper, featurizer, targets, train_set, val_set, test_set, test_records, test_source, columns,
                     split_notes)
 

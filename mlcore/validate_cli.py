@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from mlcore import catalog
-from mlcore.readers import FORMATS, ColumnMapping, ReadError
+from mlcore.columns import ColumnMapping
+from mlcore.readers import FORMATS, ReadError
 from mlcore.validation import POLICIES, ValidationOptions, ValidationResult, validate_file
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2

@@ -1283,13 +1283,20 @@ class _Aggregator:
                 output = str(self.output)
             elif self.partial.exists():
                 self.partial.unlink()  # an invalid dataset leaves no canonical copy to be trained on
-        columns = {"input": plan.input_col or list(plan.feature_cols), "targets": list(plan.target_cols),
+        input_cols = ["smiles"] if plan.input_kind == "molblock" else [plan.input_col] if plan.input_col \
+            else list(plan.feature_cols)
+        # The mapping resolved against the file, as the canonical copy names its columns (the recipe
+        # reads the copy with it), under ColumnMapping's keys; the report's older keys (input, targets,
+        # id, group, split) stay beside them for the readers of older reports.
+        resolved = ColumnMapping(input_cols=input_cols, target_cols=plan.target_cols, id_col=plan.id_col,
+                                 group_col=plan.group_col, split_col=plan.split_col)
+        columns = {**resolved.to_dict(),
+                   "input": input_cols[0] if plan.input_col or plan.input_kind == "molblock" else input_cols,
+                   "targets": list(plan.target_cols),
                    "id": plan.id_col, "group": plan.group_col, "split": plan.split_col,
                    "line": SOURCE_LINE_COL,
                    # every column of the file, mapped or not: what a corrected mapping could choose from
                    "file": list(reader.columns)}
-        if plan.input_kind == "molblock":
-            columns["input"] = "smiles"
         if plan.input_kind in ("long", "lists"):
             columns["elements"] = list(plan.element_cols)
         if plan.input_kind == "table":
@@ -1364,6 +1371,10 @@ def validate_file(
     reader = reader_open(path, fmt=options.format, chunk_size=options.chunk_size, delimiter=options.delimiter,
                          side_labels=options.side_labels, limits=options.limits())
     plan = _plan_build(reader, modality, task_obj, mapping, options)
+    both = [c for c in plan.target_cols if c in (plan.input_col, plan.id_col, plan.group_col, plan.split_col)]
+    if both:  # a default can meet a mapped name here (ColumnMapping refuses the explicit ones)
+        raise ReadError(reader.source, f"column {both[0]!r} is the target and also the input, id, group or split "
+                                       "column; map another target with --target-col")
     chunks: Iterator[Chunk] = reader.chunks(plan.read_cols)
     if plan.input_kind == "long":
         chunks = group_long(chunks, id_col=plan.input_col, element_cols=plan.element_cols,

@@ -43,6 +43,12 @@ def test_catalog_is_light_and_mlcore_does_not_import_django() -> None:
     assert _run(code) == "False"
 
 
+def test_column_mapping_is_light() -> None:
+    """mlcore.columns (the one column mapping, imported by the web process) loads neither torch, numpy nor Django."""
+    code = "import sys, mlcore.columns; print([m for m in ('torch', 'numpy', 'django') if m in sys.modules])"
+    assert _run(code) == "[]"
+
+
 def test_import_contracts_hold() -> None:
     """The static rules of .importlinter (layers workers > portal > mlcore, mlcore without Django, the web
     process without torch even indirectly, portal using only mlcore's torch-free surface), checked by

@@ -48,6 +48,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
+from mlcore.columns import ColumnMapping
 from mlcore.csvsafe import csv_writer
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_run
 from mlcore.threads import ThreadChoice, cores_available, preset_width, threads_apply, threads_choose
@@ -192,36 +193,15 @@ def _zip_dir(directory: Path, target: Path) -> Path:
 
 
 def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> RecipeConfig:
-    """The mlcore recipe's config from the job's frozen snapshot and the dataset's columns.
+    """The mlcore recipe's config from the job's frozen snapshot and the dataset's column mapping.
 
-    The canonical Parquet copy names its columns in the validation report (`columns`); the original
-    file (a dataset validated before canonical copies existed) uses the upload's mapping.
+    The canonical Parquet copy is read with the mapping validation resolved against the file (the
+    report's `columns`); the original file (a dataset validated before canonical copies existed) with
+    the upload's own (the schema). A target column picked at submission replaces the mapping's.
     """
     cfg = job.config
-    if canonical:
-        columns = job.dataset.validation_report.get("columns", {})
-        inputs = columns.get("input")
-        mapping = {
-            "input_col": inputs if isinstance(inputs, str) else None,
-            "feature_cols": list(inputs) if isinstance(inputs, list) else None,
-            "target_cols": columns.get("targets"), "id_col": columns.get("id"),
-            "group_col": columns.get("group"), "split_col": columns.get("split"),
-        }
-    else:
-        schema = cfg.get("dataset", {}).get("schema", {}) or {}
-        inputs = schema.get("input_cols") or schema.get("input_col")
-        if isinstance(inputs, list) and len(inputs) == 1 and job.dataset.modality != "tabular":
-            inputs = inputs[0]
-        mapping = {
-            "input_col": inputs if isinstance(inputs, str) else None,
-            "feature_cols": list(inputs) if isinstance(inputs, list) else None,
-            "target_cols": schema.get("target_cols"), "id_col": schema.get("id_col"),
-            "group_col": schema.get("group_col"), "split_col": schema.get("split_col"),
-        }
-    if cfg.get("target_cols"):  # the job picked its target column at submission (checked there)
-        mapping["target_cols"] = list(cfg["target_cols"])
-        if mapping["feature_cols"]:
-            mapping["feature_cols"] = [c for c in mapping["feature_cols"] if c not in cfg["target_cols"]] or None
+    stored = job.dataset.validation_report.get("columns") if canonical else cfg.get("dataset", {}).get("schema")
+    columns = ColumnMapping.from_dict(stored or {}).with_targets(cfg.get("target_cols"))
     return RecipeConfig(
         task=job.task_key,
         data=data,
@@ -235,7 +215,7 @@ def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> Recip
         profile=None if job.profile_key == "baseline" else job.profile_key,
         budget=cfg.get("budget"),
         explain_samples=EXPLAIN_SAMPLES,
-        **mapping,
+        columns=columns,
     )
 
 

@@ -20,7 +20,8 @@ from typing import Any
 from django.conf import settings
 from django.core.files import File
 
-from mlcore.readers import ColumnMapping, ReadError
+from mlcore.columns import ColumnMapping
+from mlcore.readers import ReadError
 from mlcore.validation import ValidationOptions, validate_file
 from portal.common.errors import ServiceError
 from portal.common.storage import storage_save_hashed
@@ -28,24 +29,6 @@ from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset, dataset_canonical_path
 
 log = logging.getLogger(__name__)
-
-# Keys of Dataset.schema that describe the upload (set by the upload form, the API or load_demo_data).
-MAPPING_KEYS = ("input_cols", "target_cols", "id_col", "group_col", "split_col")
-
-
-def column_mapping(schema: dict[str, Any]) -> ColumnMapping:
-    def cols(value: Any) -> tuple[str, ...]:
-        if value in (None, ""):
-            return ()
-        return (value,) if isinstance(value, str) else tuple(value)
-
-    return ColumnMapping(
-        input_cols=cols(schema.get("input_cols") or schema.get("input_col")),
-        target_cols=cols(schema.get("target_cols")),
-        id_col=schema.get("id_col") or None,
-        group_col=schema.get("group_col") or None,
-        split_col=schema.get("split_col") or None,
-    )
 
 
 def validation_options(requested: dict[str, Any]) -> ValidationOptions:
@@ -86,8 +69,12 @@ def dataset_validate_run(*, dataset_id: int) -> str | None:
         options = validation_options(schema.get("options", {}))
         canonical_local = work / "canonical.parquet"
         try:
+            try:
+                mapping = ColumnMapping.from_dict(schema)
+            except ValueError as exc:  # a mapping stored before the form and the API checked its roles
+                raise ReadError(dataset.original_filename or local.name, f"column mapping: {exc}") from None
             result = validate_file(
-                local, modality=dataset.modality, task=schema.get("task") or None, mapping=column_mapping(schema),
+                local, modality=dataset.modality, task=schema.get("task") or None, mapping=mapping,
                 policy=dataset.policy, options=options, output=canonical_local,
             )
         except ReadError as exc:

@@ -11,6 +11,7 @@ from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
 from mlcore import catalog
+from mlcore.columns import ColumnMapping, MappingError
 from portal.accounts.models import APIToken, Visibility
 from portal.common.catalog_keys import catalog_key_message, modality_choices, profile_choices, task_choices
 from portal.datasets.models import Dataset, UploadSession
@@ -66,6 +67,16 @@ class DatasetDetailSerializer(DatasetSerializer):
         fields = DatasetSerializer.Meta.fields + ["validation_report"]
 
 
+def mapping_schema(data: dict) -> dict:
+    """A validated MappingSerializer's data as a dataset schema: the ColumnMapping's to_dict() (one
+    vocabulary with the upload page's form), plus `task` when given."""
+    try:
+        mapping = ColumnMapping.from_dict(data)
+    except MappingError as exc:
+        raise serializers.ValidationError({exc.field: [str(exc)]}) from None
+    return {**mapping.to_dict(), **({"task": data["task"]} if data.get("task") else {})}
+
+
 class MappingSerializer(serializers.Serializer):
     input_cols = serializers.ListField(child=serializers.CharField(), required=False)
     target_cols = serializers.ListField(child=serializers.CharField(), required=False)
@@ -74,6 +85,9 @@ class MappingSerializer(serializers.Serializer):
     split_col = serializers.CharField(required=False, allow_null=True)
     task = CatalogChoiceField(TASK_CHOICES, what="task", required=False, allow_null=True,
                               help_text="check the targets for this task during validation")
+
+    def validate(self, attrs: dict) -> dict:
+        return mapping_schema(attrs)
 
 
 class DatasetCreateSerializer(serializers.Serializer):
@@ -89,6 +103,7 @@ class DatasetCreateSerializer(serializers.Serializer):
                                     help_text="column mapping: input_cols, target_cols, id_col, group_col, split_col, task")
 
     def validate_mapping(self, value: dict) -> dict:
+        """The mapping as the dataset's schema stores it: `ColumnMapping.to_dict()` and the task."""
         inner = MappingSerializer(data=value or {})
         inner.is_valid(raise_exception=True)
         return dict(inner.validated_data)

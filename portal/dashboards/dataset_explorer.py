@@ -31,6 +31,7 @@ from typing import Any
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
+from mlcore.columns import ColumnMapping
 from mlcore.csvsafe import csv_writer
 from portal.dashboards.common import (
     BASE_STYLE,
@@ -153,10 +154,13 @@ def molecule_examples(dataset: Dataset, *, n: int = N_MOLECULES) -> list[Molecul
     import pyarrow.parquet as pq
 
     columns_map = (dataset.validation_report or {}).get("columns") or {}
-    smiles_col = columns_map.get("input") if isinstance(columns_map.get("input"), str) else "smiles"
+    try:
+        mapping = ColumnMapping.from_dict(columns_map)  # as validation resolved it against the file
+    except ValueError:
+        mapping = ColumnMapping()
+    smiles_col = mapping.input_cols[0] if len(mapping.input_cols) == 1 else "smiles"
     line_col = columns_map.get("line") or "source_line"
-    targets = columns_map.get("targets") or []
-    target_col = targets[0] if targets else None
+    target_col = mapping.target_cols[0] if mapping.target_cols else None
     with dataset.canonical_file.open("rb") as fh:
         parquet = pq.ParquetFile(fh)
         names = parquet.schema_arrow.names

@@ -44,7 +44,8 @@ class Dataset(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     size_bytes = models.BigIntegerField(default=0)
     row_count = models.BigIntegerField(null=True, blank=True)
-    # Column mapping and detected schema: {"input": "sequence", "targets": ["label"], "columns": [...]}
+    # The upload's column mapping as mlcore.columns.ColumnMapping.to_dict() ({"input_cols": ["seq"],
+    # "target_cols": ["label"], ...}, empty entries left out) beside its "task" and validation "options".
     schema = models.JSONField(default=dict, blank=True)
     policy = models.CharField(max_length=8, choices=Policy.choices, default=Policy.STRICT)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)

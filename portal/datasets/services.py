@@ -20,6 +20,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from mlcore.catalog import MODALITIES, TASKS
+from mlcore.columns import MAPPING_KEYS, ColumnMapping
 from mlcore.guess import HEAD_BYTES, ModalityGuess, file_guess
 from portal.accounts.models import Lab, Visibility
 from portal.accounts.selectors import membership_get
@@ -44,6 +45,17 @@ def _modality_guess(*, file: Any, filename: str) -> ModalityGuess:
             f"{filename}: the modality could not be told from the file's first records; name it "
             f"(modality: {', '.join(MODALITIES)})", field="modality")
     return guess
+
+
+def _schema_clean(schema: dict | None) -> dict:
+    """The schema as a dataset stores it: its column mapping as ``ColumnMapping.to_dict()`` (checked,
+    empty entries left out) beside the upload's other entries (``task``, ``options``, ``demo``)."""
+    schema = dict(schema or {})
+    try:
+        mapping = ColumnMapping.from_dict(schema)
+    except ValueError as exc:
+        raise ServiceError(f"column mapping: {exc}", field=getattr(exc, "field", "mapping")) from None
+    return {**mapping.to_dict(), **{k: v for k, v in schema.items() if k not in MAPPING_KEYS}}
 
 
 def _schema_with_guess(*, schema: dict | None, guess: ModalityGuess) -> dict:
@@ -93,6 +105,7 @@ def dataset_create(
     upload retried returns the row and sends its validation again if it is still waiting.
     """
     _check_can_write(user=owner, lab=lab)
+    schema = _schema_clean(schema)
     guessed = None
     if not modality:
         guessed = _modality_guess(file=file, filename=filename)
@@ -160,8 +173,17 @@ def dataset_create(
 def _same_version(*, candidates: Any, modality: str, schema: dict, policy: str) -> Dataset | None:
     """The first of ``candidates`` (same bytes, same name) read the same way: same modality, mapping and
     policy. Only such an upload is a duplicate; a corrected mapping or policy is a new version."""
+    def read_as(schema: dict | None) -> tuple[Any, dict]:  # the mapping, however it was stored, and the rest
+        schema = schema or {}
+        try:
+            mapping: Any = ColumnMapping.from_dict(schema)
+        except ValueError:
+            mapping = None  # a mapping stored before they were checked: compared as stored below
+        return mapping, {k: v for k, v in schema.items() if k not in MAPPING_KEYS or mapping is None}
+
+    wanted = (modality, read_as(schema), policy)
     for existing in candidates:
-        if (existing.modality, existing.schema or {}, existing.policy) == (modality, schema or {}, policy):
+        if (existing.modality, read_as(existing.schema), existing.policy) == wanted:
             return existing
     return None
 
@@ -201,7 +223,7 @@ def dataset_remap(
     dataset's own value.
     """
     _check_can_write(user=user, lab=dataset.lab)
-    schema = dict(dataset.schema or {}) if schema is None else schema
+    schema = dict(dataset.schema or {}) if schema is None else _schema_clean(schema)
     policy = dataset.policy if policy is None else policy
     modality = dataset.modality if modality is None else modality
     catalog_key_check(what="modality", key=modality, valid=MODALITIES, field="modality")

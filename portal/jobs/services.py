@@ -14,6 +14,7 @@ whose lease was given to a newer one gets ``StaleAttempt`` and stops. No other m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from django.db.models.functions import Concat, Right
 from django.utils import timezone
 
 from mlcore import catalog
+from mlcore.columns import ColumnMapping
 from portal.accounts.models import Lab, Membership, Visibility
 from portal.accounts.selectors import membership_get
 from portal.common.catalog_keys import catalog_key_check
@@ -208,7 +210,10 @@ def _target_check(*, dataset: Dataset, task: catalog.Task, target_col: str | Non
     """
     label = f"{dataset.name} v{dataset.version}"
     report_columns = (dataset.validation_report or {}).get("columns") or {}
-    mapped = list(report_columns.get("targets") or []) or list((dataset.schema or {}).get("target_cols") or [])
+    mapped: list[str] = []
+    for stored in (report_columns, dataset.schema):  # as validation resolved the mapping, else as uploaded
+        with contextlib.suppress(ValueError):  # a mapping stored before they were checked: the worker says why
+            mapped = mapped or list(ColumnMapping.from_dict(stored).target_cols)
     wanted = [target_col.strip()] if target_col and target_col.strip() else (mapped or [task.default_target_col])
     try:
         sample = dataset_preview(dataset=dataset, rows=TARGET_SAMPLE_ROWS)

@@ -7,12 +7,13 @@ from typing import Any
 from django import forms
 
 from mlcore.catalog import MODALITIES, TASKS
+from mlcore.columns import ColumnMapping, MappingError
 from mlcore.guess import HEAD_BYTES, FileHead, file_guess
 from portal.accounts.models import Lab, Visibility
 from portal.common.catalog_keys import modality_choices, task_choices
 from portal.datasets.models import Dataset
 
-# Which mapping entries a dataset's schema holds (the keys the validation worker reads).
+# The form's fields of the column mapping (mlcore.columns.ColumnMapping: the dataset's schema holds its to_dict()).
 MAPPING_LISTS = ("input_cols", "target_cols")
 MAPPING_SINGLE = ("id_col", "group_col", "split_col")
 
@@ -65,13 +66,21 @@ class DatasetMappingForm(forms.Form):
         if task and modality and TASKS[task].modality != modality:
             self.add_error("task", f"{TASKS[task].label} needs {MODALITIES[TASKS[task].modality].label.lower()}, "
                                    f"not {MODALITIES[modality].label.lower()}")
+        try:
+            self.column_mapping()
+        except MappingError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, str(exc))
         return data
+
+    def column_mapping(self) -> ColumnMapping:
+        """The form's column mapping (MappingError when a column plays two roles)."""
+        data = self.cleaned_data
+        return ColumnMapping(**{key: data.get(key) or None for key in (*MAPPING_LISTS, *MAPPING_SINGLE)})
 
     def mapping(self) -> dict[str, Any]:
         """The column mapping as the dataset's schema stores it (empty entries left out: defaults apply)."""
         data = self.cleaned_data
-        schema: dict[str, Any] = {key: data[key] for key in MAPPING_LISTS if data.get(key)}
-        schema.update({key: data[key].strip() for key in MAPPING_SINGLE if (data.get(key) or "").strip()})
+        schema: dict[str, Any] = self.column_mapping().to_dict()
         if data.get("task"):
             schema["task"] = data["task"]
         return schema

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from mlcore.columns import ColumnMapping
 from mlcore.compress import METHODS
 from mlcore.compress.base import encoder_linears
 from mlcore.compress.int8 import LARGE_ROWS, DualEngineLinear, WindowLinear, quantized_engine
@@ -252,7 +253,7 @@ def test_distilled_student_is_smaller_and_beats_one_trained_alone(tmp_path: Path
     # seeds: its validation set could not tell a good epoch from a bad one.)
     config = RecipeConfig(task="dna-classification", data=_dna_file(tmp_path / "train.csv", 480, 3, flip=0.3,
                                                                    clean_val=120),
-                          split_col="split", test_data=_dna_file(tmp_path / "test.csv", 400, 4),
+                          columns=ColumnMapping(split_col="split"), test_data=_dna_file(tmp_path / "test.csv", 400, 4),
                           out=tmp_path / "run", preset="tiny",
                           hyperparameters={"epochs": 10, "seed": 0, "patience": 0}, explain_samples=0, device="cpu")
     run = recipe_run(config)

@@ -22,6 +22,7 @@ import torch.multiprocessing as mp
 
 from mlcore import catalog
 from mlcore.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from mlcore.columns import ColumnMapping
 from mlcore.distributed import cleanup
 from mlcore.metrics import compute_metrics
 from mlcore.trainer import TrainConfig
@@ -150,7 +151,7 @@ def _modality_worker(rank: int, port: int, out_dir: str) -> None:
     out = Path(out_dir)
     for name in MODALITY_TASKS:
         task, data, target_cols = _modality_file(name, out / f"{name}-{rank}.csv")
-        config = RecipeConfig(task=task, data=data, out=out / name, target_cols=target_cols, device="cpu",
+        config = RecipeConfig(task=task, data=data, out=out / name, columns=ColumnMapping(target_cols=target_cols), device="cpu",
                               hyperparameters={"epochs": 1, "batch_size": 8, "patience": 0, "average_best": 1})
         prep = setup(config)
         model = build(prep, "tiny")

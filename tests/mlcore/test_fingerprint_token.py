@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from mlcore import catalog
+from mlcore.columns import ColumnMapping
 from mlcore.data import TargetEncoder
 from mlcore.modalities import RecordError, featurizer_build, featurizer_from_state
 from mlcore.modalities.sequence import SequenceStem
@@ -173,7 +174,7 @@ def fp_run(tmp_path_factory: pytest.TempPathFactory):
     smiles, _, targets = synthetic.molecules(64)
     data = synthetic.write_csv(tmp / "mols.csv", ["smiles", "atoms"], [[s, t[0]] for s, t in zip(smiles, targets)])
     config = RecipeConfig(task="molecule-regression", data=data, out=tmp / "run", preset="tiny",
-                          target_cols=["atoms"], hyperparameters={"epochs": 2, "augment": True, "seed": 0},
+                          columns=ColumnMapping(target_cols=["atoms"]), hyperparameters={"epochs": 2, "augment": True, "seed": 0},
                           device="cpu", explain_samples=3)
     return config, recipe_run(config), smiles
 

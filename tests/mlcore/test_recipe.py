@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mlcore.columns import ColumnMapping
 from mlcore.modeldir import model_load
 from mlcore.recipe import RecipeConfig, recipe_run
 from mlcore.tasks import ExampleSet, featurizer_for_task
@@ -97,7 +98,7 @@ def _write_task_file(task: str, path: Path) -> tuple[Path, list[str] | None]:
                                   "lightcurve-classification", "tabular-classification"])
 def test_every_layout_runs_from_a_file_and_predicts(task: str, tmp_path: Path) -> None:
     data, target_cols = _write_task_file(task, tmp_path / "data.csv")
-    result = recipe_run(RecipeConfig(task=task, data=data, out=tmp_path / "run", target_cols=target_cols,
+    result = recipe_run(RecipeConfig(task=task, data=data, out=tmp_path / "run", columns=ColumnMapping(target_cols=target_cols),
                                      device="cpu", hyperparameters={"epochs": 1}, explain_samples=2))
     assert result.metrics["test"][result.metrics["primary_metric"]] is not None
     assert len(result.explain.sample_indices) == 2
@@ -125,7 +126,7 @@ def test_the_fingerprint_hyperparameter_reaches_the_molecule_featurizer(tmp_path
 
     smiles, _, targets = synthetic.molecules(40)
     data = synthetic.write_csv(tmp_path / "mols.csv", ["smiles", "atoms"], [[s, t[0]] for s, t in zip(smiles, targets)])
-    base = dict(task="molecule-regression", data=data, out=tmp_path / "run", target_cols=["atoms"], device="cpu")
+    base = dict(task="molecule-regression", data=data, out=tmp_path / "run", columns=ColumnMapping(target_cols=["atoms"]), device="cpu")
     assert setup(RecipeConfig(**base)).featurizer.fingerprint  # the task's default: on
     off = setup(RecipeConfig(**base, hyperparameters={"fingerprint": False})).featurizer
     assert not off.fingerprint
@@ -140,7 +141,7 @@ def test_a_split_column_without_validation_rows_trains_with_a_carved_validation_
     data = synthetic.write_csv(tmp_path / "d.csv", ["sequence", "label", "part"], rows)
     caplog.set_level("INFO", logger="mlcore")
     result = recipe_run(RecipeConfig(task="dna-classification", data=data, out=tmp_path / "out", device="cpu",
-                                     split_col="part", hyperparameters={"epochs": 1, "batch_size": 8},
+                                     columns=ColumnMapping(split_col="part"), hyperparameters={"epochs": 1, "batch_size": 8},
                                      explain_samples=0))
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     n_val = metrics["n_val"]  # val_frac 0.1 of each class, rounded per class

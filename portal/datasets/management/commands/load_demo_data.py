@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from mlcore.columns import ColumnMapping
 from portal.accounts.models import Lab, Visibility
 from portal.datasets.services import dataset_create
 
@@ -43,10 +44,11 @@ class Command(BaseCommand):
             for key in keys:
                 spec = DEMO_DATASETS[key]
                 path = demo_dataset_write(key, Path(tmp))
+                mapping = ColumnMapping(input_cols=[spec.input_col] if spec.input_col else [],
+                                        target_cols=spec.target_cols, id_col=spec.id_col, group_col=spec.group_col,
+                                        split_col=spec.split_col)
                 schema = {
-                    "input_cols": [spec.input_col] if spec.input_col else [],
-                    "target_cols": list(spec.target_cols),
-                    "id_col": spec.id_col, "group_col": spec.group_col, "split_col": spec.split_col,
+                    **mapping.to_dict(),
                     "task": spec.task_keys[0],
                     "demo": spec.metadata(),
                 }
