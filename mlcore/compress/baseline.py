@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from mlcore.compress.base import CompressContext, Compressed, method_register
+from mlcore.compress.base import CompressContext, Compressed, profile_register
 
 
 @dataclass
@@ -18,7 +18,7 @@ class BaselineConfig:
     """No options: the baseline is the trained model."""
 
 
-@method_register("baseline", BaselineConfig)
+@profile_register("baseline", BaselineConfig)
 def apply(model: nn.Module, config: BaselineConfig, ctx: CompressContext) -> Compressed:
     """Return the model unchanged."""
     return Compressed(model=model, storage="dense", dtype="float32",
