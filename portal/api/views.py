@@ -435,6 +435,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             hyperparameters=d["hyperparameters"], device=d["device"], gpu_count=d["gpu_count"],
             priority=d["priority"], visibility=d["visibility"], name=d["name"], lab=_lab_for(request.user, d["lab"]),
             time_limit_s=d["time_limit_s"], budget=d["budget"], split=d["split"], target_col=d["target_col"] or None,
+            options=d["options"],
         )
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
