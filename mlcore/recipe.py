@@ -475,7 +475,7 @@ def recipe_profile(config: RecipeConfig, run: RecipeResult, *, profile: str | No
     `mlcore.compress.CompressionReport` and the optimized model directory. Lets a caller try several
     profiles on one trained baseline (bench/compression.py does).
     """
-    from mlcore.compress import CompressContext, profile_run  # torch-heavy methods load only when asked
+    from mlcore.compress import CompressContext, profile_run  # torch-heavy profiles load only when asked
 
     prep, model, metrics, model_dir = run.prepared, run.model, run.metrics, run.model_dir
     if prep is None:

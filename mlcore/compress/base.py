@@ -40,7 +40,7 @@ class Compressed:
     storage: str = "dense"  # one of STORAGE_KINDS
     dtype: str = "float32"  # inference dtype in words: float32 | bfloat16 | int8 (dynamic) + float32
     notes: list[str] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)  # method specifics (reached sparsity, steps, ...)
+    info: dict[str, Any] = field(default_factory=dict)  # profile specifics (reached sparsity, steps, ...)
 
 
 @dataclass
@@ -160,7 +160,7 @@ def profile_impl_get(key: str) -> ProfileImpl:
 
 
 def clone(model: nn.Module) -> nn.Module:
-    """A deep copy on the CPU, so a method never changes the caller's model."""
+    """A deep copy on the CPU, so a profile never changes the caller's model."""
     return copy.deepcopy(model).cpu()
 
 

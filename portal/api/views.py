@@ -155,9 +155,16 @@ class CatalogTasks(APIView):
 class CatalogProfiles(APIView):
     @extend_schema(responses=inline_serializer("Profile", {
         "key": serializers.CharField(), "label": serializers.CharField(), "description": serializers.CharField(),
+        "options": serializers.ListField(child=serializers.DictField(), help_text=(
+            "the profile's options (mlcore.catalog.ProfileOption): name, type (int, float, bool, choice), default "
+            "(null: the profile decides), min, max, choices, unit, help; set them as job create's `options`")),
     }, many=True))
     def get(self, request: Request) -> Response:
-        return Response([{"key": p.key, "label": p.label, "description": p.description} for p in catalog.PROFILES.values()])
+        return Response([{"key": p.key, "label": p.label, "description": p.description,
+                          "options": [{"name": o.name, "type": o.type, "default": o.default, "min": o.min, "max": o.max,
+                                       "choices": list(o.choices), "unit": o.unit, "help": o.help}
+                                      for o in p.options]}
+                         for p in catalog.PROFILES.values()])
 
 
 class CatalogPresets(APIView):

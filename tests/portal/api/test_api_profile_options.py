@@ -84,3 +84,13 @@ def test_api_options_must_be_an_object_and_the_schema_documents_them(member) -> 
     assert "sparsity" in create["description"] and "temperature" in create["description"]
     assert "options.<name>" in create["description"]
     assert "options" in schema["components"]["schemas"]["JobDetail"]["properties"]
+
+
+def test_api_profiles_list_their_options_and_the_client_sends_them(member, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    client = token_client(member.user)
+    profiles = {p["key"]: p for p in client.get("/api/v1/profiles/").json()}
+    assert profiles["baseline"]["options"] == []
+    sparsity = next(o for o in profiles["pruned"]["options"] if o["name"] == "sparsity")
+    assert (sparsity["type"], sparsity["default"], sparsity["min"], sparsity["max"]) == ("float", 0.5, 0.0, 0.99)
+    engine = next(o for o in profiles["int8"]["options"] if o["name"] == "engine")
+    assert engine["type"] == "choice" and "fbgemm" in engine["choices"]

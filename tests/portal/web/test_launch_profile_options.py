@@ -67,3 +67,28 @@ def test_a_bad_option_is_refused_next_to_its_field(member_client, dataset, lab) 
     response = member_client.post(reverse("web:job_launch"), _data(dataset, lab, profile="baseline", budget="0.1"))
     assert response.status_code == 400 and 'id="error-budget"' in response.content.decode()
     assert not Job.objects.exists()
+
+
+def test_the_job_page_shows_the_options_the_report_was_made_with(member_client, member, dataset) -> None:  # noqa: ANN001
+    from django.utils import timezone
+
+    from portal.jobs import services as job_services
+    from portal.results import services as result_services
+
+    job = job_services.job_submit(user=member, dataset=dataset, task_key="dna-classification", profile_key="pruned",
+                                  options={"sparsity": 0.8})
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED, progress=1.0, attempts=1,
+                                         started_at=timezone.now(), finished_at=timezone.now())
+    stats = {"bytes": 1000, "params": 100, "latency_ms_b1": 1.0, "latency_ms_b32": 5.0, "throughput_b32": 6400.0,
+             "sparsity": 0.0, "dtype": "float32", "encoder_weight_bytes": 800, "metrics": {"roc_auc": 0.9}}
+    result_services.result_record(
+        job_id=job.pk, baseline_metrics={"roc_auc": 0.9}, optimized_metrics={"roc_auc": 0.88},
+        compression_report={"profile": "pruned", "primary_metric": "roc_auc", "greater_is_better": True,
+                            "metric_delta": -0.02, "speedup_b1": 1.0, "speedup_b32": 1.0, "size_ratio": 2.0,
+                            "encoder_weight_ratio": 3.0, "params_ratio": 1.0, "threads": 1, "notes": [],
+                            "baseline": stats, "optimized": {**stats, "sparsity": 0.8},
+                            "options": dict(job.options)},
+    )
+    html = member_client.get(reverse("web:job_detail", args=[job.pk])).content.decode()
+    options = re.search(r'<span id="report-options">(.*?)</span>', html, re.S).group(1)
+    assert "<code>sparsity=0.8</code>" in options and "<code>budget=-</code>" in options
