@@ -5,7 +5,8 @@ choices from. It imports nothing heavier than the standard library (no torch, no
 process can read it cheaply; a test checks that in a fresh interpreter.
 
 Everything is a frozen dataclass or a plain dict of them. Adding a task means adding one `Task(...)`
-entry to `TASKS` here and, if its modality is new, one module under `mlcore/modalities/`.
+entry to `TASKS` here and, if its modality is new, one module under `mlcore/modalities/`. A profile's
+options (`ProfileOption`) are declared on its `Profile` entry and checked by `profile_options_resolve`.
 """
 
 from __future__ import annotations
@@ -383,17 +384,74 @@ PRESET_TRAINING: dict[str, dict[str, Any]] = {
 
 
 # --------------------------------------------------------------------------------------------------
-# Optimization profiles (implemented in mlcore/compress/, see the compression issue).
+# Optimization profiles (implemented in mlcore/compress/, one module per profile) and their options.
+
+
+@dataclass(frozen=True)
+class ProfileOption:
+    """One typed setting of an optimization profile, settable from the launch form, the API and the
+    CLI (`--set NAME=VALUE`). `default` None means "not set": the profile decides (its help says how).
+    `min` / `max` bound numbers (inclusive); `choices` lists a choice option's values."""
+
+    name: str
+    type: str  # "int" | "float" | "bool" | "choice"
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = field(default=())
+    unit: str = ""
+
+    def valid_range(self) -> str:
+        """The values this option accepts, in words (for error messages and forms)."""
+        if self.type == "bool":
+            text = "true or false"
+        elif self.type == "choice":
+            text = "one of " + ", ".join(self.choices)
+        else:
+            low = "-inf" if self.min is None else f"{self.min:g}"
+            high = "inf" if self.max is None else f"{self.max:g}"
+            text = f"{'an integer' if self.type == 'int' else 'a number'} from {low} to {high}"
+            if self.unit:
+                text += f" ({self.unit})"
+        return text + (", or empty for the profile's choice" if self.default is None else "")
 
 
 @dataclass(frozen=True)
 class Profile:
-    """An optimization profile applied after training, with its trade-off in words."""
+    """An optimization profile applied after training, with its trade-off in words and its options."""
 
     key: str
     label: str
     description: str
+    options: tuple[ProfileOption, ...] = ()
 
+    def option(self, name: str) -> ProfileOption | None:
+        return next((o for o in self.options if o.name == name), None)
+
+
+# Shared options (the same meaning wherever a profile declares them).
+_BUDGET = ProfileOption(
+    "budget", "float", None,
+    "Accuracy budget: the largest fall of the validation primary metric below the baseline accepted "
+    "(absolute). Pruned, slim and compact stop before crossing it; the other profiles record it in the "
+    "report. Empty: no limit.", 0.0, 1.0, unit="metric points")
+
+
+def _steps(default: int) -> ProfileOption:
+    return ProfileOption("steps", "int", default, "Gradual stages; the accuracy budget is checked after each.", 1, 10)
+
+
+_FINETUNE = ProfileOption("finetune_epochs", "int", 1, "Fine-tuning epochs after each stage; 0: none.", 0, 50,
+                          unit="epochs")
+_FFN = ProfileOption("ffn_fraction", "float", 0.5, "Share of each layer's FFN neurons removed.", 0.0, 0.95,
+                     unit="fraction")
+_HEADS = ProfileOption("head_fraction", "float", 0.25, "Share of each layer's attention heads removed.", 0.0, 0.95,
+                       unit="fraction")
+_ENGINE = ProfileOption(
+    "engine", "choice", "auto",
+    "int8 kernel library the weights are packed for: auto picks fbgemm, plus oneDNN for large batches "
+    "where the CPU has AMX-INT8.", choices=("auto", "x86", "fbgemm", "onednn", "qnnpack"))
 
 PROFILES: dict[str, Profile] = {
     p.key: p
@@ -401,24 +459,139 @@ PROFILES: dict[str, Profile] = {
         Profile("baseline", "Baseline (fp32)", "Full-precision training and inference; the reference."),
         Profile("mixed-precision", "Mixed precision",
                 "Training under bf16/fp16 autocast and bf16 inference: faster where the hardware has "
-                "fast half-precision matmuls, usually at no measurable metric cost."),
+                "fast half-precision matmuls, usually at no measurable metric cost.",
+                (_BUDGET,
+                 ProfileOption("retrain", "bool", True, "Retrain a copy under autocast from the same "
+                               "initialization; false: only cast the trained weights to bfloat16."))),
         Profile("pruned", "Magnitude pruning",
                 "Unstructured magnitude pruning to a target sparsity with fine-tuning: smaller file on "
-                "disk, but dense kernels run no faster."),
+                "disk, but dense kernels run no faster.",
+                (_BUDGET,
+                 ProfileOption("sparsity", "float", 0.5, "Target share of zero encoder Linear weights.",
+                               0.0, 0.99, unit="fraction"),
+                 _steps(3), _FINETUNE)),
         Profile("slim", "Structured slimming",
                 "Removes whole attention heads and FFN neurons, then fine-tunes: a physically smaller "
-                "model that is faster on any hardware, at some metric cost."),
+                "model that is faster on any hardware, at some metric cost.",
+                (_BUDGET, _FFN, _HEADS, _steps(2), _FINETUNE)),
         Profile("int8", "Dynamic int8",
                 "Post-training dynamic int8 quantization of Linear layers: about 4x smaller encoder "
-                "weights and faster CPU inference at large batches; can be slower at batch 1."),
+                "weights and faster CPU inference at large batches; can be slower at batch 1.",
+                (_BUDGET, _ENGINE)),
         Profile("distilled", "Distilled student",
                 "A student one preset smaller trained on the teacher's soft targets: fewer parameters "
-                "and faster inference; usually loses a little accuracy."),
+                "and faster inference; usually loses a little accuracy.",
+                (_BUDGET,
+                 ProfileOption("temperature", "float", 2.0, "Softmax temperature of the soft targets.",
+                               0.5, 20.0),
+                 ProfileOption("alpha", "float", 0.5, "Weight of the soft-target term; the rest goes to the "
+                               "task loss.", 0.0, 1.0),
+                 ProfileOption("student_preset", "choice", None, "The student's size preset. Empty: one "
+                               "preset below the teacher's (a tiny teacher gets half its layers).",
+                               choices=tuple(PRESETS)))),
         Profile("compact", "Compact (slim + int8)",
                 "Structured slimming followed by int8 quantization: the smallest and fastest CPU model, "
-                "with the metric cost of both."),
+                "with the metric cost of both.",
+                (_BUDGET, _FFN, _HEADS, _steps(2), _FINETUNE, _ENGINE)),
     )
 }
+
+
+class ProfileOptionError(ValueError):
+    """A profile option that cannot be used: `option` (None when the profile itself is unknown), the
+    `value` given, `reason` and the `valid` values in words. str() is one sentence saying all four."""
+
+    def __init__(self, profile: str, option: str | None, value: Any, reason: str, valid: str,
+                 message: str | None = None) -> None:
+        self.profile, self.option, self.value, self.reason, self.valid = profile, option, value, reason, valid
+        where = f"profile {profile!r}" + (f" option {option!r}" if option else "")
+        super().__init__(message or f"{where}: {value!r} {reason}; valid: {valid}")
+
+
+def profile_get(key: str) -> Profile:
+    """Return the profile `key`; KeyError listing the valid keys otherwise."""
+    try:
+        return PROFILES[key]
+    except KeyError:
+        raise KeyError(f"unknown profile {key!r}; valid profiles: {', '.join(PROFILES)}") from None
+
+
+def profile_option_defaults(profile: str) -> dict[str, Any]:
+    """Every option of `profile` with its default (None: the profile decides)."""
+    return {o.name: o.default for o in profile_get(profile).options}
+
+
+def profiles_with_option(name: str) -> list[str]:
+    """The keys of the profiles that declare option `name`, in catalog order."""
+    return [p.key for p in PROFILES.values() if p.option(name) is not None]
+
+
+def _option_coerce(profile: str, o: ProfileOption, value: Any) -> Any:
+    """`value` (a form / CLI string or a JSON value) as the option's type; ProfileOptionError otherwise."""
+    def fail(reason: str) -> ProfileOptionError:
+        return ProfileOptionError(profile, o.name, value, reason, o.valid_range())
+
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        if o.default is None:
+            return None
+        raise fail("is empty")
+    if o.type == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.strip().lower() in ("true", "1", "yes")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise fail("is not true or false")
+    if o.type == "choice":
+        text = value.strip() if isinstance(value, str) else value
+        if text not in o.choices:
+            raise fail("is not one of the choices")
+        return text
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
+        raise fail("is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise fail("is not a number") from None
+    if not math.isfinite(number):
+        raise fail("is not finite")
+    if o.type == "int":
+        if number != int(number):
+            raise fail("is not an integer")
+        number = int(number)
+    if o.min is not None and number < o.min:
+        raise fail(f"is below the minimum {o.min:g}")
+    if o.max is not None and number > o.max:
+        raise fail(f"is above the maximum {o.max:g}")
+    return number
+
+
+def profile_options_resolve(profile: str, raw: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate `raw` (strings from a form or the CLI, or JSON values from the API) against the
+    options `profile` declares; return every option typed, defaults filled in.
+
+    Raises ProfileOptionError naming the option, the value, why and the valid values: for an unknown
+    profile, an option the profile does not declare (saying which profiles do), a wrong type or a
+    value out of bounds.
+    """
+    if profile not in PROFILES:
+        raise ProfileOptionError(profile, None, profile, "is not a profile", ", ".join(PROFILES),
+                                 message=f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    declared = PROFILES[profile].options
+    values = {o.name: o.default for o in declared}
+    for name, value in (raw or {}).items():
+        o = PROFILES[profile].option(name)
+        if o is None:
+            others = profiles_with_option(name)
+            valid = ", ".join(o.name for o in declared) or "none"
+            reason = "is not an option of this profile" + (f" (profiles with it: {', '.join(others)})" if others else "")
+            raise ProfileOptionError(profile, name, value, reason, valid,
+                                     message=f"profile {profile!r} has no option {name!r}"
+                                             + (f" (profiles with it: {', '.join(others)})" if others else "")
+                                             + f"; its options: {valid}")
+        values[name] = _option_coerce(profile, o, value)
+    return values
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,12 +2,16 @@
 
     python -m mlcore train --task T --data FILE [--test FILE] [--split random|stratified|scaffold|group|column]
         [--preset tiny|small|base] [--epochs N] [--seed S] [--input-col C] [--target-col C] [--device D]
-        [--profile baseline|mixed-precision|pruned|slim|int8|distilled|compact [--budget X]] [--folds K] --out DIR
+        [--profile baseline|mixed-precision|pruned|slim|int8|distilled|compact [--budget X]]
+        [--set NAME=VALUE ...] [--folds K] --out DIR
     python -m mlcore predict --model DIR/model --data FILE --out preds.csv
     python -m mlcore tasks        # the catalog's tasks, one per line
 
 `train` shows a progress bar on stderr, prints a metrics table, and writes DIR/metrics.json,
-DIR/model/ and DIR/explain/; with --profile also DIR/report.json and DIR/model-optimized/;
+DIR/model/ and DIR/explain/; with --profile also DIR/report.json and DIR/model-optimized/.
+`--set NAME=VALUE` (repeatable) sets a hyperparameter or an option of the chosen profile (the
+catalog's `ProfileOption`s, e.g. `--profile pruned --set sparsity=0.7`); a bad name or value is a
+usage error (exit 2). `--budget X` is `--set budget=X`;
 with --folds K also a K-fold cross-validation of the same recipe on the non-test records (metrics.json "cv"). Bad input exits with status 2 and one line naming the file, the line
 and the reason; no traceback reaches the user (exit 1 for other failures, with the error's message).
 """
@@ -43,8 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--id-col", help="column with record ids (copied into predictions)")
     t.add_argument("--group-col", help="column for --split group")
     t.add_argument("--split-col", help="column with train / val / test per record (implies --split column)")
+    option_names = sorted({o.name for p in catalog.PROFILES.values() for o in p.options})
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help=f"any hyperparameter ({', '.join(catalog.HYPERPARAMETERS)}); repeatable")
+                   help=f"any hyperparameter ({', '.join(catalog.HYPERPARAMETERS)}) or an option of the "
+                        f"--profile ({', '.join(option_names)}); repeatable")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--threads", type=int,
                    help="CPU threads for torch (default: by model width and free cores, see mlcore.threads)")
@@ -53,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", choices=list(catalog.PROFILES),
                    help="optimization profile applied after training (writes DIR/report.json, DIR/model-optimized/)")
     t.add_argument("--budget", type=float,
-                   help="accuracy budget: stop pruning/slimming before the validation metric falls more than this")
+                   help="accuracy budget (the profile option `budget`): stop pruning/slimming before the "
+                        "validation metric falls more than this")
     t.add_argument("--folds", type=int, metavar="K",
                    help="also run K-fold cross-validation on the non-test records (mean and std per metric "
                         "in metrics.json under 'cv'); the final model is still trained on the train split")
@@ -67,21 +74,48 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
 
     sub.add_parser("tasks", help="list the tasks")
+    parser.set_defaults(train_parser=t)
     sub.add_parser("validate", help="check a data file record by record (see `python -m mlcore validate -h`)")
     return parser
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+class UsageError(ValueError):
+    """A command line that cannot run: printed after the subcommand's usage, exit status 2."""
+
+
+def _sets(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(hyperparameter overrides, profile options) from --epochs/--seed/--batch-size/--lr, --budget
+    and every --set NAME=VALUE; the options checked against the catalog (UsageError otherwise)."""
     values: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     for name in ("epochs", "seed", "batch_size", "lr"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
+    profile = catalog.PROFILES[args.profile] if args.profile else None
     for item in args.set:
         if "=" not in item:
-            raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
-        name, value = item.split("=", 1)
-        values[name.strip()] = value.strip()
-    return values
+            raise UsageError(f"--set expects NAME=VALUE, got {item!r}")
+        name, value = (part.strip() for part in item.split("=", 1))
+        if name in catalog.HYPERPARAMETERS:
+            values[name] = value
+        elif profile is not None and profile.option(name) is not None:
+            options[name] = value
+        elif catalog.profiles_with_option(name):
+            where = f"profile {profile.key!r} has no option {name!r}" if profile else f"{name!r} is a profile option"
+            raise UsageError(f"--set {item}: {where}; it is an option of the profile(s) "
+                             f"{', '.join(catalog.profiles_with_option(name))} (--profile)")
+        else:
+            known = ", ".join(o.name for o in profile.options) if profile else "none without --profile"
+            raise UsageError(f"--set {item}: unknown name {name!r}; hyperparameters: "
+                             f"{', '.join(catalog.HYPERPARAMETERS)}; options of the profile: {known}")
+    if args.budget is not None and profile is not None:
+        options["budget"] = args.budget
+    if profile is not None:
+        try:
+            catalog.profile_options_resolve(profile.key, options)
+        except catalog.ProfileOptionError as exc:
+            raise UsageError(str(exc)) from None
+    return values, options
 
 
 def _table(metrics: dict[str, Any], keys: list[str]) -> str:
@@ -140,11 +174,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     task = catalog.task_get(args.task)
     config = RecipeConfig(
         task=task.key, data=args.data, out=args.out, test_data=args.test, split=args.split, preset=args.preset,
-        hyperparameters=_overrides(args),
+        hyperparameters=args.hyperparameters,
         columns=ColumnMapping(input_cols=args.input_col or (), target_cols=args.target_col or (), id_col=args.id_col,
                               group_col=args.group_col, split_col=args.split_col),
         device=args.device,
-        explain_samples=args.explain_samples, profile=args.profile, budget=args.budget, cv_folds=args.folds,
+        explain_samples=args.explain_samples, profile=args.profile, profile_options=args.profile_options,
+        cv_folds=args.folds,
     )
     if args.folds is not None and args.folds < 2:
         raise ValueError(f"--folds must be at least 2, got {args.folds}")
@@ -180,6 +215,8 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{o.metrics.get(r.primary_metric, float('nan')):.4f}, size {b.bytes / 1e6:.2f} -> {o.bytes / 1e6:.2f} MB "
               f"({r.size_ratio:.2f}x smaller), batch-32 latency {b.latency_ms_b32:.3f} -> {o.latency_ms_b32:.3f} ms/record "
               f"({r.speedup_b32:.2f}x), batch-1 {r.speedup_b1:.2f}x, {r.threads} thread(s)")
+        if r.options:
+            print("  options: " + ", ".join(f"{k}={'-' if v is None else v}" for k, v in r.options.items()))
         for note in r.notes:
             print(f"  note: {note}")
         print(f"wrote {args.out / 'report.json'}, {result.optimized_dir}")
@@ -227,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return validate_main(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "train":
+        try:
+            args.hyperparameters, args.profile_options = _sets(args)
+        except UsageError as exc:
+            args.train_parser.print_usage(sys.stderr)
+            print(f"{args.train_parser.prog}: error: {exc}", file=sys.stderr)
+            return 2
     _set_threads(args)
     from mlcore.data import DataError
 

@@ -64,8 +64,9 @@ class RecipeConfig:
     max_errors_listed: int = 1  # one-line message; the count of further bad records is appended
     # Optimization profile applied after training (a key of mlcore.catalog.PROFILES), or None.
     profile: str | None = None
-    budget: float | None = None  # pruned / slim / compact: max absolute fall of the val primary metric
-    profile_options: dict[str, Any] = field(default_factory=dict)  # the method's config fields
+    # The profile's options (mlcore.catalog.ProfileOption names, e.g. budget, sparsity, temperature),
+    # as strings or typed values; checked by mlcore.catalog.profile_options_resolve before training.
+    profile_options: dict[str, Any] = field(default_factory=dict)
     # k-fold cross-validation on the non-test records before the final run (None or 0: none);
     # the folds' metrics land in metrics.json under "cv".
     cv_folds: int | None = None
@@ -305,6 +306,9 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
     exact resume). Raises `DataError` (one line: file, line, reason) for bad input.
     """
     t_start = time.perf_counter()
+    if config.profile:  # a bad profile option is refused before training, not after it
+        catalog.profile_options_resolve(config.profile, {
+            k: v for k, v in config.profile_options.items() if catalog.profile_get(config.profile).option(k)})
     # The phases this run goes through, announced to the callbacks as each begins (a job's page shows them).
     phases = ["preparing", "training", *(["cross-validating"] if config.cv_folds else []), "evaluating",
               *(["explaining"] if config.explain_samples > 0 else []), *(["optimizing"] if config.profile else [])]
@@ -472,18 +476,20 @@ def recipe_profile(config: RecipeConfig, run: RecipeResult, *, profile: str | No
                    callbacks: Sequence[Callback] = (), latency_runs: int = 20) -> tuple[Any, Path]:
     """Apply an optimization profile to a finished run; writes OUT/report.json and OUT/model-optimized/.
 
-    `profile`, `budget` and `options` default to the config's; `out` to `config.out`. Returns the
+    `profile` and `options` default to the config's (`budget`, when given, is the `budget` option);
+    `out` to `config.out`. Returns the
     `mlcore.compress.CompressionReport` and the optimized model directory. Lets a caller try several
     profiles on one trained baseline (bench/compression.py does).
     """
-    from mlcore.compress import CompressContext, profile_run  # torch-heavy methods load only when asked
+    from mlcore.compress import CompressContext, profile_run  # torch-heavy profiles load only when asked
 
     prep, model, metrics, model_dir = run.prepared, run.model, run.metrics, run.model_dir
     if prep is None:
         raise ValueError("this RecipeResult carries no prepared data (a cancelled run?)")
     profile = profile or config.profile
-    budget = config.budget if budget is None else budget
-    options = config.profile_options if options is None else options
+    options = dict(config.profile_options if options is None else options)
+    if budget is not None:
+        options["budget"] = budget
     out = Path(out or config.out)
     tconfig = train_config(prep.hyper, config.device)
 
@@ -503,7 +509,7 @@ def recipe_profile(config: RecipeConfig, run: RecipeResult, *, profile: str | No
     ctx = CompressContext(
         train_set=prep.train, val_set=prep.val, collate=collate, length=featurizer.length, evaluate=evaluate,
         primary_metric=kind_meta.primary_metric, greater_is_better=kind_meta.greater_is_better,
-        train_config=tconfig, kind=kind, budget=budget,
+        train_config=tconfig, kind=kind,
         baseline_val=metrics["val"].get(kind_meta.primary_metric) if metrics.get("val") else None,
         build_model=build_model, preset=config.preset, callbacks=callbacks,
     )

@@ -48,6 +48,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
+from mlcore import catalog
 from mlcore.columns import ColumnMapping
 from mlcore.csvsafe import csv_writer
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_run
@@ -192,6 +193,16 @@ def _zip_dir(directory: Path, target: Path) -> Path:
     return target
 
 
+def _profile_options(job: Job) -> dict[str, Any]:
+    """The job's profile options (typed at submission); a job submitted before options were stored
+    has only its accuracy budget, in its config."""
+    options = {k: v for k, v in (job.options or {}).items() if v is not None}
+    profile = catalog.PROFILES.get(job.profile_key)
+    if job.config.get("budget") is not None and profile is not None and profile.option("budget") is not None:
+        options.setdefault("budget", job.config["budget"])
+    return options
+
+
 def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> RecipeConfig:
     """The mlcore recipe's config from the job's frozen snapshot and the dataset's column mapping.
 
@@ -210,10 +221,10 @@ def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> Recip
         preset=cfg.get("preset", "tiny"),
         hyperparameters=dict(cfg.get("hyperparameters", {})),
         device="cuda" if job.device == Job.Device.GPU else "cpu",
-        # The baseline is always trained; any other profile is applied to it afterwards and reported
-        # side by side on the same test split (mlcore.compress).
-        profile=None if job.profile_key == "baseline" else job.profile_key,
-        budget=cfg.get("budget"),
+        # The baseline is always trained; the job's profile (`baseline` too: the trained model itself)
+        # is applied to it afterwards and reported side by side on the same test split (mlcore.compress).
+        profile=job.profile_key,
+        profile_options=_profile_options(job),
         explain_samples=EXPLAIN_SAMPLES,
         columns=columns,
     )
@@ -367,9 +378,12 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
         optimized_metrics, report = {}, {}
         if result.compression is not None and result.optimized_dir is not None:
             report = result.compression.to_dict()
-            optimized_metrics = report.get("optimized", {}).get("metrics", {})
             (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
             _store(job, kind=Artifact.Kind.REPORT, path=out / "report.json", metadata={"profile": job.profile_key})
+        # `baseline`: the optimized model is the trained model itself; the report is all it adds.
+        if result.compression is not None and result.optimized_dir is not None \
+                and not report.get("info", {}).get("unchanged"):
+            optimized_metrics = report.get("optimized", {}).get("metrics", {})
             _store(job, kind=Artifact.Kind.MODEL,
                    path=_zip_dir(result.optimized_dir, work / "model-optimized.zip"),
                    metadata={"format": "mlcore model directory (zip)", "variant": "optimized",

@@ -1,11 +1,13 @@
-"""What every compression method shares: the registry, the context a method fine-tunes with, its result.
+"""What every optimization profile shares: the registry, the context a profile fine-tunes with, its result.
 
-A method is one module of this package: a `<Method>Config` dataclass and an `apply(model, config,
-ctx) -> Compressed` function registered right under its definition with `@method_register(key,
-ConfigClass)`. The key is the catalog's profile key (`mlcore.catalog.PROFILES`), so adding a method
-touches one file here plus its catalog entry.
+A profile is one module of this package: a `<Profile>Config` dataclass and an `apply(model, config,
+ctx) -> Compressed` function registered right under its definition with `@profile_register(key,
+ConfigClass)`. The key is the catalog's profile key (`mlcore.catalog.PROFILES`), where the profile's
+typed options (`ProfileOption`) are declared; adding a profile touches one file here plus its
+catalog entry. The config's field names are the catalog's option names (a config whose options are
+nested, like compact's, builds itself with a `from_options` classmethod).
 
-`apply` receives a trained model (it may modify it in place: callers pass a copy), the method's
+`apply` receives a trained model (it may modify it in place: callers pass a copy), the profile's
 config and a `CompressContext` holding what fine-tuning and the accuracy budget need (training and
 validation sets, the trainer's callables, the job's training config, the baseline's validation
 metric). It returns a `Compressed`: the model to run, how its weights are stored (`storage`, which
@@ -32,18 +34,18 @@ STORAGE_KINDS = ("dense", "bf16", "int8", "sparse")
 
 @dataclass
 class Compressed:
-    """The outcome of one method: the model to run and what the report should say about it."""
+    """The outcome of one profile: the model to run and what the report should say about it."""
 
     model: nn.Module
     storage: str = "dense"  # one of STORAGE_KINDS
     dtype: str = "float32"  # inference dtype in words: float32 | bfloat16 | int8 (dynamic) + float32
     notes: list[str] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)  # method specifics (reached sparsity, steps, ...)
+    info: dict[str, Any] = field(default_factory=dict)  # profile specifics (reached sparsity, steps, ...)
 
 
 @dataclass
 class CompressContext:
-    """Everything a method may need besides the model; built by `mlcore.compress.run`."""
+    """Everything a profile may need besides the model; built by `mlcore.recipe.recipe_profile`."""
 
     train_set: Sequence
     val_set: Sequence | None
@@ -52,7 +54,7 @@ class CompressContext:
     evaluate: Callable[[list, list], dict[str, float]]
     primary_metric: str
     greater_is_better: bool
-    train_config: TrainConfig  # the job's training config; methods derive fine-tuning configs from it
+    train_config: TrainConfig  # the job's training config; profiles derive fine-tuning configs from it
     kind: str  # resolved target kind (binary, multiclass, regression, ...)
     budget: float | None = None  # max absolute fall of the validation primary metric; None: no limit
     baseline_val: float | None = None  # the trained model's validation primary metric
@@ -112,15 +114,21 @@ class _CancelOnly(Callback):
 
 
 @dataclass(frozen=True)
-class Method:
-    """A registered compression method."""
+class ProfileImpl:
+    """A registered profile implementation: its config class and `apply`."""
 
     key: str
     config_cls: type
     apply: Callable[[nn.Module, Any, CompressContext], Compressed]
 
     def config(self, **options: Any) -> Any:
-        """The method's config with `options` applied (ValueError naming an unknown option)."""
+        """The profile's config with `options` applied (ValueError naming an unknown option).
+
+        `budget` is not a config field: it is the context's (`CompressContext.budget`)."""
+        options = {k: v for k, v in options.items() if k != "budget"}
+        from_options = getattr(self.config_cls, "from_options", None)
+        if from_options is not None:
+            return from_options(**options)
         known = {f.name for f in fields(self.config_cls)}
         unknown = set(options) - known
         if unknown:
@@ -128,31 +136,31 @@ class Method:
         return self.config_cls(**options)
 
 
-METHODS: dict[str, Method] = {}
+PROFILE_IMPLS: dict[str, ProfileImpl] = {}
 
 
-def method_register(key: str, config_cls: type) -> Callable[[Callable], Callable]:
-    """Decorator registering `apply` as the method for profile `key` (which the catalog must list)."""
+def profile_register(key: str, config_cls: type) -> Callable[[Callable], Callable]:
+    """Decorator registering `apply` as the implementation of profile `key` (which the catalog must list)."""
 
     def decorate(apply: Callable) -> Callable:
         if key not in catalog.PROFILES:
             raise KeyError(f"profile {key!r} is not in mlcore.catalog.PROFILES")
-        METHODS[key] = Method(key, config_cls, apply)
+        PROFILE_IMPLS[key] = ProfileImpl(key, config_cls, apply)
         return apply
 
     return decorate
 
 
-def method_get(key: str) -> Method:
-    """The registered method for profile `key`; KeyError listing the valid ones otherwise."""
+def profile_impl_get(key: str) -> ProfileImpl:
+    """The registered implementation of profile `key`; KeyError listing the valid ones otherwise."""
     try:
-        return METHODS[key]
+        return PROFILE_IMPLS[key]
     except KeyError:
-        raise KeyError(f"unknown profile {key!r}; valid profiles: {', '.join(METHODS)}") from None
+        raise KeyError(f"unknown profile {key!r}; valid profiles: {', '.join(PROFILE_IMPLS)}") from None
 
 
 def clone(model: nn.Module) -> nn.Module:
-    """A deep copy on the CPU, so a method never changes the caller's model."""
+    """A deep copy on the CPU, so a profile never changes the caller's model."""
     return copy.deepcopy(model).cpu()
 
 

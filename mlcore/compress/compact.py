@@ -7,12 +7,13 @@ stage; quantization is then applied once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from torch import nn
 
 from mlcore.compress import int8, slim
-from mlcore.compress.base import CompressContext, Compressed, method_register
+from mlcore.compress.base import CompressContext, Compressed, profile_register
 
 
 @dataclass
@@ -20,8 +21,21 @@ class CompactConfig:
     slim: slim.SlimConfig = field(default_factory=slim.SlimConfig)
     int8: int8.Int8Config = field(default_factory=int8.Int8Config)
 
+    @classmethod
+    def from_options(cls, **options: Any) -> CompactConfig:
+        """The config from flat options (the catalog's): each goes to the stage whose config has it
+        (`engine`, `per_channel`: int8; `ffn_fraction`, `head_fraction`, `steps`, ...: slim)."""
+        slim_names = {f.name for f in fields(slim.SlimConfig)}
+        int8_names = {f.name for f in fields(int8.Int8Config)}
+        unknown = set(options) - slim_names - int8_names
+        if unknown:
+            raise ValueError(f"profile 'compact' has no option(s) {sorted(unknown)}; "
+                             f"valid: {sorted(slim_names | int8_names)}")
+        return cls(slim=slim.SlimConfig(**{k: v for k, v in options.items() if k in slim_names}),
+                   int8=int8.Int8Config(**{k: v for k, v in options.items() if k in int8_names}))
 
-@method_register("compact", CompactConfig)
+
+@profile_register("compact", CompactConfig)
 def apply(model: nn.Module, config: CompactConfig, ctx: CompressContext) -> Compressed:
     """Slim (with fine-tuning and the budget), then quantize."""
     slimmed = slim.apply(model, config.slim, ctx)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mlcore.catalog import PRESETS
-from mlcore.compress.base import CompressContext, Compressed, method_register
+from mlcore.compress.base import CompressContext, Compressed, profile_register
 from mlcore.data import IGNORE_INDEX
 from mlcore.model import HeadOutput
 
@@ -82,7 +82,7 @@ class DistillationModel(nn.Module):
         return HeadOutput(loss=self.alpha * soft + (1 - self.alpha) * out.loss, logits=out.logits)
 
 
-@method_register("distilled", DistilledConfig)
+@profile_register("distilled", DistilledConfig)
 def apply(model: nn.Module, config: DistilledConfig, ctx: CompressContext) -> Compressed:
     """Train a fresh student on the teacher `model`; returns the student."""
     if ctx.build_model is None:

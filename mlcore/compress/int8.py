@@ -53,7 +53,7 @@ from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynLinear
 from torch.ao.nn.quantized.modules.linear import LinearPackedParams
 
-from mlcore.compress.base import CompressContext, Compressed, method_register
+from mlcore.compress.base import CompressContext, Compressed, profile_register
 from mlcore.model import cpu_has_flag
 
 BACKENDS = ("torch.ao", "torchao")
@@ -233,7 +233,7 @@ def quantize_model(model: nn.Module, *, scope: str = "encoder+head", backend: st
     return model
 
 
-@method_register("int8", Int8Config)
+@profile_register("int8", Int8Config)
 def apply(model: nn.Module, config: Int8Config, ctx: CompressContext) -> Compressed:
     """Quantize `model` (in place, on the CPU); no fine-tuning is needed or done."""
     engine = engine_resolve(config.engine or default_engine())

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mlcore.compress.base import CompressContext, Compressed, method_register
+from mlcore.compress.base import CompressContext, Compressed, profile_register
 from mlcore.compress.storage import Bf16Model
 from mlcore.trainer import _bf16_supported, resolve_device
 
@@ -31,7 +31,7 @@ class MixedPrecisionConfig:
     train_precision: str = "auto"  # bf16 where supported, else fp16 on CUDA / fp32 (see mlcore.trainer)
 
 
-@method_register("mixed-precision", MixedPrecisionConfig)
+@profile_register("mixed-precision", MixedPrecisionConfig)
 def apply(model: nn.Module, config: MixedPrecisionConfig, ctx: CompressContext) -> Compressed:
     """Retrain under autocast (optional), then wrap the model for bfloat16 inference."""
     notes: list[str] = []

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from mlcore.compress.base import (CompressContext, Compressed, encoder_linears, is_quantized_linear,
-                                  method_register)
+                                  profile_register)
 from mlcore.trainer import Callback, TrainState
 
 
@@ -84,7 +84,7 @@ def linear_sparsity(model: nn.Module) -> float:
     return zeros / total if total else 0.0
 
 
-@method_register("pruned", PrunedConfig)
+@profile_register("pruned", PrunedConfig)
 def apply(model: nn.Module, config: PrunedConfig, ctx: CompressContext) -> Compressed:
     """Prune gradually to `config.sparsity` with fine-tuning, within the accuracy budget when one is set."""
     notes: list[str] = []

@@ -100,6 +100,7 @@ class CompressionReport:
     runs: int = LATENCY_RUNS
     warmup: int = LATENCY_WARMUP
     budget: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the catalog's profile options used (typed)
     config: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from mlcore.compress.base import CompressContext, CompressionCancelled, clone, method_get
+from mlcore import catalog
+from mlcore.compress.base import CompressContext, CompressionCancelled, clone, profile_impl_get
 from mlcore.compress.report import (CompressionReport, ModelStats, encoder_weight_bytes, honest_notes,
                                     load_average, measure_latency, paired_speedup, param_count, sparsity_of,
                                     time_split, time_split_note, timing_batches,
@@ -49,6 +50,19 @@ def _find(info: Any, key: str) -> Any:
     return None
 
 
+def profile_options_split(profile: str, options: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the catalog's options of `profile`, typed with defaults filled in; the remaining config fields).
+
+    The first part is checked by `mlcore.catalog.profile_options_resolve` (ProfileOptionError for a
+    bad value); the second holds config fields the catalog does not offer (benches and tests tune
+    them), checked by the profile's config class.
+    """
+    declared = {o.name for o in catalog.profile_get(profile).options}
+    options = dict(options or {})
+    typed = catalog.profile_options_resolve(profile, {k: v for k, v in options.items() if k in declared})
+    return typed, {k: v for k, v in options.items() if k not in declared}
+
+
 def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_set: Sequence,
                 test_labels: Sequence[Any], baseline_dir: Path, baseline_metrics: dict[str, float],
                 out: Path, save: Saver, options: dict[str, Any] | None = None,
@@ -56,12 +70,18 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
     """Apply `profile` to a copy of the trained `model`; write out/model-optimized and out/report.json.
 
     `baseline_dir` is the saved baseline model directory (its file size is the baseline's bytes) and
-    `baseline_metrics` its test metrics. Returns the report and the optimized model directory.
+    `baseline_metrics` its test metrics. `options` are the profile's options (the catalog's, as
+    strings or typed values, plus any other field of its config); a `budget` among them replaces
+    `ctx.budget`. The report's `options` holds the catalog options used, typed, defaults filled in.
+    Returns the report and the optimized model directory.
     Raises `CompressionCancelled` (writing nothing) when a `ctx.callbacks` entry asks to stop.
     """
-    method = method_get(profile)
-    config = method.config(**(options or {}))
-    compressed = method.apply(clone(model), config, ctx)
+    impl = profile_impl_get(profile)
+    typed, extras = profile_options_split(profile, options)
+    if typed.get("budget") is not None:
+        ctx = replace(ctx, budget=typed["budget"])
+    config = impl.config(**{k: v for k, v in typed.items() if v is not None}, **extras)
+    compressed = impl.apply(clone(model), config, ctx)
     if any(cb.should_stop() for cb in ctx.callbacks):
         raise CompressionCancelled(f"cancelled while applying profile {profile!r}")
     optimized = compressed.model.cpu().eval()
@@ -108,7 +128,7 @@ def profile_run(*, profile: str, model: nn.Module, ctx: CompressContext, test_se
         encoder_weight_ratio=round(base.encoder_weight_bytes / max(1, opt.encoder_weight_bytes), 3),
         metric_delta=round(opt.metrics.get(primary, float("nan")) - base.metrics.get(primary, float("nan")), 6),
         params_ratio=round(opt.params / base.params, 4), threads=threads, load_average=load_average(),
-        runs=runs, warmup=warmup, budget=ctx.budget, config=_config_dict(config),
+        runs=runs, warmup=warmup, budget=ctx.budget, options=json_clean(typed), config=_config_dict(config),
         info=json_clean(compressed.info), notes=list(compressed.notes), timing=timing,
     )
     report.notes += honest_notes(report)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mlcore.compress.base import CompressContext, Compressed, method_register
+from mlcore.compress.base import CompressContext, Compressed, profile_register
 
 
 @dataclass
@@ -112,7 +112,7 @@ def _has_head_bias(model: nn.Module) -> bool:
     return getattr(model.stem, "pair", None) is not None
 
 
-@method_register("slim", SlimConfig)
+@profile_register("slim", SlimConfig)
 def apply(model: nn.Module, config: SlimConfig, ctx: CompressContext) -> Compressed:
     """Remove heads and neurons in stages with fine-tuning, within the accuracy budget when one is set."""
     notes: list[str] = []

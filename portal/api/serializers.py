@@ -264,7 +264,22 @@ def _datetime_formatter() -> Callable[[datetime | None], str | None]:
 
 class JobDetailSerializer(JobSerializer):
     class Meta(JobSerializer.Meta):
-        fields = JobSerializer.Meta.fields + ["config", "error_traceback"]
+        fields = JobSerializer.Meta.fields + ["config", "options", "error_traceback"]
+
+
+def _options_help() -> str:
+    """The profiles' options in words, from the catalog (the OpenAPI schema's description of `options`)."""
+    parts = []
+    for profile in catalog.PROFILES.values():
+        if profile.options:
+            parts.append(f"{profile.key}: " + "; ".join(
+                f"{o.name} ({o.valid_range()}, default {o.default!r})" for o in profile.options))
+    return ("the chosen profile's options, checked against the catalog (mlcore.catalog.ProfileOption); an "
+            "option of another profile, a wrong type or a value out of range is a 400 whose field is "
+            "options.<name>. Options per profile: " + " | ".join(parts))
+
+
+OPTIONS_HELP = _options_help()
 
 
 class JobCreateSerializer(serializers.Serializer):
@@ -284,7 +299,9 @@ class JobCreateSerializer(serializers.Serializer):
     time_limit_s = serializers.IntegerField(required=False, min_value=1, allow_null=True, default=None)
     budget = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, allow_null=True, default=None,
                                     help_text="pruned/slim/compact: stop before the validation primary metric "
-                                              "falls more than this (absolute) below the baseline")
+                                              "falls more than this (absolute) below the baseline; the same "
+                                              "as options.budget")
+    options = serializers.DictField(required=False, default=dict, help_text=OPTIONS_HELP)
     split = serializers.ChoiceField(choices=list(catalog.SPLIT_METHODS), default="random",
                                     help_text="how records are divided into train / val / test")
     target_col = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
@@ -304,6 +321,8 @@ class JobCloneSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     time_limit_s = serializers.IntegerField(required=False, min_value=1)
     budget = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, allow_null=True)
+    options = serializers.DictField(required=False, help_text="options merged over the job's (where the "
+                                                              "profile has them); " + OPTIONS_HELP)
     split = serializers.ChoiceField(choices=list(catalog.SPLIT_METHODS), required=False)
 
     def to_internal_value(self, data: object) -> dict:

@@ -156,9 +156,16 @@ class CatalogTasks(APIView):
 class CatalogProfiles(APIView):
     @extend_schema(responses=inline_serializer("Profile", {
         "key": serializers.CharField(), "label": serializers.CharField(), "description": serializers.CharField(),
+        "options": serializers.ListField(child=serializers.DictField(), help_text=(
+            "the profile's options (mlcore.catalog.ProfileOption): name, type (int, float, bool, choice), default "
+            "(null: the profile decides), min, max, choices, unit, help; set them as job create's `options`")),
     }, many=True))
     def get(self, request: Request) -> Response:
-        return Response([{"key": p.key, "label": p.label, "description": p.description} for p in catalog.PROFILES.values()])
+        return Response([{"key": p.key, "label": p.label, "description": p.description,
+                          "options": [{"name": o.name, "type": o.type, "default": o.default, "min": o.min, "max": o.max,
+                                       "choices": list(o.choices), "unit": o.unit, "help": o.help}
+                                      for o in p.options]}
+                         for p in catalog.PROFILES.values()])
 
 
 class CatalogPresets(APIView):
@@ -438,6 +445,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             hyperparameters=d["hyperparameters"], device=d["device"], gpu_count=d["gpu_count"],
             priority=d["priority"], visibility=d["visibility"], name=d["name"], lab=_lab_for(request.user, d["lab"]),
             time_limit_s=d["time_limit_s"], budget=d["budget"], split=d["split"], target_col=d["target_col"] or None,
+            options=d["options"],
         )
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 

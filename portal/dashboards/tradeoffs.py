@@ -141,7 +141,10 @@ def points_for_job(job: Job, report: dict) -> tuple[str, bool, list[TradeoffPoin
     preset = str(job.config.get("preset", ""))
     label = job.name or f"#{job.pk}"
     points = []
-    for side, side_profile in (("baseline", "baseline"), ("optimized", profile)):
+    sides = [("baseline", "baseline"), ("optimized", profile)]
+    if isinstance(report.get("info"), dict) and report["info"].get("unchanged"):
+        sides = sides[:1]  # a baseline job's report: its optimized model is the baseline itself, one point
+    for side, side_profile in sides:
         stats = report.get(side)
         if not isinstance(stats, dict):
             continue
@@ -173,7 +176,7 @@ class TradeoffData:
     metric: str
     greater_is_better: bool
     points: list[TradeoffPoint]
-    unmeasured_jobs: int  # succeeded jobs without a compression report (baseline profile)
+    unmeasured_jobs: int  # succeeded jobs without a compression report (baseline jobs run before baseline reports)
 
 
 def tradeoff_data(jobs: list[Job], *, task: str) -> TradeoffData:

@@ -33,6 +33,9 @@ class Job(models.Model):
     profile_key = models.CharField(max_length=32)
     # Everything the worker needs, frozen at submission: later catalog changes never alter a job.
     config = models.JSONField(default=dict)
+    # The profile's options (mlcore.catalog.ProfileOption), typed and complete (defaults filled in) by
+    # catalog.profile_options_resolve at submission; the worker passes them to the profile.
+    options = models.JSONField(default=dict, blank=True)
     device = models.CharField(max_length=8, choices=Device.choices, default=Device.CPU)
     gpu_count = models.PositiveSmallIntegerField(default=0)
     priority = models.SmallIntegerField(default=0)  # higher runs first where the broker supports it

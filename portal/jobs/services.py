@@ -342,8 +342,14 @@ def job_submit(
     budget: float | None = None,
     split: str = "random",
     target_col: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Job:
     """Create a queued job and, once the transaction commits, enqueue it.
+
+    ``options`` are the profile's options (``mlcore.catalog.ProfileOption``: strings or JSON values),
+    checked by ``catalog.profile_options_resolve`` and stored typed and complete on ``Job.options``;
+    ``budget`` is the ``budget`` option (kept as its own argument; it wins over ``options["budget"]``).
+    A bad option is a ServiceError whose field is ``options.<name>`` (``budget`` for the argument).
 
     A job that could not succeed is refused here, with how to fix it: a target column the dataset
     lacks, classification on a continuous target, a GPU no registered worker has.
@@ -383,17 +389,19 @@ def job_submit(
         dataset=dataset, task_key=task_key, profile_key=profile_key, preset=preset,
         hyperparameters=hyperparameters or {}, split=split, target_col=target_col,
     )
+    resolved_options = _profile_options(profile_key=profile_key, options=options, budget=budget)
     if device == Job.Device.GPU:
         _gpu_check(gpu_count=gpu_count)
     config["device"] = {"kind": device, "gpu_count": gpu_count}
     config["overrides"] = dict(hyperparameters or {})  # what the user asked for, for clone and retry
     # pruned / slim / compact stop before the validation metric falls more than this below the baseline
-    config["budget"] = None if budget is None else float(budget)
+    # (the profile's `budget` option, also in Job.options; kept here for the pages that read it)
+    config["budget"] = resolved_options.get("budget")
     try:
         with transaction.atomic():
             job = Job.objects.create(
                 owner=user, lab=job_lab, visibility=visibility, dataset=dataset, name=name,
-                task_key=task_key, profile_key=profile_key, config=config, device=device,
+                task_key=task_key, profile_key=profile_key, config=config, options=resolved_options, device=device,
                 gpu_count=gpu_count, priority=priority, max_attempts=max_attempts,
                 idempotency_key=idempotency_key or None, time_limit_s=time_limit_s,
             )
@@ -406,6 +414,27 @@ def job_submit(
                 return existing
         raise
     return job
+
+
+def _profile_options(*, profile_key: str, options: Any, budget: float | None) -> dict[str, Any]:
+    """The profile's options typed and complete, or a ServiceError naming the option (``options.<name>``)."""
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise ServiceError("options must be an object of option names and values", field="options")
+    raw = dict(options)
+    if budget is not None:
+        raw["budget"] = float(budget)
+    try:
+        return catalog.profile_options_resolve(profile_key, raw)
+    except catalog.ProfileOptionError as exc:
+        if exc.option is None:
+            field = "profile"
+        elif exc.option == "budget" and budget is not None:
+            field = "budget"
+        else:
+            field = f"options.{exc.option}"
+        raise ServiceError(str(exc), field=field) from None
 
 
 # --- transitions driven by workers ---------------------------------------------------------
@@ -564,7 +593,7 @@ def job_clone(
     """
     changes = dict(changes or {})
     allowed = {"task_key", "profile_key", "preset", "hyperparameters", "device", "gpu_count", "priority",
-               "visibility", "name", "time_limit_s", "max_attempts", "budget", "split", "target_col"}
+               "visibility", "name", "time_limit_s", "max_attempts", "budget", "split", "target_col", "options"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise ServiceError(f"cannot change {', '.join(unknown)}; changeable: {', '.join(sorted(allowed))}",
@@ -578,6 +607,16 @@ def job_clone(
         "budget": job.config.get("budget"), "split": job.config.get("split", "random"),
         "target_col": (job.config.get("target_cols") or [None])[0],
     }
+    # The job's options go along where the (possibly new) profile has them; changed ones are merged over.
+    profile = catalog.PROFILES.get(changes.get("profile_key", job.profile_key))
+    declared = {o.name for o in profile.options} if profile else set()
+    options = {k: v for k, v in (job.options or {}).items() if k in declared and v is not None}
+    if "budget" not in declared:
+        params["budget"] = None
+    elif params["budget"] is not None:
+        options.setdefault("budget", params["budget"])
+    options.update(changes.pop("options", None) or {})
+    params["options"] = options
     params.update(changes)
     return job_submit(user=user, dataset=job.dataset, hyperparameters=hyper, idempotency_key=idempotency_key,
                       **params)

@@ -37,6 +37,17 @@ def hp_field_name(name: str) -> str:
     return f"{HP_PREFIX}{name}"
 
 
+OPTION_PREFIX = "opt_"
+
+
+def option_field_name(profile: str, name: str) -> str:
+    """The launch form's field for option `name` of `profile` (each profile has its own fields; the
+    shared accuracy budget is the form's `budget` field)."""
+    if name == "budget":
+        return "budget"
+    return f"{OPTION_PREFIX}{profile.replace('-', '_')}__{name}"
+
+
 def hp_initial(value: Any) -> str:
     """A hyperparameter value as the launch form shows it (booleans as the select's true/false)."""
     if isinstance(value, bool):
@@ -161,6 +172,10 @@ class JobLaunchForm(forms.Form):
         self.fields["lab"].queryset = writable_labs_for_user(user=user)
         for name, hp in catalog.HYPERPARAMETERS.items():
             self.fields[hp_field_name(name)] = _hyperparameter_field(hp)
+        for profile in catalog.PROFILES.values():
+            for option in profile.options:
+                if option.name != "budget":
+                    self.fields[option_field_name(profile.key, option.name)] = _option_field(option)
         modality = self._chosen_modality()
         if modality:  # only the tasks that fit the chosen dataset
             self.fields["task"].choices = [("", "Choose a task…")] + [
@@ -201,12 +216,20 @@ class JobLaunchForm(forms.Form):
     def advanced_fields(self) -> list[forms.BoundField]:
         return [self[hp_field_name(n)] for n in catalog.HYPERPARAMETERS if n not in SPLIT_HYPERPARAMETERS]
 
+    def profile_option_groups(self) -> list[tuple[catalog.Profile, list[forms.BoundField], bool]]:
+        """(profile, its option fields, whether it is the chosen profile) for every profile with options;
+        the page shows only the chosen profile's group (only its options apply)."""
+        chosen = (self.data.get("profile") if self.is_bound else self.initial.get("profile")) or "baseline"
+        return [(p, [self[option_field_name(p.key, o.name)] for o in p.options if o.name != "budget"], p.key == chosen)
+                for p in catalog.PROFILES.values() if any(o.name != "budget" for o in p.options)]
+
     def fields_with_errors(self) -> list[forms.BoundField]:
         return [self[name] for name in self.fields if name in self.errors]
 
     def advanced_open(self) -> bool:
         """Open the advanced panel when something in it was typed or is wrong."""
-        names = [f.html_name for f in self.advanced_fields()] + ["budget"]
+        names = [f.html_name for f in self.advanced_fields()] + ["budget"] + [
+            f.html_name for _, group, _ in self.profile_option_groups() for f in group]
         if any(n in self.errors for n in names):
             return True
         values = self.data if self.is_bound else self.initial
@@ -227,9 +250,57 @@ class JobLaunchForm(forms.Form):
             except ValueError as exc:
                 self.add_error(hp_field_name(name), str(exc))
         cleaned["hyperparameters"] = overrides
+        cleaned["options"] = self._clean_options(cleaned)
         if cleaned.get("device") == Job.Device.CPU and cleaned.get("gpu_count"):
             self.add_error("gpu_count", "a CPU job cannot ask for GPUs: choose GPU or leave this empty")
         return cleaned
+
+
+    def _clean_options(self, cleaned: dict[str, Any]) -> dict[str, Any]:
+        """The chosen profile's options as typed (empty fields: the profile's defaults); the other
+        profiles' fields are ignored. An error stands next to its field."""
+        profile = catalog.PROFILES.get(cleaned.get("profile") or "")
+        if profile is None:
+            return {}
+        raw: dict[str, Any] = {}
+        for option in profile.options:
+            name = option_field_name(profile.key, option.name)
+            value = cleaned.get(name)
+            if option.name == "budget":
+                if value is not None:
+                    raw["budget"] = value
+            elif (value or "").strip():
+                raw[option.name] = value.strip()
+        if cleaned.get("budget") is not None and profile.option("budget") is None:
+            self.add_error("budget", f"the {profile.label} profile has no accuracy budget: leave it empty")
+            return {}
+        try:
+            return catalog.profile_options_resolve(profile.key, raw)
+        except catalog.ProfileOptionError as exc:
+            self.add_error(option_field_name(profile.key, exc.option) if exc.option else "profile", str(exc))
+            return {}
+
+
+def _option_field(option: catalog.ProfileOption) -> forms.Field:
+    """An optional field for one profile option: empty means the option's default."""
+    default = "the profile's choice" if option.default is None else hp_initial(option.default)
+    if option.type == "bool":
+        widget: forms.Widget = forms.Select(
+            choices=[("", f"default ({'yes' if option.default else 'no'})"), ("true", "yes"), ("false", "no")],
+            attrs={"class": "form-select"})
+    elif option.type == "choice":
+        widget = forms.Select(choices=[("", f"default ({default})")] + [(c, c) for c in option.choices],
+                              attrs={"class": "form-select"})
+    else:
+        attrs: dict[str, Any] = {"class": "form-control", "step": "1" if option.type == "int" else "any",
+                                 "placeholder": default, "inputmode": "decimal"}
+        if option.min is not None:
+            attrs["min"] = f"{option.min:g}"
+        if option.max is not None:
+            attrs["max"] = f"{option.max:g}"
+        widget = forms.TextInput(attrs=attrs)
+    help_text = option.help + (f" Valid: {option.valid_range()}." if option.type in ("int", "float") else "")
+    return forms.CharField(required=False, label=option.name, help_text=help_text, widget=widget)
 
 
 def _hyperparameter_field(hp: catalog.HyperParameter) -> forms.Field:

@@ -47,6 +47,7 @@ from portal.web.forms_jobs import (
     dataset_summary,
     hp_field_name,
     hp_initial,
+    option_field_name,
     writable_labs_for_user,
 )
 from portal.web.labs import current_lab
@@ -97,6 +98,10 @@ def _clone_initial(job: Job, *, writable_lab_ids: set[int]) -> dict[str, Any]:
     for name, value in (config.get("overrides") or {}).items():
         if name in catalog.HYPERPARAMETERS:
             initial[hp_field_name(name)] = hp_initial(value)
+    profile = catalog.PROFILES.get(job.profile_key)
+    for name, value in (job.options or {}).items():
+        if profile is not None and profile.option(name) is not None and name != "budget" and value is not None:
+            initial[option_field_name(job.profile_key, name)] = hp_initial(value)
     return initial
 
 
@@ -122,9 +127,14 @@ def job_launch(request: HttpRequest) -> HttpResponse:
                     gpu_count=d["gpu_count"] if d["device"] == Job.Device.GPU else None,
                     visibility=d["visibility"], name=d["name"], lab=d["lab"], budget=d["budget"],
                     split=d["split"] or "random", target_col=(d["target_col"] or "").strip() or None,
+                    options=d["options"],
                 )
             except ServiceError as exc:
-                form.add_error(SERVICE_FIELDS.get(exc.field or ""), exc.message)
+                field = SERVICE_FIELDS.get(exc.field or "")
+                if (exc.field or "").startswith("options."):  # the chosen profile's field for that option
+                    field = option_field_name(d["profile"], exc.field.split(".", 1)[1])
+                    field = field if field in form.fields else None
+                form.add_error(field, exc.message)
             else:
                 # Said in the past tense: the message stays on the page while the job moves on.
                 messages.success(request, f"Job #{job.pk} was submitted.")
@@ -185,6 +195,11 @@ _smaller = partial(times_text, more="smaller", less="larger")
 
 def _of_baseline(ratio: float) -> str:
     return f"{ratio:.2f}× of baseline"
+
+
+def _report_options(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The profile options the report was made with, as (name, value) pairs ("-": the profile's choice)."""
+    return [(name, "-" if value is None else hp_initial(value)) for name, value in (report.get("options") or {}).items()]
 
 
 def _report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -339,6 +354,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         "error_summary": error_summary(job.error_message) if job.error_message else "",
         "report": (result.compression_report if result else None) or {},
         "report_rows": _report_rows((result.compression_report if result else None) or {}),
+        "report_options": _report_options((result.compression_report if result else None) or {}),
         "artifacts": [{"artifact": a, "filename": a.file.name.rsplit("/", 1)[-1], "name": artifact_download(a)[0],
                        "label": artifact_download(a)[1]} for a in artifacts],
         "log_tail": log_tail, "log_attempt": log_attempt, "log_attempts": log_attempts,

@@ -58,6 +58,20 @@
       });
     }
 
+    // Only the chosen profile's options apply: show its group, hide the others'.
+    function showProfileOptions() {
+      var chosen = form.querySelector("input[name=profile]:checked");
+      var key = chosen ? chosen.value : "";
+      var shown = false;
+      form.querySelectorAll(".lf-profile-options").forEach(function (group) {
+        var mine = group.getAttribute("data-profile") === key;
+        group.classList.toggle("d-none", !mine);
+        shown = shown || mine;
+      });
+      var none = document.getElementById("profile-options-none");
+      if (none) none.classList.toggle("d-none", shown);
+    }
+
     function toggleGpu() {
       var wrapper = document.getElementById("gpu-count-wrapper");
       var gpu = form.querySelector("input[name=device][value=gpu]");
@@ -69,7 +83,7 @@
     form.addEventListener("change", function (event) {
       var name = event.target.name;
       if (name === "preset") { showDefaults(); highlightCards("preset"); }
-      if (name === "profile") highlightCards("profile");
+      if (name === "profile") { highlightCards("profile"); showProfileOptions(); }
       if (name === "device") toggleGpu();
     });
     form.addEventListener("submit", function () {
@@ -78,6 +92,7 @@
     });
     narrowTasks();
     showDefaults();
+    showProfileOptions();
     toggleGpu();
   }
 

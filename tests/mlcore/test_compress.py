@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from mlcore.columns import ColumnMapping
-from mlcore.compress import METHODS
+from mlcore.compress import PROFILE_IMPLS
 from mlcore.compress.base import encoder_linears
 from mlcore.compress.int8 import LARGE_ROWS, DualEngineLinear, WindowLinear, quantized_engine
 from mlcore.compress.pruned import linear_sparsity
@@ -67,7 +67,7 @@ def _profile(trained: tuple[RecipeConfig, RecipeResult], profile: str, out: Path
     return recipe_profile(config, run, profile=profile, out=out, options=kw.pop("options", FAST.get(profile, {})), **kw)
 
 
-@pytest.mark.parametrize("profile", list(METHODS))
+@pytest.mark.parametrize("profile", list(PROFILE_IMPLS))
 def test_every_profile_reports_and_its_model_predicts(trained, profile: str, tmp_path: Path) -> None:
     report, optimized_dir = _profile(trained, profile, tmp_path)
     data = json.loads((tmp_path / "report.json").read_text())

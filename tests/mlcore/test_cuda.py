@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from mlcore.checkpoint import load_checkpoint
-from mlcore.compress import METHODS
+from mlcore.compress import PROFILE_IMPLS
 from mlcore.modeldir import model_load
 from mlcore.recipe import RecipeConfig, recipe_profile, recipe_run
 from mlcore.trainer import TrainConfig, predict, resolve_device, resolve_precision
@@ -120,7 +120,7 @@ def test_recipe_on_cuda_writes_metrics_explain_and_a_model_a_cpu_process_loads(g
     np.testing.assert_allclose(np.array(on_cpu), np.stack(on_gpu), atol=1e-3)
 
 
-@pytest.mark.parametrize("profile", list(METHODS))
+@pytest.mark.parametrize("profile", list(PROFILE_IMPLS))
 def test_every_profile_applies_to_a_gpu_trained_model(gpu_run, profile: str, tmp_path: Path) -> None:
     config, run = gpu_run
     report, optimized_dir = recipe_profile(config, run, profile=profile, out=tmp_path,

@@ -177,7 +177,8 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
     job = client.submit_job(args.dataset, args.task, profile=args.profile, preset=args.preset, hyperparameters=hyper,
                             device=args.device, gpu_count=args.gpus, priority=args.priority, name=args.name,
                             visibility=args.visibility, lab=args.lab, time_limit_s=args.time_limit,
-                            idempotency_key=args.idempotency_key, target_col=args.target_col)
+                            idempotency_key=args.idempotency_key, target_col=args.target_col,
+                            options=dict(args.option or []) or None)
     if args.wait:
         return _wait(client, args, job)
     _out(args, job, _job_line)
@@ -356,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="tiny")
     p.add_argument("--hp", type=_hp, action="append", metavar="KEY=VALUE", help="a hyperparameter (repeatable)")
     p.add_argument("--hyperparameters", type=_json_arg, metavar="JSON", help="hyperparameters as JSON or @file")
+    p.add_argument("--option", type=_hp, action="append", metavar="KEY=VALUE",
+                   help="an option of the --profile, e.g. sparsity=0.7 (repeatable; GET /api/v1/profiles/ lists each profile's)")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--gpus", type=int, default=None)
     p.add_argument("--priority", type=int, default=0)

@@ -336,17 +336,21 @@ class Client:
         self, dataset: DatasetRef, task: str, *, profile: str = "baseline", preset: str = "tiny",
         hyperparameters: dict | None = None, device: str = "cpu", gpu_count: int | None = None, priority: int = 0,
         visibility: str = "lab", name: str = "", lab: str | None = None, time_limit_s: int | None = None,
-        idempotency_key: str | None = None, target_col: str | None = None,
+        idempotency_key: str | None = None, target_col: str | None = None, options: dict | None = None,
     ) -> dict:
         """Launch a training job and return it (``queued``). Pass your own ``idempotency_key`` to make a
         retried script submit the job once. ``target_col`` picks the column to predict (default: the
-        dataset's mapped target, else the task's usual name). ``lab`` is a lab's slug or name."""
+        dataset's mapped target, else the task's usual name). ``lab`` is a lab's slug or name.
+        ``options`` are the profile's options (``profiles()`` lists each profile's, e.g.
+        ``{"sparsity": 0.7}`` for ``pruned``)."""
         body = {"dataset": int(_id(dataset)), "task": task, "profile": profile, "preset": preset,
                 "hyperparameters": hyperparameters or {}, "device": device, "gpu_count": gpu_count,
                 "priority": priority, "visibility": visibility, "name": name, "lab": lab,
                 "time_limit_s": time_limit_s}
         if target_col:
             body["target_col"] = target_col
+        if options:
+            body["options"] = options
         return self._post("/jobs/", body, create=True, idempotency_key=idempotency_key)
 
     def job(self, job: JobRef) -> dict:

@@ -259,3 +259,11 @@ def test_catalog_template_passes_filters(client, world):
                                                                                 "task": "dna-classification"}})
     store = dash.store_of_layout(dash.layout(client, APP, cache_id=cache_id).json())
     assert store == {"dataset_id": world["dataset"].pk, "task": "dna-classification", "job_ids": [world["job"].pk]}
+
+
+@pytest.mark.django_db
+def test_a_baseline_jobs_report_gives_one_point():
+    job = JobFactory(profile_key="baseline", config={"preset": "tiny"})
+    report = {**_report(profile="baseline", opt=(0.80, 2.0, 1.5, 4_000_000)), "info": {"unchanged": True}}
+    _, _, points = tr.points_for_job(job, report)
+    assert [(p.profile, p.metric, p.size_mb) for p in points] == [("baseline", 0.80, 4.0)]
