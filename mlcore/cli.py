@@ -7,7 +7,9 @@
     python -m mlcore tasks        # the catalog's tasks, one per line
 
 `train` shows a progress bar on stderr, prints a metrics table, and writes DIR/metrics.json,
-DIR/model/ and DIR/explain/; with --profile also DIR/report.json and DIR/model-optimized/;
+DIR/model/, DIR/evaluation.npz, DIR/explain/ (with the embeddings' projection.npz) and DIR/predictions.csv;
+with --profile also DIR/report.json, DIR/model-optimized/ and DIR/evaluation-optimized.npz; and last
+DIR/manifest.json, every file of the run with its role (mlcore.manifest);
 with --folds K also a K-fold cross-validation of the same recipe on the non-test records (metrics.json "cv"). Bad input exits with status 2 and one line naming the file, the line
 and the reason; no traceback reaches the user (exit 1 for other failures, with the error's message).
 """
@@ -180,6 +182,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for note in r.notes:
             print(f"  note: {note}")
         print(f"wrote {args.out / 'report.json'}, {result.optimized_dir}")
+    print(f"wrote {args.out / 'manifest.json'} (every output with its role)")
     return 0
 
 
