@@ -8,8 +8,9 @@
 - flushes them and the new lines of the attempt's log (workers/joblog.py) from a heartbeat thread
   every few seconds (batched INSERTs, and the heartbeat keeps beating through long validation or
   test passes), which also reads the cancel flag,
-- stores a checkpoint artifact every epoch, and at the end the result, model, predictions,
-  attention maps, embeddings, report and log,
+- stores a checkpoint artifact every epoch, and at the end exactly what the run's manifest.json
+  (mlcore.manifest) lists, each role as its artifact kind (`ROLE_KINDS`), with the manifest's
+  metadata, then the result and the log,
 - and ends the job through the state machine: succeeded, cancelled, or failed with the traceback.
 
 Every database write is retried through a dropped connection (workers/db_retry.py) and carries the
@@ -18,7 +19,9 @@ heartbeat timeout), the writes are refused with `StaleAttempt`, the heartbeat th
 the next training step raises it, and this attempt stops without storing or ending anything.
 
 A job asking for several GPUs is run by `job_run_distributed` instead: the same inputs, then one
-process per GPU under torch.distributed (workers/ddp.py), rank 0 doing all of the above.
+process per GPU under torch.distributed (`python -m workers.ddp`, the distributed recipe
+`mlcore.ddp`), rank 0 reporting as above; once the ranks exited, this process stores what the
+manifest lists and ends the job. The runner never imports workers.ddp (.importlinter).
 """
 
 from __future__ import annotations
