@@ -8,7 +8,9 @@
     python -m mlcore tasks        # the catalog's tasks, one per line
 
 `train` shows a progress bar on stderr, prints a metrics table, and writes DIR/metrics.json,
-DIR/model/ and DIR/explain/; with --profile also DIR/report.json and DIR/model-optimized/.
+DIR/model/, DIR/evaluation.npz, DIR/explain/ (with the embeddings' projection.npz) and DIR/predictions.csv;
+with --profile also DIR/report.json, DIR/model-optimized/ and DIR/evaluation-optimized.npz (`baseline`:
+the report only); and last DIR/manifest.json, every file of the run with its role (mlcore.manifest).
 `--set NAME=VALUE` (repeatable) sets a hyperparameter or an option of the chosen profile (the
 catalog's `ProfileOption`s, e.g. `--profile pruned --set sparsity=0.7`); a bad name or value is a
 usage error (exit 2). `--budget X` is `--set budget=X`;
@@ -220,6 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for note in r.notes:
             print(f"  note: {note}")
         print(f"wrote {args.out / 'report.json'}, {result.optimized_dir}")
+    print(f"wrote {args.out / 'manifest.json'} (every output with its role)")
     return 0
 
 

@@ -9,13 +9,19 @@ Output directory:
 - `metrics.json`: `{"task", "target_kind", "test": {...}, "val": {...}, "history": [...], ...}`
 - `model/`: the model directory (see mlcore.modeldir)
 - `explain/`: attention maps, rollout and test embeddings (see mlcore.explain)
+- `evaluation.npz`: per-record evaluation arrays of the test split (mlcore.outputs)
+- with explanations: `explain/projection.npz` (2-D projections and clusters of the embeddings) and
+  `predictions.csv` (the test records' predictions)
 - with `RecipeConfig.profile` set: `report.json` (mlcore.compress.CompressionReport) and
-  `model-optimized/` (the optimized model directory), written by `mlcore.compress.profile_run`
+  `model-optimized/` (the optimized model directory), written by `mlcore.compress.profile_run`, and
+  `evaluation-optimized.npz`
+- `manifest.json`, written last and atomically: every file above with its role (mlcore.manifest)
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 
 import time
 from collections.abc import Sequence
@@ -31,9 +37,11 @@ from mlcore import distributed as dist_utils
 from mlcore.columns import ColumnMapping
 from mlcore.data import DataError, Record, Table, TargetEncoder, load_records, split_indices
 from mlcore.explain import ExplainOutputs, choose_samples, explain_write
+from mlcore.manifest import Manifest, manifest_clear
 from mlcore.model import EncoderConfig, cpu_name, encoder_base, encoder_small, encoder_tiny
 from mlcore.modalities import Featurizer, RecordError
 from mlcore.modeldir import json_write, model_load, model_save
+from mlcore.outputs import evaluation_record, explanations_record
 from mlcore.tasks import (ExampleSet, TaskModel, class_weights_balanced, collate_fn, evaluate_fn,
                           featurizer_for_task, model_build)
 from mlcore.threads import threads_describe
@@ -89,6 +97,7 @@ class RecipeResult:
     compression: Any = None  # mlcore.compress.CompressionReport when a profile was applied
     optimized_dir: Path | None = None  # DIR/model-optimized when a profile was applied
     prepared: Prepared | None = None  # the setup stage's data, for `recipe_profile` on this run
+    out: Path | None = None  # the output directory, with its manifest.json (None: nothing written)
 
 
 @dataclass
@@ -320,6 +329,8 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
 
     phase("preparing")
     prep = setup(config)
+    if dist_utils.launched_rank()[0] == 0:
+        manifest_clear(config.out)  # what an earlier run into this directory listed: this run replaces it
     model = build(prep, config.preset)
     kind, targets, featurizer = prep.targets.kind, prep.targets, prep.featurizer
     collate = collate_fn(featurizer, kind)
@@ -368,6 +379,8 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
              " ".join(f"{k}={v:.4g}" for k, v in test_metrics.items() if isinstance(v, float)))
 
     out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(out)
+    manifest.add(out / "metrics.json", "metrics")  # written last: it takes in what the profile adds
     metrics = {
         "task": prep.task.key,
         "target_kind": kind,
@@ -389,11 +402,15 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
         metrics["cv"] = cv
     if prep.split_notes:
         metrics["split_notes"] = prep.split_notes
+    if ctx.world_size > 1:
+        metrics["world_size"] = ctx.world_size
 
     model.eval()
     model_dir = model_save(out / "model", model=model.cpu(), featurizer=featurizer, targets=targets,
                            task=prep.task.key, columns=prep.columns, hyperparameters=prep.hyper,
                            preset=config.preset, metrics=metrics)
+    manifest.add_dir(model_dir, "model")
+    evaluation_record(manifest, model=model, prep=prep)
     explain = None
     if config.explain_samples > 0:
         phase("explaining")
@@ -409,8 +426,10 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
                                 examples=inputs_only, ids=[r.id for r in prep.test_records],
                                 lines=[r.line for r in prep.test_records], true_labels=true_labels,
                                 predictions=predictions, sample_indices=sample_idx)
+        explanations_record(manifest, explain.directory, inputs=[r.input for r in prep.test_records],
+                            seed=int(prep.hyper.get("seed", 0)))
     run = RecipeResult(metrics=metrics, model_dir=model_dir, explain=explain, train_result=result, model=model,
-                       prepared=prep)
+                       prepared=prep, out=out)
     if config.profile:
         from mlcore.compress.base import CompressionCancelled
 
@@ -422,7 +441,22 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
         except CompressionCancelled:
             # The trained model is kept (it is complete); the profile's outputs are not written.
             metrics["stopped_reason"] = STOP_CANCELLED
+        else:
+            manifest.add(out / "report.json", "report", meta={"profile": config.profile})
+            if run.compression.info.get("unchanged"):
+                # `baseline`: the optimized model is the trained model itself; the report is all it adds.
+                shutil.rmtree(run.optimized_dir, ignore_errors=True)
+                run.optimized_dir = model_dir
+            else:
+                manifest.add_dir(run.optimized_dir, "optimized_model", meta={"variant": "optimized",
+                                                                             "profile": config.profile})
+                evaluation_record(manifest, model=model_load(run.optimized_dir).model, prep=prep,
+                                  variant="optimized", profile=config.profile)
     json_write(out / "metrics.json", metrics)
+    if checkpoint_dir is not None and Path(checkpoint_dir).resolve().is_relative_to(out.resolve()) \
+            and Path(checkpoint_dir).is_dir():
+        manifest.add_dir(checkpoint_dir, "checkpoint")
+    manifest.write()
     return run
 
 

@@ -8,8 +8,9 @@
 - flushes them and the new lines of the attempt's log (workers/joblog.py) from a heartbeat thread
   every few seconds (batched INSERTs, and the heartbeat keeps beating through long validation or
   test passes), which also reads the cancel flag,
-- stores a checkpoint artifact every epoch, and at the end the result, model, predictions,
-  attention maps, embeddings, report and log,
+- stores a checkpoint artifact every epoch, and at the end exactly what the run's manifest.json
+  (mlcore.manifest) lists, each role as its artifact kind (`ROLE_KINDS`), with the manifest's
+  metadata, then the result and the log,
 - and ends the job through the state machine: succeeded, cancelled, or failed with the traceback.
 
 Every database write is retried through a dropped connection (workers/db_retry.py) and carries the
@@ -18,7 +19,9 @@ heartbeat timeout), the writes are refused with `StaleAttempt`, the heartbeat th
 the next training step raises it, and this attempt stops without storing or ending anything.
 
 A job asking for several GPUs is run by `job_run_distributed` instead: the same inputs, then one
-process per GPU under torch.distributed (workers/ddp.py), rank 0 doing all of the above.
+process per GPU under torch.distributed (`python -m workers.ddp`, the distributed recipe
+`mlcore.ddp`), rank 0 reporting as above; once the ranks exited, this process stores what the
+manifest lists and ends the job. The runner never imports workers.ddp (.importlinter).
 """
 
 from __future__ import annotations
@@ -43,14 +46,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
-from mlcore import catalog
+from mlcore import catalog, ddp
 from mlcore.columns import ColumnMapping
-from mlcore.csvsafe import csv_writer
+from mlcore.manifest import MANIFEST_NAME, manifest_units
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_run
 from mlcore.threads import ThreadChoice, cores_available, preset_width, threads_apply, threads_choose
 from mlcore.trainer import Callback, TrainState
@@ -59,7 +61,6 @@ from portal.jobs.models import Job
 from portal.results import services as result_services
 from portal.results.models import Artifact
 from portal.results.services import Point
-from workers import ddp
 from workers.db_retry import db_retry
 from workers.joblog import JobLogStream
 from workers.leased import LeaseReporter
@@ -74,12 +75,24 @@ class JobCancelled(Exception):
 
 # Test records whose full attention maps (layers, heads, L, L) are stored for the attention explorer:
 # every test record of a small test set (each embedding point then opens its map), a class-balanced
-# sample of a large one, and never more than ATTENTION_MAX_BYTES.
+# sample of a large one, and never more than mlcore.outputs.ATTENTION_MAX_BYTES.
 EXPLAIN_SAMPLES = 256
-# t-SNE runs on at most this many test records (a seeded subsample beyond; PCA and k-means see all).
-TSNE_MAX = 2000
-# The stored attention maps are trimmed to this many bytes of float16 (fewer samples for long inputs).
-ATTENTION_MAX_BYTES = 64 * 1024 * 1024
+
+# The artifact kind each role of the recipe's manifest (mlcore.manifest) is stored as. Side files
+# (role "explanations") travel as their file's metadata; checkpoints are stored while training.
+ROLE_KINDS = {
+    "metrics": Artifact.Kind.REPORT,
+    "report": Artifact.Kind.REPORT,
+    "model": Artifact.Kind.MODEL,
+    "optimized_model": Artifact.Kind.MODEL,
+    "attention": Artifact.Kind.ATTENTION,
+    "embeddings": Artifact.Kind.EMBEDDINGS,
+    "projection": Artifact.Kind.EMBEDDINGS,
+    "evaluation": Artifact.Kind.PREDICTIONS,
+    "predictions": Artifact.Kind.PREDICTIONS,
+    "checkpoint": Artifact.Kind.CHECKPOINT,
+    "log": Artifact.Kind.LOG,
+}
 
 
 class DatabaseReporter(LeaseReporter, Callback):
@@ -230,63 +243,49 @@ def _recipe_config(job: Job, data: Path, out: Path, *, canonical: bool) -> Recip
     )
 
 
-def _predictions_csv(explain_dir: Path, target: Path) -> Path:
-    meta = json.loads((explain_dir / "embeddings.json").read_text())
-    with open(target, "w", newline="") as fh:
-        writer = csv_writer(fh)
-        writer.writerow(["id", "line", "label", "prediction"])
-        for row in zip(meta["ids"], meta["lines"], meta["labels"], meta["predictions"]):
-            writer.writerow([json.dumps(v) if isinstance(v, (list, dict)) else v for v in row])
-    return target
+def outputs_store(job: Job, out: Path, work: Path, *, roles: set[str] | None = None) -> list[Artifact]:
+    """Store what the run's manifest (OUT/manifest.json, mlcore.manifest) lists, with its roles'
+    artifact kinds and the manifest's metadata: each file as it is, each bundle (a model directory) as
+    one zip in `work`. `roles` limits it to those roles. Returns the stored artifacts, in the
+    manifest's order."""
+    stored = []
+    for unit in manifest_units(out):
+        if roles is not None and unit.role not in roles:
+            continue
+        meta = dict(unit.meta)
+        if unit.is_bundle:
+            path = _zip_dir(out / unit.path, work / f"{Path(unit.path).name}.zip")
+            meta["format"] = "mlcore model directory (zip)"
+        else:
+            path = out / unit.path
+        stored.append(_store(job, kind=ROLE_KINDS[unit.role], path=path, metadata=meta))
+    return stored
 
 
-def _store_explanations(job: Job, result: RecipeResult, work: Path) -> None:
-    """Attention maps, embeddings, predictions, and what the dashboards derive from them.
-
-    Artifacts (kind, file name): ATTENTION attention.npz (metadata: the samples, molecules with the
-    SMILES as written and its atom indices), EMBEDDINGS embeddings.npy (metadata: ids, lines, labels,
-    predictions, a short preview of each record) and projection.npz (PCA, t-SNE, k-means; metadata: k, silhouette per k, t-SNE
-    subsample size), PREDICTIONS predictions.csv and evaluation.npz (per-record class probabilities,
-    values or per-token classes of the baseline model; see `mlcore.explain.evaluation_arrays`).
-    """
-    from mlcore.explain import attention_trim, projection_write, record_preview, samples_add_inputs
-
-    explain = result.explain.directory
-    prep = result.prepared
-    samples = attention_trim(explain, ATTENTION_MAX_BYTES)
-    if prep is not None:
-        samples = samples_add_inputs(samples, [r.input for r in prep.test_records])
-    _store(job, kind=Artifact.Kind.ATTENTION, path=explain / "attention.npz", metadata={"samples": samples})
-    embeddings_meta = json.loads((explain / "embeddings.json").read_text())
-    if prep is not None:  # what a hover label shows of each record
-        embeddings_meta["previews"] = [record_preview(r.input) for r in prep.test_records]
-    _store(job, kind=Artifact.Kind.EMBEDDINGS, path=explain / "embeddings.npy", metadata=embeddings_meta)
-    seed = int(prep.hyper.get("seed", 0)) if prep is not None else 0
-    projection = projection_write(explain / "projection.npz", np.load(explain / "embeddings.npy"), seed=seed,
-                                  tsne_max=TSNE_MAX)
-    _store(job, kind=Artifact.Kind.EMBEDDINGS, path=explain / "projection.npz", metadata={"projection": projection})
-    _store(job, kind=Artifact.Kind.PREDICTIONS, path=_predictions_csv(explain, work / "predictions.csv"))
-    if prep is not None:
-        _store_evaluation(job, result, work, variant="baseline")
-
-
-def _store_evaluation(job: Job, result: RecipeResult, work: Path, *, variant: str) -> None:
-    """Predict the test split with the baseline (in memory) or the optimized model (reloaded from its
-    directory, as it will be served) and store PREDICTIONS evaluation[-optimized].npz."""
-    from mlcore.explain import evaluation_write
-    from mlcore.modeldir import model_load
-    from mlcore.tasks import collate_fn
-
-    prep = result.prepared
-    model = result.model if variant == "baseline" else model_load(result.optimized_dir).model
-    name = "evaluation.npz" if variant == "baseline" else "evaluation-optimized.npz"
-    path = work / name
-    meta = evaluation_write(path, model=model, test_set=prep.test, targets=prep.targets, featurizer=prep.featurizer,
-                            collate=collate_fn(prep.featurizer, prep.targets.kind),
-                            batch_size=int(prep.hyper.get("batch_size", 64)), device="cpu", variant=variant)
-    if variant == "optimized":
-        meta["profile"] = job.profile_key
-    _store(job, kind=Artifact.Kind.PREDICTIONS, path=path, metadata=meta)
+def _outputs_record(job: Job, out: Path, work: Path, *, seconds: float) -> dict[str, Any]:
+    """A finished run's outputs: its metrics as test points, every file of its manifest as an
+    artifact. Returns the result's fields. Raises JobCancelled when the run stopped cancelled."""
+    metrics = json.loads((out / "metrics.json").read_text())
+    if metrics.get("stopped_reason") == "cancelled":
+        raise JobCancelled()
+    metrics["worker_seconds"] = round(seconds, 3)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    record_points = functools.partial(db_retry, result_services.metric_points_record, what="the test metrics",
+                                      job_id=job.pk, attempt=job.attempts)
+    record_points(points=[Point("test", k, 0, int(metrics.get("best_epoch") or 0), float(v), job.attempts)
+                          for k, v in metrics["test"].items() if isinstance(v, (int, float))])
+    outputs_store(job, out, work, roles=set(ROLE_KINDS) - {"checkpoint"})  # checkpoints: stored every epoch
+    optimized_metrics, report = {}, {}
+    if (out / "report.json").is_file():
+        report = json.loads((out / "report.json").read_text())
+    # `baseline`: the optimized model is the trained model itself; the report is all it adds.
+    if report and not report.get("info", {}).get("unchanged"):
+        optimized_metrics = report.get("optimized", {}).get("metrics", {})
+        record_points(points=[Point("test_optimized", k, 0, 0, float(v), job.attempts)
+                              for k, v in optimized_metrics.items() if isinstance(v, (int, float))])
+    return {"baseline_metrics": metrics["test"], "optimized_metrics": optimized_metrics,
+            "compression_report": report, "environment": metrics.get("environment"),
+            "target_kind": metrics.get("target_kind")}  # the kind the run resolved
 
 
 @contextlib.contextmanager
@@ -341,20 +340,18 @@ def _inputs_fetch(job: Job, work: Path) -> tuple[RecipeConfig, Path | None]:
     return _recipe_config(job, data, work / "out", canonical=canonical), resume_from
 
 
-def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, work: Path, log_path: Path,
-                recipe: Callable[..., RecipeResult] = recipe_run, log_stream: JobLogStream | None = None) -> str:
-    """Train, record and end one attempt of a running job whose inputs are in `work`. Returns the final status.
+def job_train(*, job: Job, config: RecipeConfig, resume_from: Path | None, work: Path,
+              recipe: Callable[..., RecipeResult] = recipe_run, log_stream: JobLogStream | None = None) -> RecipeResult:
+    """Run the recipe for a running job whose inputs are in `work`, with the heartbeat reporter (metric
+    points, progress, phase, checkpoints, cancel flag). Returns the run; raises `JobCancelled` when
+    it was cancelled (also after the last step) and `StaleAttempt` when the lease went to a newer attempt.
 
-    Runs in the worker for a job on one device, and in rank 0 of a multi-GPU job (workers/ddp.py,
-    which passes its own `recipe`). Stores the log `log_path` at the end, whatever happened, with the
-    traceback of a failure in it; `log_stream` (job_logging's) is sent to the database on every beat.
+    Runs in the worker for a job on one device, and in rank 0 of a multi-GPU job (workers/ddp.py).
     """
     reporter = DatabaseReporter(job_id=job.pk, attempt=job.attempts, interval=settings.LABFORMER_HEARTBEAT_INTERVAL,
                                 log_stream=log_stream)
     try:
-        out = Path(config.out)
         reporter.start()
-        started = time.perf_counter()
         result = recipe(config, callbacks=[reporter], checkpoint_dir=work / "checkpoints", resume_from=resume_from)
         reporter.stop()
         if reporter.stale is not None:
@@ -363,38 +360,27 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
         if reporter.should_stop() or "cancelled" in (result.train_result.stopped_reason,
                                                      result.metrics.get("stopped_reason")):
             raise JobCancelled()
-        metrics = result.metrics
-        metrics["worker_seconds"] = round(time.perf_counter() - started, 3)
-        record_points = functools.partial(db_retry, result_services.metric_points_record, what="the test metrics",
-                                          job_id=job.pk, attempt=job.attempts)
-        record_points(points=[Point("test", k, 0, int(metrics.get("best_epoch") or 0), float(v), job.attempts)
-                              for k, v in metrics["test"].items() if isinstance(v, (int, float))])
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
-        _store(job, kind=Artifact.Kind.REPORT, path=out / "metrics.json")
-        _store(job, kind=Artifact.Kind.MODEL, path=_zip_dir(result.model_dir, work / "model.zip"),
-               metadata={"format": "mlcore model directory (zip)"})
-        if result.explain is not None:
-            _store_explanations(job, result, work)
-        optimized_metrics, report = {}, {}
-        if result.compression is not None and result.optimized_dir is not None:
-            report = result.compression.to_dict()
-            (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
-            _store(job, kind=Artifact.Kind.REPORT, path=out / "report.json", metadata={"profile": job.profile_key})
-        # `baseline`: the optimized model is the trained model itself; the report is all it adds.
-        if result.compression is not None and result.optimized_dir is not None \
-                and not report.get("info", {}).get("unchanged"):
-            optimized_metrics = report.get("optimized", {}).get("metrics", {})
-            _store(job, kind=Artifact.Kind.MODEL,
-                   path=_zip_dir(result.optimized_dir, work / "model-optimized.zip"),
-                   metadata={"format": "mlcore model directory (zip)", "variant": "optimized",
-                             "profile": job.profile_key})
-            if result.prepared is not None:
-                _store_evaluation(job, result, work, variant="optimized")
-            record_points(points=[Point("test_optimized", k, 0, 0, float(v), job.attempts)
-                                  for k, v in optimized_metrics.items() if isinstance(v, (int, float))])
-        result_fields = {"baseline_metrics": metrics["test"], "optimized_metrics": optimized_metrics,
-                         "compression_report": report, "environment": metrics.get("environment"),
-                         "target_kind": metrics.get("target_kind")}  # the kind the run resolved
+        return result
+    finally:
+        if reporter._thread.is_alive():
+            try:
+                reporter.stop()
+            except Exception as exc:  # noqa: BLE001 - the error on its way out is the one that matters
+                log.warning("job %s: last flush failed: %s", job.pk, exc)
+
+
+def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, work: Path, log_path: Path,
+                recipe: Callable[..., RecipeResult] = recipe_run, log_stream: JobLogStream | None = None) -> str:
+    """Train, record and end one attempt of a running job whose inputs are in `work`. Returns the final status.
+
+    `job_train`, then what the run's manifest lists is stored (`_outputs_record`) and the result
+    recorded. Stores the log `log_path` at the end, whatever happened, with the traceback of a failure
+    in it; `log_stream` (job_logging's) is sent to the database on every beat.
+    """
+    try:
+        started = time.perf_counter()
+        job_train(job=job, config=config, resume_from=resume_from, work=work, recipe=recipe, log_stream=log_stream)
+        result_fields = _outputs_record(job, Path(config.out), work, seconds=time.perf_counter() - started)
         status = Job.Status.SUCCEEDED
     except JobCancelled:
         status = Job.Status.CANCELLED
@@ -404,11 +390,6 @@ def job_execute(*, job: Job, config: RecipeConfig, resume_from: Path | None, wor
         log.exception("job %s attempt %s failed", job.pk, job.attempts)
         raise
     finally:
-        if reporter._thread.is_alive():
-            try:
-                reporter.stop()
-            except Exception as exc:  # noqa: BLE001 - the error on its way out is the one that matters
-                log.warning("job %s: last flush failed: %s", job.pk, exc)
         _store_log(job, log_path)
     if status == Job.Status.SUCCEEDED:
         try:
@@ -605,15 +586,32 @@ def _rank_report(work: Path, rank: int, code: int | None) -> tuple[str, str]:
     return line, tail
 
 
+def _job_row(job: Job) -> tuple[str | None, bool]:
+    """(status, cancel_requested) of the job as the database has it now ((None, False): gone)."""
+    return db_retry(Job.objects.filter(pk=job.pk).values_list("status", "cancel_requested").first,
+                    what="reading the job") or (None, False)
+
+
+def _stopped_cancelled(out: Path) -> bool:
+    """Whether the run in `out` ended cancelled (its metrics.json says so)."""
+    try:
+        return json.loads((out / "metrics.json").read_text()).get("stopped_reason") == "cancelled"
+    except (OSError, ValueError):
+        return False
+
+
 def job_run_distributed(*, job: Job) -> str:
     """Run a job asking for `gpu_count` GPUs as that many processes under torch.distributed (DDP).
 
     This process (the Celery pool process) copies the dataset file and the resume checkpoint into a
-    work folder, writes the recipe config there (workers/ddp.py `launch_write`), starts one rank per
-    GPU and waits. Rank 0 reports, stores and ends the job as `job_execute` does; the other ranks only
-    train. If the ranks end and the job is still running (a rank crashed, NCCL failed), the job fails
-    here with the first failed rank's error and the tail of every rank's output. The soft time limit
-    (raised here while waiting) and a cancel the ranks do not act on stop every rank's process group.
+    work folder, writes the recipe config there (`mlcore.ddp.launch_write`), starts one rank per
+    GPU (`python -m workers.ddp`, the distributed recipe `mlcore.ddp.rank_run`) and waits. Rank 0
+    reports while it trains (`job_train`) and writes the run's outputs with their manifest; the other
+    ranks only train. Once every rank exited cleanly this process stores what the manifest lists and
+    ends the job, as `job_execute` does. If the ranks end otherwise (a rank crashed, NCCL failed), the
+    job fails here with the first failed rank's error and the tail of every rank's output. The soft
+    time limit (raised here while waiting) and a cancel the ranks do not act on stop every rank's
+    process group.
     """
     world_size = job.gpu_count
     device = settings.LABFORMER_DDP_DEVICE
@@ -631,6 +629,7 @@ def job_run_distributed(*, job: Job) -> str:
     work_dirs_sweep()
     work = _work_dir(job)
     ranks: list[subprocess.Popen] = []
+    result_fields: dict[str, Any] | None = None
     try:
         with job_logging(work / "job.log", job=job) as stream:
             log_path = stream.path
@@ -640,19 +639,34 @@ def job_run_distributed(*, job: Job) -> str:
                 log.info("job %s: %d ranks on %s (%s)%s", job.pk, world_size, device,
                          "nccl" if device == "cuda" else "gloo",
                          " - LABFORMER_DDP_DEVICE=cpu: a rehearsal, not GPU training" if device == "cpu" else "")
+                started = time.perf_counter()
                 ranks = _ranks_start(work, world_size)
                 failed = _ranks_supervise(job, ranks)
+                out = Path(config.out)
+                finished = (failed is None and all(proc.returncode == 0 for proc in ranks)
+                            and (out / MANIFEST_NAME).is_file())
+                if finished and _job_row(job) == (Job.Status.RUNNING, False):
+                    try:  # rank 0 wrote the run: store what its manifest lists
+                        result_fields = _outputs_record(job, out, work, seconds=time.perf_counter() - started)
+                    except JobCancelled:
+                        pass  # the recipe stopped cancelled: the job is marked so below
+            except BaseException:
+                log.exception("job %s attempt %s failed", job.pk, job.attempts)
+                raise
             finally:
                 _ranks_stop(ranks)
-                status, cancel = Job.objects.filter(pk=job.pk).values_list("status", "cancel_requested").first() or (
-                    None, False)
-                # Rank 0 stores the log when it gets to the end of `job_execute`; if it did not, store it here.
-                if status == Job.Status.RUNNING and not Artifact.objects.filter(
-                        job_id=job.pk, kind=Artifact.Kind.LOG, metadata__attempt=job.attempts).exists():
+                status, cancel = _job_row(job)
+                if status == Job.Status.RUNNING:
                     _store_log(job, log_path)
-        if status != Job.Status.RUNNING:  # rank 0 ended it (or the job was requeued meanwhile)
+        if status != Job.Status.RUNNING:  # ended elsewhere (or the job was requeued meanwhile)
             return status
-        if cancel:
+        if result_fields is not None:
+            try:
+                return db_retry(_succeed, job, what="ending the job", **result_fields)
+            except JobCancelled:
+                cancel = True
+        if cancel or (failed is None and all(proc.returncode == 0 for proc in ranks)
+                      and _stopped_cancelled(Path(config.out))):
             db_retry(job_services.job_mark_cancelled, what="ending the job", job_id=job.pk, attempt=job.attempts)
             return Job.Status.CANCELLED
         reports = [_rank_report(work, r, proc.returncode) for r, proc in enumerate(ranks)]

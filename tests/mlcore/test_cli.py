@@ -105,3 +105,62 @@ def test_folds_adds_a_cross_validation_of_the_non_test_records(tmp_path: Path) -
 
     bad = run_cli("train", "--task", "dna-classification", "--data", train, "--folds", "1", "--out", tmp_path / "x")
     assert bad.returncode == 2 and "--folds must be at least 2" in bad.stderr
+
+
+def test_train_writes_a_complete_manifest_of_its_outputs(trained) -> None:
+    """DIR/manifest.json lists every file the run wrote, each with a role; the projection and the
+    evaluation arrays (what the worker stores for the dashboards) are among them."""
+    import numpy as np
+
+    from mlcore.manifest import ROLES, manifest_check, manifest_read, manifest_units
+
+    tmp, _, proc = trained
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = tmp / "run"
+    files = manifest_read(run)["files"]
+    on_disk = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(files) == on_disk and manifest_check(run) == []
+    assert all(entry["role"] in ROLES for entry in files.values())
+    roles = {entry["role"] for entry in files.values()}
+    assert {"model", "metrics", "projection", "evaluation", "predictions", "attention", "embeddings"} <= roles
+    assert files["metrics.json"]["role"] == "metrics" and files["model/model.safetensors"]["role"] == "model"
+    assert files["explain/projection.npz"]["meta"]["projection"]["n"] == 40
+    with np.load(run / "explain" / "projection.npz") as npz:
+        assert npz["pca"].shape == (40, 2)
+    evaluation = files["evaluation.npz"]["meta"]
+    assert evaluation["variant"] == "baseline" and evaluation["classes"] == ["0", "1"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    with np.load(run / "evaluation.npz") as npz:
+        assert abs(float((npz["y_true"] == npz["y_pred"]).mean()) - metrics["test"]["accuracy"]) < 1e-9
+    # As a consumer stores them: the model directory is one unit, side files ride in their unit's metadata.
+    units = {u.path: u for u in manifest_units(run)}
+    assert units["model"].is_bundle and set(units["model"].files) == {f for f in files if f.startswith("model/")}
+    assert "samples" in units["explain/attention.npz"].meta and "previews" in units["explain/embeddings.npy"].meta
+    assert sorted(f for u in units.values() for f in u.files) == sorted(files)
+
+
+def test_a_profile_run_lists_its_outputs_and_a_rerun_replaces_them(tmp_path: Path) -> None:
+    """With --profile the optimized model, the report and the optimized evaluation arrays are listed;
+    a second run into the same folder without a profile leaves none of them behind."""
+    from mlcore.manifest import manifest_check, manifest_read
+
+    seqs, labels = synthetic.dna(80, seed=2)
+    data = synthetic.write_csv(tmp_path / "d.csv", ["sequence", "label"], list(zip(seqs, labels)))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")  # not the run's: left alone, and not listed
+    args = ["train", "--task", "dna-classification", "--data", data, "--epochs", "1", "--no-progress",
+            "--explain-samples", "0", "--out", tmp_path / "run"]
+    proc = run_cli(*args, "--profile", "int8")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = manifest_read(tmp_path / "run")["files"]
+    assert files["report.json"] == {"role": "report", "meta": {"profile": "int8"}}
+    assert files["evaluation-optimized.npz"]["meta"]["variant"] == "optimized"
+    assert files["model-optimized/model.safetensors"]["role"] == "optimized_model"
+    assert manifest_check(tmp_path / "run") == ["not listed: notes.txt"]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    roles = {e["role"] for e in manifest_read(tmp_path / "run")["files"].values()}
+    assert "report" not in roles and "optimized_model" not in roles
+    assert not (tmp_path / "run" / "model-optimized").exists() and not (tmp_path / "run" / "report.json").exists()
+    assert manifest_check(tmp_path / "run") == ["not listed: notes.txt"]
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"

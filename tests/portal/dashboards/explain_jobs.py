@@ -2,7 +2,7 @@
 
 A tiny model is trained once per task and test session with the real mlcore recipe on SYNTHETIC data
 (tests/mlcore/synthetic.py); each test then makes its own job row and stores the artifacts through
-the worker's own code (``workers.runner._store_explanations`` / ``_store_evaluation``), exactly as a
+the worker's own code (``workers.runner.outputs_store``: what the run's manifest lists), exactly as a
 finished job gets them.
 """
 
@@ -78,7 +78,7 @@ def trained_run(task: str, profile: str | None = None) -> Any:
 def explained_job(task: str, *, profile: str | None = None, visibility: str = Visibility.LAB,
                   owner: Any = None, lab: Any = None) -> Job:
     """A succeeded job of ``task`` whose explanation artifacts the worker's code has stored."""
-    from workers.runner import _store_evaluation, _store_explanations
+    from workers.runner import outputs_store
 
     run = trained_run(task, profile)
     if owner is None:
@@ -89,9 +89,7 @@ def explained_job(task: str, *, profile: str | None = None, visibility: str = Vi
     job = JobFactory(owner=owner, lab=lab, dataset=dataset, task_key=task, profile_key=profile or "baseline",
                      status=Job.Status.RUNNING, attempts=1, visibility=visibility)
     work = Path(tempfile.mkdtemp(prefix="job-", dir=_ROOT))
-    _store_explanations(job, run, work)
-    if profile and run.optimized_dir is not None:
-        _store_evaluation(job, run, work, variant="optimized")
+    outputs_store(job, run.out, work, roles={"attention", "embeddings", "projection", "predictions", "evaluation"})
     Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED)
     job.status = Job.Status.SUCCEEDED
     return job
