@@ -109,3 +109,27 @@ def test_without_the_run_saying_the_kind_is_told_from_the_data_and_stored() -> N
     result_record(job_id=regression.pk, baseline_metrics={"rmse": 0.25, "r2": 0.5})
     stored = Result.objects.get(job=regression)
     assert (stored.primary_metric, stored.greater_is_better, stored.primary_value) == ("rmse", False, 0.25)
+
+
+def test_the_migration_fills_results_recorded_before_the_columns() -> None:
+    """Results stored before the kind and primary metric were columns get them as the dashboards told
+    them: from the compression report's metric, else the dataset's number of classes."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("portal.results.migrations.0004_result_target_kind_and_primary_metric")
+    m = MembershipFactory()
+    report = {"stats": {"target": {"kind": "classification", "n_classes": 3}}}
+    three = _finished(m, name="three", validation_report=report)
+    Result.objects.create(job=three, baseline_metrics=THREE_CLASS_METRICS)
+    two = _finished(m, name="two")
+    Result.objects.create(job=two, baseline_metrics={"roc_auc": 0.7},
+                          compression_report={"primary_metric": "roc_auc", "greater_is_better": True})
+    regression = JobFactory(owner=m.user, lab=m.lab, task_key="dna-regression")
+    Result.objects.create(job=regression, baseline_metrics={"r2": 0.5})  # no rmse measured
+    migration.fill_primary_metric(apps, None)
+    filled = {r.job_id: (r.target_kind, r.primary_metric, r.greater_is_better, r.primary_value)
+              for r in Result.objects.all()}
+    assert filled == {three.pk: (MULTICLASS.key, "macro_f1", True, 0.91), two.pk: (BINARY.key, "roc_auc", True, 0.7),
+                      regression.pk: (catalog.TASKS["dna-regression"].target_kind, "rmse", False, None)}
