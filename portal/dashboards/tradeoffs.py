@@ -408,8 +408,8 @@ def note(loaded: tuple[str, TradeoffData] | None) -> str:
         )
     if data.unmeasured_jobs:
         text += (
-            f" {data.unmeasured_jobs} job(s) ran without an optimization profile and measured no latency or size,"
-            " so they are not drawn."
+            f" {data.unmeasured_jobs} job(s) have no compression report (baseline jobs run before baseline jobs"
+            " were measured) and measured no latency or size, so they are not drawn."
         )
     return text
 
