@@ -1,0 +1,1 @@
+"""DNA / RNA sequences: `rules` (torch-free record rules), `view` (torch-free), `featurizer` (torch)."""

@@ -1,0 +1,1 @@
+"""Light curves: `rules` (torch-free record rules), `view` (torch-free), `featurizer` (torch)."""

@@ -1,0 +1,1 @@
+"""Protein sequences: `rules` (torch-free record rules), `view` (torch-free), `featurizer` (torch)."""

@@ -1,0 +1,1 @@
+"""Tabular records: `rules` (torch-free record rules), `view` (torch-free), `featurizer` (torch)."""
