@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlcore import catalog
 from mlcore.modalities.common import Checked, Example, ModalityView, RecordError, RuleOptions
+from mlcore.modalities.views import view_get
 
 if TYPE_CHECKING:
     from mlcore.modalities.base import FEATURIZERS, Featurizer
@@ -37,9 +38,6 @@ def rules_get(modality: str) -> ModuleType:
     return _module(modality, "rules")
 
 
-def view_get(modality: str) -> ModalityView:
-    """The modality's torch-free view descriptor."""
-    return _module(modality, "view").VIEW
 
 
 def featurizer_class(modality: str) -> type[Featurizer]:
