@@ -439,14 +439,20 @@ def _check_sequences(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[list[A
     canon: list[Any] = []
     lengths: list[int] = []
     bad = col.bad
+    at = [0]  # the record being checked, for warnings (one closure per chunk, not per record)
+
+    def warn(code: str, message: str) -> None:
+        col.warn(at[0], code, message)
+
+    check = rules.check
     for i, raw in enumerate(chunk.columns[name]):
         if i in bad:
             canon.append(None)
             lengths.append(0)
             continue
+        at[0] = i
         try:
-            checked = rules.check(raw if molblock else _text(raw), options,
-                                  lambda code, message, i=i: col.warn(i, code, message))
+            checked = check(raw if molblock else _text(raw), options, warn)
         except RecordError as exc:
             col.problem(i, exc.code, name, str(exc), raw)
             canon.append(None)
