@@ -120,3 +120,23 @@ def sequence_check(record: Any, *, what: str, letter: str, unit: str, allowed: b
         raise RecordError(f"sequence of {len(seq)} {unit} is longer than max_len {options.max_len}", "too_long",
                           value=record)
     return seq
+
+
+def package_getattr(package: str) -> Callable[[str], Any]:
+    """A modality package's module `__getattr__`: the names of its rules and featurizer modules stay
+    importable from the package (`from mlcore.modalities.smiles import SmilesFeaturizer`), resolved on
+    first use, so importing the package itself loads no torch."""
+    from importlib import import_module
+
+    def __getattr__(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in ("rules", "view", "featurizer"):
+            return import_module(f"{package}.{name}")
+        for part in ("rules", "featurizer"):  # the featurizer module (torch) only for a name rules lacks
+            module = import_module(f"{package}.{part}")
+            if hasattr(module, name):
+                return getattr(module, name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -118,3 +118,15 @@ def test_element_fields_are_the_catalogs() -> None:
 
     assert particles_rules.REQUIRED is catalog.MODALITIES["particles"].element_fields
     assert lightcurve_rules.REQUIRED is catalog.MODALITIES["lightcurve"].element_fields
+
+
+def test_old_import_paths_resolve_through_the_packages() -> None:
+    from mlcore.modalities.dna import DnaFeaturizer, composition_matrix
+    from mlcore.modalities.smiles import SmilesFeaturizer, smiles_canonical, smiles_tokenize
+    from mlcore.modalities.tabular import TabularStem
+
+    assert DnaFeaturizer.modality == "dna" and composition_matrix().shape == (16, 4)
+    assert SmilesFeaturizer.modality == "smiles" and smiles_canonical("OCC") == "CCO"
+    assert smiles_tokenize("CCl") == ["C", "Cl"] and TabularStem.__module__ == "mlcore.modalities.tabular.featurizer"
+    with pytest.raises(ImportError):
+        from mlcore.modalities.dna import no_such_name  # noqa: F401
