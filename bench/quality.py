@@ -244,7 +244,7 @@ def composition_matrix(sequences: Sequence[str], alphabet: str) -> np.ndarray:
 
 def tabular_matrix(records: Sequence[Record], columns: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
     """Feature rows as floats (NaN = missing); non-numeric columns as category codes, flagged."""
-    from mlcore.modalities.tabular import DEFAULT_SENTINELS, _as_number
+    from mlcore.modalities.tabular.featurizer import DEFAULT_SENTINELS, _as_number
 
     matrix = np.full((len(records), len(columns)), np.nan)
     categorical: list[bool] = []

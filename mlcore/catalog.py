@@ -5,7 +5,7 @@ choices from. It imports nothing heavier than the standard library (no torch, no
 process can read it cheaply; a test checks that in a fresh interpreter.
 
 Everything is a frozen dataclass or a plain dict of them. Adding a task means adding one `Task(...)`
-entry to `TASKS` here and, if its modality is new, one module under `mlcore/modalities/`. A profile's
+entry to `TASKS` here and, if its modality is new, one package under `mlcore/modalities/`. A profile's
 options (`ProfileOption`) are declared on its `Profile` entry and checked by `profile_options_resolve`.
 """
 
@@ -134,8 +134,8 @@ _modality_register(Modality(
 
 
 # --------------------------------------------------------------------------------------------------
-# Input conventions the featurizers (mlcore.modalities, which import torch) and validation (which
-# must not) both apply: defined once here, so validation accepts exactly what training accepts.
+# Input conventions the modalities' torch-free record rules (mlcore/modalities/<m>/rules.py, which
+# validation, the featurizers and prediction all call) build on.
 
 # The SMILES tokenizer, Schwaller et al.'s pattern: bracket atoms, two-letter organic atoms,
 # single-letter atoms (aliphatic and aromatic), bonds, branches, ring closures (%nn two-digit), dot,

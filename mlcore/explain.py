@@ -267,7 +267,7 @@ def smiles_input_atom_index(input_smiles: str, canonical: str) -> list[int]:
     """
     from rdkit import Chem
 
-    from mlcore.modalities.smiles import smiles_parse
+    from mlcore.modalities.smiles.rules import smiles_parse
 
     # The featurizer's own parse (sanitized after a parse without sanitization: written atoms, [H]
     # included, keep their written order), so the canonical string is the one the tokens came from.

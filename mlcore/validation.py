@@ -7,21 +7,17 @@ task is given, and, when `output` is given, writes the valid records canonicaliz
 SMILES, upper-case sequences, parsed lists for sets and series) to Parquet chunk by chunk. It returns
 a `ValidationResult` whose `report()` is the JSON the portal stores and the CLI writes.
 
-The rules agree with what training accepts (`mlcore/modalities/`): the DNA and protein alphabets
-come from `mlcore.catalog` (the same letters the featurizers' lookup tables hold), SMILES are parsed
-and sanitized by RDKit and must tokenize with the featurizer's regex, light curves need two
-observations and non-negative errors, particles positive pT and energy, tabular missing values use
-the featurizer's missing strings and sentinels. This module does not import the featurizers
-because they import torch (2 s and ~200 MB per process), which the web process and every validation
-worker process would otherwise pay; the constants both need (the SMILES token pattern, the missing
-strings and sentinels) live in `mlcore.catalog`, which imports no torch.
+The record rules are not here: each modality's torch-free `mlcore/modalities/<m>/rules.py` holds
+them (parse, check and canonicalize one record), and the featurizers and prediction call the same
+functions, so validation accepts exactly what training accepts and a bad record gets the same
+message (and code) everywhere. This module runs them over the file's chunks and keeps the
+streaming, the targets, the statistics, the duplicates and the Parquet copy. It never imports the
+featurizers (torch: 2 s and ~200 MB per process).
 
 Speed: SMILES dominate (RDKit parse + canonicalization, ~85 us per drug-like molecule per core).
 Chunks are validated by a pool of worker processes while the main process reads, orders results and
-writes; each molecule is parsed once (`MolFromSmiles` sanitizes) and RDKit's error log is captured
-only to explain a failure, by re-parsing just the failing string. Duplicates are found from 8-byte
-hashes of the canonical form, spilled to 16 bucket files on disk and examined one bucket at a time,
-so memory stays flat whatever the file size.
+writes. Duplicates are found from 8-byte hashes of the canonical form, spilled to 16 bucket files
+on disk and examined one bucket at a time, so memory stays flat whatever the file size.
 
 Policies: `strict` (any bad record makes the dataset invalid) and `skip` (bad records are dropped,
 counted and listed; the dataset is valid when at least `min_valid` good records remain and the
@@ -34,7 +30,6 @@ import hashlib
 import heapq
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -47,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from mlcore import catalog
-from mlcore.catalog import DEFAULT_SENTINELS, MISSING_STRINGS, SPLIT_VALUES, number_or_missing
+from mlcore.catalog import DEFAULT_SENTINELS, SPLIT_VALUES, number_or_missing
+from mlcore.modalities import RecordError, RuleOptions, rules_get, view_get
 from mlcore.readers import (
     DEFAULT_LIMITS, SDF_MOL_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, ColumnMapping, Limits,
     Reader, ReadError, group_long, reader_open, value_text,
@@ -55,12 +51,6 @@ from mlcore.readers import (
 
 POLICIES = ("strict", "skip")
 
-# The featurizers' tokenizer: a canonical SMILES with a character it cannot tokenize would fail at
-# training time, so validation rejects it now.
-_SMILES_TOKEN = re.compile(catalog.SMILES_TOKEN_PATTERN)
-DNA_CORE = "ACGTNU"  # U: RNA, read as T by the DNA featurizer
-DNA_IUPAC = "".join(c for c in catalog.MODALITIES["dna"].alphabet if c not in DNA_CORE)  # RYSWKMBDHV
-PROTEIN_ALPHABET = catalog.MODALITIES["protein"].alphabet
 # The longest record any job can train on (the max_len hyperparameter's upper bound): the default
 # hard limit at upload, because the job's own max_len is not known yet. Records above the modality's
 # default max_len are counted in the stats so the researcher knows to raise it.
@@ -178,14 +168,15 @@ class _Plan:
     id_col: str | None
     group_col: str | None
     split_col: str | None
-    element_cols: tuple[str, ...] = ()  # sets / series: required + optional fields present
+    element_cols: tuple[str, ...] = ()  # sets / series: required + optional fields present (file's names)
     required_cols: tuple[str, ...] = ()
+    element_fields: tuple[str, ...] = ()  # the modality's field name of each element column
     feature_cols: tuple[str, ...] = ()  # tabular
     numeric_cols: frozenset[str] = frozenset()
     max_len: int = HARD_MAX_LEN
     default_max_len: int = 512
     min_len: int = 1
-    min_elements: int = 1
+    min_elements: int | None = None  # None: the modality's own minimum (its rules)
     iupac: str = "warn"
     time_order: str = "sort"
     sentinels: tuple[float, ...] = DEFAULT_SENTINELS
@@ -273,11 +264,12 @@ def _plan_build(reader: Reader, modality: str, task: catalog.Task | None, mappin
             raise ReadError(src, f"no column {absent[0]!r}: a {modality} file needs "
                                  f"{', '.join(spec.element_fields)} (columns: {', '.join(cols)})")
         required = tuple(_resolve_col(f, cols) for f in spec.element_fields)  # type: ignore[misc]
-        optional = tuple(c for c in (_resolve_col(f, cols) for f in spec.optional_fields) if c)
+        present = [(f, c) for f, c in ((f, _resolve_col(f, cols)) for f in spec.optional_fields) if c]
+        optional = tuple(c for _, c in present)
         kind = "lists" if required[0] in reader.list_columns else "long"
-        min_elements = options.min_elements or (2 if modality == "lightcurve" else 1)
         return _Plan(modality, kind, object_col, element_cols=required + optional,  # type: ignore[arg-type]
-                     required_cols=required, min_elements=min_elements, **common)
+                     required_cols=required, element_fields=spec.element_fields + tuple(f for f, _ in present),
+                     min_elements=options.min_elements, **common)
 
     if reader.format == "sdf":
         if modality != "smiles":
@@ -350,10 +342,6 @@ _WORKER_MAX_PROBLEMS = 1000
 def _worker_init(plan: _Plan, max_problems: int) -> None:
     global _WORKER_PLAN, _WORKER_MAX_PROBLEMS
     _WORKER_PLAN, _WORKER_MAX_PROBLEMS = plan, max_problems
-    from rdkit import RDLogger
-
-    # Silence RDKit's stderr log in the fast path; failures are explained by `_smiles_diagnose`.
-    RDLogger.DisableLog("rdApp.*")
 
 
 def _worker_chunk(chunk: Chunk) -> _ChunkResult:
@@ -367,10 +355,7 @@ def validate_chunk(plan: _Plan, chunk: Chunk, *, max_problems: int = 1000) -> _C
     n = len(chunk)
     extra: dict[str, Any] = {}
     if plan.input_kind in ("sequence", "molblock"):
-        if plan.modality == "smiles":
-            canon, lengths = _check_smiles(plan, chunk, col)
-        else:
-            canon, lengths = _check_alphabet(plan, chunk, col)
+        canon, lengths = _check_sequences(plan, chunk, col)
         inputs: dict[str, list[Any]] = {plan.input_col if plan.input_kind == "sequence" else "smiles": canon}
     elif plan.input_kind in ("long", "lists"):
         inputs, lengths, extra["times_unordered"] = _check_elements(plan, chunk, col)
@@ -434,167 +419,47 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else str(value).strip()
 
 
-def _check_alphabet(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[list[Any], list[int]]:
-    """DNA / protein: alphabet, empty and over-long sequences; canonical form is upper case."""
-    name = plan.input_col
-    dna = plan.modality == "dna"
-    # bytes.translate(None, delete) strips every allowed letter in C; whatever remains is a problem.
-    allowed = (DNA_CORE + DNA_IUPAC if dna else PROTEIN_ALPHABET).encode()
-    core = DNA_CORE.encode() if dna else allowed
-    unit = "bases" if dna else "residues"
-    canon: list[Any] = []
-    lengths: list[int] = []
-    for i, raw in enumerate(chunk.columns[name]):
-        seq = _text(raw).upper()
-        if not dna and seq.endswith("*"):
-            seq = seq[:-1]  # a translation's stop symbol, dropped by the featurizer too
-        canon.append(seq)
-        lengths.append(len(seq))
-        if i in col.bad:
-            continue
-        if not seq:
-            col.problem(i, "empty", name, "empty sequence", raw)
-            continue
-        try:
-            data = seq.encode("ascii")
-        except UnicodeEncodeError:
-            data = seq.encode("utf-8", "replace")
-        rest = data.translate(None, allowed)
-        if rest:
-            pos = next(k for k, ch in enumerate(seq) if not ch.isascii() or ord(ch) not in allowed)
-            what = "nucleotide" if dna else "amino acid"
-            col.problem(i, "invalid_character", name, f"invalid {what} {seq[pos]!r} at position {pos + 1}", raw)
-            continue
-        if dna and data.translate(None, core):
-            codes = sorted(set(data.translate(None, core).decode()))
-            message = f"IUPAC ambiguity code(s) {''.join(codes)}"
-            if plan.iupac == "reject":
-                col.problem(i, "ambiguous_base", name, message + " (rejected: iupac=reject)", raw)
-                continue
-            col.warn(i, "ambiguous_base", message)
-        if len(seq) < plan.min_len:
-            col.problem(i, "too_short", name, f"sequence of {len(seq)} {unit} is shorter than {plan.min_len}", raw)
-        elif len(seq) > plan.max_len:
-            col.problem(i, "too_long", name, f"sequence of {len(seq)} {unit} is longer than max_len {plan.max_len}",
-                        raw)
-    return canon, lengths
+def _rule_options(plan: _Plan) -> tuple[Any, RuleOptions]:
+    """The modality's rules module and the options this plan gives them."""
+    rules = rules_get(plan.modality)
+    quiet = True
+    if hasattr(rules, "silence"):  # e.g. RDKit's stderr log, off once per process instead of per record
+        rules.silence()
+        quiet = False
+    return rules, RuleOptions(max_len=plan.max_len, min_len=plan.min_len, min_elements=plan.min_elements,
+                              iupac=plan.iupac, time_order=plan.time_order, sentinels=plan.sentinels,
+                              numeric=plan.numeric_cols, molblock=plan.input_kind == "molblock", quiet=quiet)
 
 
-def _clean_rdkit_log(text: str) -> str:
-    """RDKit log lines without timestamps and without the echoed input and its ~~~^ caret line."""
-    lines = []
-    for line in text.splitlines():
-        line = re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line).strip()
-        if not line or set(line) <= {"~", "^", " "}:
-            continue
-        lines.append(line)
-    # The parser echoes the input between "check for mistakes..." and the caret; drop the echo.
-    out = [ln for k, ln in enumerate(lines) if not (k > 0 and "check for mistakes" in lines[k - 1])]
-    return "; ".join(dict.fromkeys(out))  # RDKit repeats some messages (kekulization)
-
-
-def _smiles_diagnose(text: str, molblock: bool) -> tuple[str, str]:
-    """(code, RDKit's own message) for an input the fast path rejected. Re-parses without
-    sanitization under a log capture: a parse error is RDKit's log, a chemistry error the
-    sanitization exception's text."""
-    from rdkit import Chem, rdBase
-
-    with rdBase.CaptureErrorLog() as capture:
-        mol = Chem.MolFromMolBlock(text, sanitize=False) if molblock else Chem.MolFromSmiles(text, sanitize=False)
-    if mol is None:
-        message = _clean_rdkit_log(capture.messages) or "RDKit could not parse it"
-        return ("molblock_parse" if molblock else "smiles_parse"), message
-    try:
-        Chem.SanitizeMol(mol)
-    except Exception as exc:  # RDKit raises several sanitization exception types
-        return "smiles_sanitize", str(exc).strip() or type(exc).__name__
-    return "smiles_parse", _clean_rdkit_log(capture.messages) or "RDKit rejected the molecule"
-
-
-_BRACKET = re.compile(r"\[[^\]]+]")
-
-
-def smiles_token_count(smiles: str) -> int | None:
-    """The number of tokens the SMILES tokenizer makes of an RDKit-written SMILES, or None when it
-    cannot tokenize it, without running the tokenizer's regex (which costs ~10% of validation).
-
-    RDKit writes bracket atoms, two-letter organic atoms (Cl, Br) and two-digit ring closures (%nn)
-    as multi-character tokens and everything else one character per token; a three-digit closure
-    `%(nnn)` is the one thing it writes that the tokenizer lacks. A test checks this count against
-    `len(SMILES_REGEX.findall(...))` on many molecules.
-    """
-    if "%(" in smiles:
-        return None
-    n_brackets = 0
-    if "[" in smiles:
-        n_brackets = len(_BRACKET.findall(smiles))
-        smiles = _BRACKET.sub("", smiles)
-        if "[" in smiles or "]" in smiles:
-            return None
-    return (n_brackets + len(smiles) - smiles.count("Cl") - smiles.count("Br") - 2 * smiles.count("%"))
-
-
-def _smiles_params() -> Any:
-    from rdkit import Chem
-
-    params = Chem.SmilesParserParams()
-    # Keep explicit hydrogens: the featurizer parses with sanitize=False + SanitizeMol, which keeps
-    # them, so the canonical SMILES stored here is the one training computes (and skipping
-    # RemoveHs saves ~8% of the parse).
-    params.removeHs = False
-    return params
-
-
-def _check_smiles(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[list[Any], list[int]]:
-    """RDKit parse + sanitize (once), canonical SMILES, tokenizability and token length."""
-    from rdkit import Chem, RDLogger
-
-    RDLogger.DisableLog("rdApp.*")  # failures are explained by _smiles_diagnose, not stderr spam
+def _check_sequences(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[list[Any], list[int]]:
+    """One string (or mol block) per record, checked and canonicalized by the modality's rules."""
+    rules, options = _rule_options(plan)
     molblock = plan.input_kind == "molblock"
-    params = _smiles_params()
-    to_smiles, count_tokens = Chem.MolToSmiles, smiles_token_count
-    if molblock:
-        def parse(text: str) -> Any:
-            return Chem.MolFromMolBlock(text, sanitize=True, removeHs=False)
-    else:
-        from_smiles = Chem.MolFromSmiles
-
-        def parse(text: str) -> Any:
-            return from_smiles(text, params)
     name = plan.input_col
     canon: list[Any] = []
     lengths: list[int] = []
     bad = col.bad
+    at = [0]  # the record being checked, for warnings (one closure per chunk, not per record)
+
+    def warn(code: str, message: str) -> None:
+        col.warn(at[0], code, message)
+
+    check = rules.check
     for i, raw in enumerate(chunk.columns[name]):
-        text = raw if molblock else _text(raw)
-        if i in bad or not text or (molblock and not text.strip()):
-            if i not in bad:
-                col.problem(i, "missing_value", name, "empty SMILES" if not molblock else "empty molecule", raw)
+        if i in bad:
             canon.append(None)
             lengths.append(0)
             continue
-        mol = parse(text)
-        if mol is None:
-            code, message = _smiles_diagnose(text, molblock)
-            col.problem(i, code, name, message, raw)
+        at[0] = i
+        try:
+            checked = check(raw if molblock else _text(raw), options, warn)
+        except RecordError as exc:
+            col.problem(i, exc.code, name, str(exc), raw)
             canon.append(None)
             lengths.append(0)
             continue
-        if mol.GetNumAtoms() == 0:
-            col.problem(i, "no_atoms", name, "molecule without atoms", raw)
-            canon.append(None)
-            lengths.append(0)
-            continue
-        smiles = to_smiles(mol)
-        n_tokens = count_tokens(smiles)
-        canon.append(smiles)
-        lengths.append(n_tokens or 0)
-        if n_tokens is None:
-            col.problem(i, "smiles_token", name,
-                        f"canonical SMILES {smiles!r} has characters the SMILES tokenizer does not know", raw)
-        elif n_tokens > plan.max_len:
-            col.problem(i, "too_long", name, f"SMILES of {n_tokens} tokens is longer than max_len {plan.max_len}",
-                        raw)
+        canon.append(checked.value)
+        lengths.append(checked.length)
     return canon, lengths
 
 
@@ -652,139 +517,64 @@ def _check_targets(plan: _Plan, chunk: Chunk, col: _Collector, lengths: list[int
 
 
 def _check_elements(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[dict[str, list[Any]], list[int], int]:
-    """Sets and series: required fields present, finite numbers, size bounds, time order."""
+    """Sets and series: each object's per-element lists checked and canonicalized (time-sorted light
+    curves) by the modality's rules; a problem names the element's own line when the file has one."""
+    rules, options = _rule_options(plan)
     n = len(chunk)
-    lightcurve = plan.modality == "lightcurve"
     out: dict[str, list[Any]] = {plan.input_col: [_text(v) for v in chunk.columns[plan.input_col]]}
     for c in plan.element_cols:
         out[c] = [None] * n
+    column_of = dict(zip(plan.element_fields, plan.element_cols))
     lengths = [0] * n
     unordered = 0
-    positive = ("pt", "energy") if plan.modality == "particles" else ()
     for i in range(n):
+        if i in col.bad:
+            continue
         elines = chunk.element_lines[i] if chunk.element_lines else None
-        fields: dict[str, Any] = {}
-        count = None
-        failed = i in col.bad
-        for c in plan.element_cols:
-            values = chunk.columns[c][i]
-            if values is None:
-                values = []
-            if not isinstance(values, list):
-                values = list(values)
-            if count is None:
-                count = len(values)
-            elif len(values) != count and not failed:
-                col.problem(i, "length_mismatch", c, f"{len(values)} values, but {plan.element_cols[0]} has {count}")
-                failed = True
-            if c == "band":
-                fields[c] = [_text(v) for v in values]
-                if not failed:
-                    empty = [k for k, v in enumerate(fields[c]) if not v]
-                    if empty:
-                        k = empty[0]
-                        col.problem(i, "missing_value", c, "missing band", "",
-                                    line=elines[k] if elines else None)
-                        failed = True
-                continue
-            try:
-                arr = np.asarray(values, dtype=np.float64)
-            except (TypeError, ValueError):
-                # Slow path, only for a bad object: parse value by value to name the offending row.
-                parsed = [number_or_missing(v) for v in values]
-                bad_k = next((k for k, v in enumerate(parsed) if v is None), None)
-                if bad_k is not None and not failed:
-                    col.problem(i, "not_numeric", c, f"{c} {value_text(values[bad_k])!r} is not a number",
-                                values[bad_k], line=elines[bad_k] if elines else None)
-                    failed = True
-                arr = np.asarray([math.nan if v is None else v for v in parsed], dtype=np.float64)
-            if not failed:
-                nonfinite = np.flatnonzero(~np.isfinite(arr))
-                if len(nonfinite):
-                    k = int(nonfinite[0])
-                    if c in plan.required_cols or not (values[k] is None or _text(values[k]) == ""):
-                        what = "missing" if values[k] is None or _text(values[k]).lower() in MISSING_STRINGS \
-                            else "non-finite"
-                        col.problem(i, "missing_value" if what == "missing" else "not_finite", c,
-                                    f"{what} {c} at element {k + 1}", values[k],
-                                    line=elines[k] if elines else None)
-                        failed = True
-                if c in positive and not failed and (arr <= 0).any():
-                    k = int(np.flatnonzero(arr <= 0)[0])
-                    col.problem(i, "non_positive", c, f"{c} must be positive, got {values[k]!r}", values[k],
-                                line=elines[k] if elines else None)
-                    failed = True
-                if c == "flux_err" and not failed and (arr < 0).any():
-                    k = int(np.flatnonzero(arr < 0)[0])
-                    col.problem(i, "negative_error", c, f"flux_err must not be negative, got {values[k]!r}",
-                                values[k], line=elines[k] if elines else None)
-                    failed = True
-            fields[c] = arr
-        count = count or 0
-        lengths[i] = count
-        if failed:
+        record = {f: chunk.columns[c][i] for f, c in column_of.items()}
+        notes: list[str] = []
+
+        def warn(code: str, message: str, i: int = i) -> None:
+            notes.append(code)
+            col.warn(i, code, message)
+
+        try:
+            checked = rules.check(record, options, warn)
+        except RecordError as exc:
+            if exc.field is None:  # the object as a whole (too few or too many elements)
+                col.problem(i, exc.code, plan.input_col, str(exc), out[plan.input_col][i])
+            else:
+                line = elines[exc.index] if elines and exc.index is not None and exc.index < len(elines) else None
+                col.problem(i, exc.code, column_of.get(exc.field, exc.field), str(exc), exc.value, line=line)
             continue
-        what = "observations" if lightcurve else "particles"
-        if count < plan.min_elements:
-            col.problem(i, "too_few_elements", plan.input_col,
-                        f"{count} {what}, at least {plan.min_elements} needed", out[plan.input_col][i])
-            continue
-        if count > plan.max_len:
-            col.problem(i, "too_many_elements", plan.input_col, f"{count} {what}, more than max_len {plan.max_len}",
-                        out[plan.input_col][i])
-            continue
-        if lightcurve:
-            t = fields["time"]
-            if (np.diff(t) < 0).any():
-                k = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
-                if plan.time_order == "reject":
-                    col.problem(i, "time_order", "time", f"time {t[k]:g} at observation {k + 1} is earlier than "
-                                f"{t[k - 1]:g} before it", t[k], line=elines[k] if elines else None)
-                    continue
-                unordered += 1
-                col.warn(i, "times_unordered", "observations not in time order; sorted in the canonical copy")
-                order = np.argsort(t, kind="stable")
-                fields = {c: (np.asarray(v, dtype=object)[order].tolist() if c == "band" else v[order])
-                          for c, v in fields.items()}
-        for c in plan.element_cols:
-            v = fields[c]
-            out[c][i] = v if isinstance(v, list) else v.tolist()
+        unordered += "times_unordered" in notes
+        lengths[i] = checked.length
+        for f, c in column_of.items():
+            out[c][i] = checked.value[f]
     return out, lengths, unordered
 
 
 def _check_table(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[dict[str, list[Any]], list[int], Counter[str]]:
-    """Tabular: declared or inferred numeric columns hold numbers; sentinels and missing strings -> null."""
+    """Tabular: every cell by the tabular rules (`cell`), column by column so that every bad cell of a
+    row is listed; missing values (missing strings, NaN, sentinels) become nulls and are counted."""
+    cell = rules_get(plan.modality).cell
     out: dict[str, list[Any]] = {}
     missing: Counter[str] = Counter()
-    sentinels = set(plan.sentinels)
+    sentinels = frozenset(plan.sentinels)
     for c in plan.feature_cols:
-        values = chunk.columns[c]
-        if c in plan.numeric_cols:
-            parsed: list[Any] = []
-            for i, raw in enumerate(values):
-                number = number_or_missing(raw)
-                if number is None:
-                    col.problem(i, "not_numeric", c, f"{value_text(raw)!r} in numeric column {c!r}", raw)
-                    parsed.append(None)
-                elif math.isnan(number) or number in sentinels:
+        numeric = c in plan.numeric_cols
+        parsed: list[Any] = []
+        for i, raw in enumerate(chunk.columns[c]):
+            try:
+                value = cell(raw, c, numeric=numeric, sentinels=sentinels)
+            except RecordError as exc:
+                col.problem(i, exc.code, c, str(exc), raw)
+                value = None
+            else:
+                if value is None:
                     missing[c] += 1
-                    parsed.append(None)
-                elif math.isinf(number):
-                    col.problem(i, "not_finite", c, f"non-finite {raw!r} in numeric column {c!r}", raw)
-                    parsed.append(None)
-                else:
-                    parsed.append(number)
-            out[c] = parsed
-        else:
-            texts = []
-            for raw in values:
-                text = _text(raw)
-                if text.lower() in MISSING_STRINGS:
-                    missing[c] += 1
-                    texts.append(None)
-                else:
-                    texts.append(text)
-            out[c] = texts
+            parsed.append(value)
+        out[c] = parsed
     return out, [len(plan.feature_cols)] * len(chunk), missing
 
 
@@ -1018,10 +808,6 @@ def _length_summary(counts: Counter[int], unit: str, default_max_len: int, extra
     }
 
 
-_LENGTH_UNITS = {"dna": "bases", "protein": "residues", "smiles": "tokens", "particles": "particles",
-                 "lightcurve": "observations", "tabular": "features"}
-
-
 def _arrow_schema(plan: _Plan, first: _ChunkResult) -> Any:
     """The canonical copy's schema, fixed up front so every chunk is written with the same types."""
     import pyarrow as pa
@@ -1177,7 +963,7 @@ class _Aggregator:
         plan, options = self.plan, self.options
         dataset_problems: list[Problem] = []
         drop_lines: set[int] = set()
-        stats: dict[str, Any] = {"length": _length_summary(self.lengths, _LENGTH_UNITS[plan.modality],
+        stats: dict[str, Any] = {"length": _length_summary(self.lengths, view_get(plan.modality).length_unit,
                                                            plan.default_max_len, _extra_tokens(plan.modality))}
         if plan.target_kind == "classification":
             small = {c: n for c, n in self.classes.items() if n < options.min_per_class}

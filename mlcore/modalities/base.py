@@ -8,7 +8,8 @@ token embeddings `(B, T, D)`, a padding mask `(B, T)` (True = real) and an optio
 
 Featurizers are fitted on the training records only (vocabularies, feature scaling), and their
 `state()` is plain JSON so a saved model directory describes itself (`from_state` rebuilds it).
-Each modality module registers its featurizer class right under its definition.
+Each modality's `featurizer.py` registers its class right under its definition; the record rules
+it applies live in the modality's torch-free `rules.py`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-Example = dict[str, Any]
+from mlcore.modalities.common import Example, RecordError  # torch-free, shared with the rules modules
 
-
-class RecordError(ValueError):
-    """One record is invalid; the message is the reason, without file or line (the reader adds them)."""
+__all__ = ["FEATURIZERS", "Example", "Featurizer", "LearnedPositions", "RecordError", "featurizer_register",
+           "pad_1d", "pad_2d"]
 
 
 class Featurizer(ABC):

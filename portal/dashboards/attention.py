@@ -42,6 +42,7 @@ from plotly.colors import sample_colorscale
 from portal.common.formatting import value_text
 from portal.dashboards._explain_data import attention_samples, explain_artifacts, npz_member
 from portal.dashboards.common import (
+    modality_view,
     BASE_STYLE,
     CONTINUOUS_SCALE,
     CONTROLS_STYLE,
@@ -74,7 +75,6 @@ FIGURES = (HEATMAP, BAR, DOMAIN)
 HEAD_MEAN = "mean"
 HEAD_ROLLOUT = "rollout"
 TOP_WINDOWS = 5
-WINDOW = {"dna": 8, "protein": 5}  # candidate-motif window length per sequence modality
 MAX_TICKS = 60  # tick labels per axis before thinning
 NOT_FOUND = "Job not found, or you may not see it."
 
@@ -348,7 +348,9 @@ def _sequence(view: RecordView) -> tuple[go.Figure, list[tuple[int, int, float]]
     fig.update_xaxes(tickmode="array", tickvals=list(range(1, n + 1)), ticktext=labels, tickangle=0,
                      tickfont={"family": "monospace", "size": 11})
     fig.update_layout(width=max(700, 13 * n + 120))
-    windows = top_windows(view.pooled, WINDOW.get(view.modality, 6)) if view.modality in WINDOW else []
+    shown = modality_view(view.modality)
+    window = shown.motif_window if shown is not None else None  # candidate-motif window length
+    windows = top_windows(view.pooled, window) if window else []
     return fig, windows
 
 
@@ -413,16 +415,17 @@ def draw(job: Job | None, key: Any, layer: Any, head: Any) -> Drawn:
         nothing = empty_figure(message)
         return Drawn({f: nothing for f in FIGURES}, None, [], message)
     molecule_src, motifs = None, []
-    if view.modality == "smiles":
+    drawing = getattr(modality_view(view.modality), "drawing", None)  # how this modality's records are drawn
+    if drawing == "molecule":
         domain, molecule_src = _molecule(view)
-    elif view.modality in ("dna", "protein", "lightcurve"):
+    elif drawing == "sequence":
         domain, windows = _sequence(view)
         labels = view.tokens[1:]
         motifs = [html.Li(f"positions {a + 1}–{b}: {''.join(labels[a:b])} ({share:.1%} of the attention)")
                   for a, b, share in windows]
-    elif view.modality == "particles":
+    elif drawing == "particles":
         domain = _particles(view)
-    elif view.modality == "tabular":
+    elif drawing == "features":
         domain = _tabular(view)
     else:
         domain = empty_figure(f"No domain rendering for {view.modality}.")

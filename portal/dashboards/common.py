@@ -35,6 +35,7 @@ from django_plotly_dash import DjangoDash
 
 from mlcore.catalog import METRICS
 from mlcore.csvsafe import csv_writer
+from mlcore.modalities.views import ModalityView, view_get
 from portal.datasets.models import Dataset
 from portal.datasets.selectors import dataset_get_for_user
 from portal.jobs.models import Job
@@ -58,6 +59,15 @@ FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", A
 
 
 # --- access ---------------------------------------------------------------------------------------
+
+
+def modality_view(modality: str) -> ModalityView | None:
+    """How a modality's records are shown (length unit, drawing), from its torch-free view descriptor
+    in mlcore; None for a modality the catalog no longer lists. Dashboards ask this, never the key."""
+    try:
+        return view_get(modality)
+    except KeyError:
+        return None
 
 
 def as_id(value: Any) -> int | None:

@@ -34,6 +34,7 @@ from dash import Input, Output, State, dcc, html
 from mlcore.columns import ColumnMapping
 from mlcore.csvsafe import csv_writer
 from portal.dashboards.common import (
+    modality_view,
     BASE_STYLE,
     COLORWAY,
     CONTROLS_STYLE,
@@ -68,10 +69,6 @@ MOLECULE_GRID = "molecule-grid"
 MOLECULE_PNG = "molecule-grid-png"
 MOLECULE_CSV = "molecule-grid-csv"
 
-UNIT_TITLES = {
-    "bases": "bases", "residues": "residues", "tokens": "SMILES tokens", "particles": "particles",
-    "observations": "observations", "features": "features",
-}
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -149,7 +146,8 @@ def molecule_svg(smiles: str, *, size: tuple[int, int] = (220, 170)) -> str:
 def molecule_examples(dataset: Dataset, *, n: int = N_MOLECULES) -> list[Molecule]:
     """The first ``n`` valid molecules of the canonical copy (read through the storage API, one
     bounded batch), with their line in the upload and their first target."""
-    if dataset.modality != "smiles" or not dataset.canonical_file:
+    shown = modality_view(dataset.modality)
+    if shown is None or not shown.example_structures or not dataset.canonical_file:
         return []
     import pyarrow.parquet as pq
 
@@ -384,7 +382,9 @@ def length_figure(dataset: Dataset) -> go.Figure:
     hist = histogram(length.get("histogram"))
     if hist is None:
         return empty_figure("No record lengths in this dataset's report.")
-    unit = UNIT_TITLES.get(length.get("unit"), length.get("unit") or "elements")
+    shown = modality_view(dataset.modality)
+    unit = shown.length_title if shown is not None and shown.length_unit == length.get("unit") else \
+        (length.get("unit") or "elements")
     fig = go.Figure(
         go.Bar(x=hist.centers, y=hist.counts, width=hist.widths, name="records", marker={"color": COLORWAY[0]},
                meta={"x": f"length in {unit} (bin centre)", "y": "records"},

@@ -207,7 +207,7 @@ def test_tabular_without_categorical_columns_trains_under_torchrun(tmp_path: Pat
 def test_a_tabular_model_saved_with_the_old_placeholder_table_still_loads() -> None:
     """Model directories written before the stem's categorical table became optional hold an unused
     one-row `cat.weight`; a stem without categorical features loads them strictly all the same."""
-    from mlcore.modalities.tabular import TabularStem
+    from mlcore.modalities.tabular.featurizer import TabularStem
 
     stem = TabularStem(2, [], 8)
     old = {**stem.state_dict(), "cat.weight": torch.zeros(1, 8)}

@@ -11,7 +11,7 @@ import pytest
 from rdkit import Chem
 
 from mlcore.explain import samples_add_inputs, smiles_atom_map, smiles_input_atom_index
-from mlcore.modalities.smiles import smiles_canonical, smiles_tokenize
+from mlcore.modalities.smiles.rules import smiles_canonical, smiles_tokenize
 from mlcore.recipe import RecipeConfig, recipe_run
 from tests.mlcore import synthetic
 

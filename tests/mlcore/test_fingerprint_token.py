@@ -21,7 +21,7 @@ from mlcore.columns import ColumnMapping
 from mlcore.data import TargetEncoder
 from mlcore.modalities import RecordError, featurizer_build, featurizer_from_state
 from mlcore.modalities.sequence import SequenceStem
-from mlcore.modalities.smiles import DESCRIPTORS, FP_LABEL, FingerprintStem, smiles_atom_index, smiles_parse
+from mlcore.modalities.smiles.featurizer import DESCRIPTORS, FP_LABEL, FingerprintStem, smiles_atom_index, smiles_parse
 from mlcore.model import encoder_tiny
 from mlcore.modeldir import model_load, model_save
 from mlcore.recipe import RecipeConfig, recipe_profile, recipe_run

@@ -14,9 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlcore.readers import ColumnMapping, ReadError
-from mlcore.validation import (
-    SOURCE_LINE_COL, ValidationOptions, ValidationResult, smiles_token_count, validate_file,
-)
+from mlcore.modalities.smiles.rules import smiles_token_count
+from mlcore.validation import SOURCE_LINE_COL, ValidationOptions, ValidationResult, validate_file
 
 
 # These small files are mostly bad records on purpose; `skip` would otherwise refuse them as a whole.
@@ -155,8 +154,8 @@ def test_sdf_target_from_property(tmp_path: Path) -> None:
 
 def test_smiles_token_count_matches_the_tokenizer_and_featurizer_agrees() -> None:
     from mlcore.modalities.base import RecordError
-    from mlcore.modalities.smiles import SMILES_REGEX, SmilesFeaturizer, smiles_canonical
-    from mlcore.validation import _check_smiles, _Collector, _Plan
+    from mlcore.modalities.smiles.featurizer import SMILES_REGEX, SmilesFeaturizer, smiles_canonical
+    from mlcore.validation import _check_sequences, _Collector, _Plan
     from mlcore.readers import Chunk
 
     import sys
@@ -171,7 +170,7 @@ def test_smiles_token_count_matches_the_tokenizer_and_featurizer_agrees() -> Non
     plan = _Plan("smiles", "sequence", "smiles", (), None, None, None, None)
     chunk = Chunk(list(range(2, len(smiles) + 2)), {"smiles": smiles})
     col = _Collector(chunk, 10_000)
-    canon, lengths = _check_smiles(plan, chunk, col)
+    canon, lengths = _check_sequences(plan, chunk, col)
     featurizer = SmilesFeaturizer(max_len=100_000)
     for i, s in enumerate(smiles):
         try:
@@ -230,9 +229,10 @@ def test_dna_alphabet_iupac_empty_and_length(tmp_path: Path) -> None:
 
 def test_dna_and_protein_alphabets_agree_with_the_featurizers() -> None:
     from mlcore.modalities.base import RecordError
-    from mlcore.modalities.dna import DnaFeaturizer
-    from mlcore.modalities.protein import ProteinFeaturizer
-    from mlcore.validation import DNA_CORE, DNA_IUPAC, PROTEIN_ALPHABET
+    from mlcore.modalities.dna.featurizer import DnaFeaturizer
+    from mlcore.modalities.dna.rules import CORE as DNA_CORE, IUPAC_CODES as DNA_IUPAC
+    from mlcore.modalities.protein.featurizer import ProteinFeaturizer
+    from mlcore.modalities.protein.rules import ALPHABET as PROTEIN_ALPHABET
 
     for letters, featurizer in ((DNA_CORE + DNA_IUPAC, DnaFeaturizer()), (PROTEIN_ALPHABET, ProteinFeaturizer())):
         for code in range(32, 127):

@@ -37,12 +37,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mlcore.catalog import SMILES_TOKEN_PATTERN
 from mlcore.modalities.base import Example, Featurizer, RecordError, featurizer_register, pad_1d
+from mlcore.modalities.common import RuleOptions
 from mlcore.modalities.sequence import SequenceStem
+from mlcore.modalities.smiles import rules
+from mlcore.modalities.smiles.rules import SMILES_REGEX, smiles_canonical, smiles_parse, smiles_tokenize
 
-# Schwaller et al.'s pattern (in the catalog, which validation reads without importing torch).
-SMILES_REGEX = re.compile(SMILES_TOKEN_PATTERN)
+__all__ = ["DESCRIPTORS", "FP_LABEL", "SMILES_REGEX", "FingerprintStem", "SmilesFeaturizer", "molecule_descriptors",
+           "morgan_counts", "smiles_atom_index", "smiles_canonical", "smiles_parse", "smiles_randomized",
+           "smiles_tokenize"]
+
 _ATOM_TOKEN = re.compile(r"^(\[[^\]]+]|Br|Cl|B|C|N|O|S|P|F|I|b|c|n|o|s|p|\*)$")
 # Tokens every vocabulary carries, so randomized SMILES (other ring-closure digits, other bond and
 # branch placements) rarely meet an unknown token at training time.
@@ -56,20 +60,6 @@ DESCRIPTORS = ("MolWt", "MolLogP", "TPSA", "NumHDonors", "NumHAcceptors", "NumRo
 _DESCRIPTOR_CLIP = 5.0  # standardized descriptors are clipped to +-5 std (outliers of a small training set)
 
 
-def smiles_tokenize(smiles: str) -> list[str]:
-    """Split a SMILES string into atom-level tokens; RecordError if some characters match no token."""
-    tokens = SMILES_REGEX.findall(smiles)
-    if "".join(tokens) != smiles:
-        pos = 0
-        for tok in tokens:  # find the first character the tokens skipped
-            if smiles.startswith(tok, pos):
-                pos += len(tok)
-            else:
-                break
-        raise RecordError(f"invalid SMILES character {smiles[pos]!r} at position {pos + 1}")
-    return tokens
-
-
 def smiles_atom_index(tokens: Sequence[str]) -> np.ndarray:
     """Per token: the RDKit atom index it denotes, or -1 for bonds, branches and ring closures."""
     out = np.full(len(tokens), -1, dtype=np.int64)
@@ -79,33 +69,6 @@ def smiles_atom_index(tokens: Sequence[str]) -> np.ndarray:
             out[i] = k
             k += 1
     return out
-
-
-def smiles_parse(smiles: str) -> Any:
-    """An RDKit Mol for a valid SMILES; RecordError with the reason (RDKit's own for chemistry)."""
-    from rdkit import Chem, rdBase
-
-    if not smiles:
-        raise RecordError("empty SMILES")
-    smiles_tokenize(smiles)  # names an impossible character precisely before RDKit's generic error
-    with rdBase.BlockLogs():  # RDKit would print to stderr; the error is reported through RecordError
-        mol = Chem.MolFromSmiles(smiles, sanitize=False)
-        if mol is None:
-            raise RecordError(f"unparsable SMILES {smiles!r} (syntax: unbalanced branches or rings?)")
-        try:
-            Chem.SanitizeMol(mol)
-        except Exception as exc:  # RDKit raises several sanitization exception types
-            raise RecordError(f"invalid molecule {smiles!r}: {exc}") from None
-    if mol.GetNumAtoms() == 0:
-        raise RecordError("SMILES without atoms")
-    return mol
-
-
-def smiles_canonical(smiles: str) -> str:
-    """RDKit's canonical isomeric SMILES of a valid input."""
-    from rdkit import Chem
-
-    return Chem.MolToSmiles(smiles_parse(smiles))
 
 
 def smiles_randomized(mol: Any, rng: np.random.Generator) -> str:
@@ -226,16 +189,15 @@ class SmilesFeaturizer(Featurizer):
     def fit(self, records: Iterable[Any]) -> SmilesFeaturizer:
         counts: Counter[str] = Counter()
         values = []
+        options = RuleOptions(max_len=2**31)  # the vocabulary learns from every parsable molecule
         for record in records:
             try:
-                mol = smiles_parse(str(record).strip())
+                checked = rules.check(str(record), options)
             except RecordError:
                 continue  # invalid records are reported by encode(); they add nothing to the vocab
-            from rdkit import Chem
-
-            counts.update(smiles_tokenize(Chem.MolToSmiles(mol)))
+            counts.update(smiles_tokenize(checked.value))
             if self.descriptors:
-                values.append(molecule_descriptors(mol, self.descriptors))
+                values.append(molecule_descriptors(checked.parsed, self.descriptors))
         known = set(self.vocab)
         self.vocab += sorted(t for t, n in counts.items() if n >= self.min_count and t not in known)
         if self.descriptors:
@@ -267,17 +229,12 @@ class SmilesFeaturizer(Featurizer):
         return ids
 
     def encode(self, record: Any, *, rng: np.random.Generator | None = None) -> Example:
-        if not isinstance(record, str):
-            raise RecordError(f"expected a SMILES string, got {type(record).__name__}")
-        mol = smiles_parse(record.strip())
-        from rdkit import Chem
-
-        canonical = Chem.MolToSmiles(mol)
+        checked = rules.check(record, RuleOptions(max_len=self.max_len, extra_tokens=self.n_extra))
+        mol, canonical = checked.parsed, checked.value
         text = smiles_randomized(mol, rng) if rng is not None and rng.random() < 0.5 else canonical
         tokens = smiles_tokenize(text)
-        if len(tokens) + self.n_extra > self.max_len:
-            extra = " plus the [FP] token" if self.n_extra else ""
-            raise RecordError(f"SMILES of {len(tokens)} tokens{extra} is longer than max_len {self.max_len}")
+        if len(tokens) + self.n_extra > self.max_len:  # a randomized SMILES may spell more ring closures
+            text, tokens = canonical, smiles_tokenize(canonical)
         ids = self._ids
         example: Example = {
             "tokens": np.array([ids.get(t, UNK) for t in tokens], dtype=np.int64),

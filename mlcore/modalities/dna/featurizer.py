@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mlcore.modalities.base import Example, Featurizer, RecordError, featurizer_register, pad_1d
+from mlcore.modalities.base import Example, Featurizer, featurizer_register, pad_1d
+from mlcore.modalities.common import RuleOptions
+from mlcore.modalities.dna import rules
 from mlcore.modalities.sequence import SequenceStem
 
 # IUPAC nucleotide codes and the bases each may stand for (U is read as T).
@@ -83,21 +85,9 @@ class DnaFeaturizer(Featurizer):
         return True
 
     def parse(self, record: Any) -> np.ndarray:
-        """Validate one sequence and return its base ids; RecordError naming the first bad base."""
-        if not isinstance(record, str):
-            raise RecordError(f"expected a nucleotide string, got {type(record).__name__}")
-        seq = record.strip()
-        if not seq:
-            raise RecordError("empty sequence")
-        raw = np.frombuffer(seq.encode("utf-8", "replace"), dtype=np.uint8)
-        ids = _LOOKUP[raw] if len(raw) == len(seq) else np.zeros(len(seq), np.int64)  # non-ASCII: slow path
-        bad = np.flatnonzero(ids == 0)
-        if len(bad):
-            pos = int(bad[0])
-            raise RecordError(f"invalid nucleotide {seq[pos]!r} at position {pos + 1}")
-        if len(ids) > self.max_len:
-            raise RecordError(f"sequence of {len(ids)} bases is longer than max_len {self.max_len}")
-        return ids
+        """Check one sequence with the DNA rules (`rules.check`) and return its base ids."""
+        seq = rules.check(record, RuleOptions(max_len=self.max_len)).value
+        return _LOOKUP[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
 
     def _kmers(self, ids: np.ndarray) -> np.ndarray:
         k, L = self.kmer, len(ids)

@@ -21,8 +21,10 @@ import torch
 from torch import Tensor, nn
 
 from mlcore.modalities.base import Example, Featurizer, RecordError, featurizer_register, pad_2d
+from mlcore.modalities.common import RuleOptions
+from mlcore.modalities.particles import rules
+from mlcore.modalities.particles.rules import REQUIRED
 
-REQUIRED = ("pt", "eta", "phi", "energy")
 DERIVED = ("log_pt", "log_e", "log_pt_frac", "log_e_frac", "d_eta", "d_phi", "d_r")
 
 
@@ -31,36 +33,8 @@ def _wrap_phi(dphi: np.ndarray) -> np.ndarray:
 
 
 def particles_validate(record: Any, max_len: int) -> dict[str, np.ndarray]:
-    """Check a particle record; return its fields as float64 arrays or raise RecordError."""
-    if not isinstance(record, dict):
-        raise RecordError(f"expected a dict of per-particle arrays, got {type(record).__name__}")
-    missing = [f for f in REQUIRED if f not in record]
-    if missing:
-        raise RecordError(f"missing particle field(s) {', '.join(missing)}")
-    fields: dict[str, np.ndarray] = {}
-    n = None
-    for name, values in record.items():
-        try:
-            arr = np.asarray(values, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise RecordError(f"particle field {name!r} is not numeric") from None
-        if n is None:
-            n = len(arr)
-        elif len(arr) != n:
-            raise RecordError(f"particle field {name!r} has {len(arr)} values, expected {n}")
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if len(bad):
-            raise RecordError(f"non-finite {name} at particle {int(bad[0]) + 1}")
-        fields[name] = arr
-    if not n:
-        raise RecordError("no particles")
-    if n > max_len:
-        raise RecordError(f"{n} particles is more than max_len {max_len}")
-    for name in ("pt", "energy"):
-        bad = np.flatnonzero(fields[name] <= 0)
-        if len(bad):
-            raise RecordError(f"non-positive {name} at particle {int(bad[0]) + 1}")
-    return fields
+    """A particle record's fields as float64 arrays, checked by the particle rules (`rules.check`)."""
+    return rules.check(record, RuleOptions(max_len=max_len)).parsed
 
 
 def particle_features(fields: dict[str, np.ndarray], extra: Sequence[str]) -> np.ndarray:
@@ -162,10 +136,7 @@ class ParticlesFeaturizer(Featurizer):
     def encode(self, record: Any, *, rng: np.random.Generator | None = None) -> Example:
         if self.mean is None:
             raise RuntimeError("ParticlesFeaturizer.fit() must run before encode()")
-        fields = particles_validate(record, self.max_len)
-        missing = [f for f in self.extra_fields if f not in fields]
-        if missing:
-            raise RecordError(f"missing particle field(s) {', '.join(missing)}")
+        fields = rules.check(record, RuleOptions(max_len=self.max_len), needed=self.extra_fields).parsed
         feats = (particle_features(fields, self.extra_fields) - np.asarray(self.mean)) / np.asarray(self.std)
         p4 = np.stack([fields[f] for f in REQUIRED], axis=1)
         return {"features": feats.astype(np.float32), "p4": p4.astype(np.float32)}

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mlcore.modalities.base import Example, Featurizer, RecordError, featurizer_register, pad_1d
+from mlcore.modalities.base import Example, Featurizer, featurizer_register, pad_1d
+from mlcore.modalities.common import RuleOptions
+from mlcore.modalities.protein import rules
 from mlcore.modalities.sequence import SequenceStem
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY" + "XBZUO"  # token id = index + 1; 0 is padding
@@ -37,23 +39,9 @@ class ProteinFeaturizer(Featurizer):
         return {"max_len": self.max_len, "conv_kernel": self.conv_kernel}
 
     def parse(self, record: Any) -> np.ndarray:
-        """Validate one sequence and return its residue ids; RecordError naming the first bad one."""
-        if not isinstance(record, str):
-            raise RecordError(f"expected an amino-acid string, got {type(record).__name__}")
-        seq = record.strip()
-        if seq.endswith("*"):  # FASTA translations often end with a stop symbol
-            seq = seq[:-1]
-        if not seq:
-            raise RecordError("empty sequence")
-        raw = np.frombuffer(seq.encode("utf-8", "replace"), dtype=np.uint8)
-        ids = _LOOKUP[raw] if len(raw) == len(seq) else np.zeros(len(seq), np.int64)
-        bad = np.flatnonzero(ids == 0)
-        if len(bad):
-            pos = int(bad[0])
-            raise RecordError(f"invalid amino acid {seq[pos]!r} at position {pos + 1}")
-        if len(ids) > self.max_len:
-            raise RecordError(f"sequence of {len(ids)} residues is longer than max_len {self.max_len}")
-        return ids
+        """Check one sequence with the protein rules (`rules.check`) and return its residue ids."""
+        seq = rules.check(record, RuleOptions(max_len=self.max_len)).value
+        return _LOOKUP[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
 
     def encode(self, record: Any, *, rng: np.random.Generator | None = None) -> Example:
         return {"tokens": self.parse(record)}

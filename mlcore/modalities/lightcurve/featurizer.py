@@ -22,39 +22,13 @@ import torch
 from torch import Tensor, nn
 
 from mlcore.modalities.base import Example, Featurizer, RecordError, featurizer_register, pad_1d, pad_2d
+from mlcore.modalities.common import RuleOptions
+from mlcore.modalities.lightcurve import rules
 
-REQUIRED = ("time", "flux", "flux_err", "band")
-
-
-def lightcurve_validate(record: Any, max_len: int) -> dict[str, np.ndarray]:
-    """Check a light-curve record; return time-sorted arrays or raise RecordError."""
-    if not isinstance(record, dict):
-        raise RecordError(f"expected a dict of per-observation arrays, got {type(record).__name__}")
-    missing = [f for f in REQUIRED if f not in record]
-    if missing:
-        raise RecordError(f"missing light-curve field(s) {', '.join(missing)}")
-    out: dict[str, np.ndarray] = {"band": np.asarray([str(b) for b in np.asarray(record["band"]).reshape(-1)])}
-    for name in ("time", "flux", "flux_err"):
-        try:
-            arr = np.asarray(record[name], dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise RecordError(f"light-curve field {name!r} is not numeric") from None
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if len(bad):
-            raise RecordError(f"non-finite {name} at observation {int(bad[0]) + 1}")
-        out[name] = arr
-    n = len(out["time"])
-    for name in ("flux", "flux_err", "band"):
-        if len(out[name]) != n:
-            raise RecordError(f"light-curve field {name!r} has {len(out[name])} values, expected {n}")
-    if n < 2:
-        raise RecordError(f"a light curve needs at least 2 observations, got {n}")
-    if n > max_len:
-        raise RecordError(f"{n} observations is more than max_len {max_len}")
-    if (out["flux_err"] < 0).any():
-        raise RecordError(f"negative flux_err at observation {int(np.flatnonzero(out['flux_err'] < 0)[0]) + 1}")
-    order = np.argsort(out["time"], kind="stable")  # long-format files need not be time-ordered
-    return {k: v[order] for k, v in out.items()}
+def lightcurve_validate(record: Any, max_len: int) -> dict[str, Any]:
+    """A light curve checked by the light-curve rules (`rules.check`): time-sorted float64 arrays
+    (`band`: a list of str)."""
+    return rules.check(record, RuleOptions(max_len=max_len)).parsed
 
 
 class TimeEncoding(nn.Module):
@@ -100,7 +74,7 @@ class LightcurveFeaturizer(Featurizer):
         seen: set[str] = set()
         for record in records:
             try:
-                seen.update(lightcurve_validate(record, self.max_len)["band"].tolist())
+                seen.update(lightcurve_validate(record, self.max_len)["band"])
             except RecordError:
                 continue
         self.bands += sorted(seen - set(self.bands))

@@ -10,7 +10,6 @@ carries signal of its own. Tokens come in the fitted column order, numeric featu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,16 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from mlcore.catalog import DEFAULT_SENTINELS, number_or_missing
-from mlcore.modalities.base import Example, Featurizer, RecordError, featurizer_register
+from mlcore.modalities.base import Example, Featurizer, featurizer_register
+from mlcore.modalities.common import RuleOptions
+from mlcore.modalities.tabular import rules
+from mlcore.modalities.tabular.rules import is_missing as _is_missing
 
 _as_number = number_or_missing  # the name bench/quality.py imports
 # Categorical ids per feature: 0 missing, 1 unseen at training time, 2.. the fitted categories.
 _CAT_MISSING, _CAT_UNKNOWN, _CAT_OFFSET = 0, 1, 2
-
-
-def _is_missing(value: Any, sentinels: Sequence[float]) -> bool:
-    number = number_or_missing(value)
-    return number is not None and (math.isnan(number) or number in sentinels)
 
 
 class TabularStem(nn.Module):
@@ -120,30 +117,21 @@ class TabularFeaturizer(Featurizer):
         return [*self.numeric, *self.categorical]
 
     def encode(self, record: Any, *, rng: np.random.Generator | None = None) -> Example:
-        if not isinstance(record, dict):
-            raise RecordError(f"expected a dict of column values, got {type(record).__name__}")
-        absent = [c for c in self.feature_order if c not in record]
-        if absent:
-            raise RecordError(f"missing feature column(s) {', '.join(absent)}")
+        cells = rules.check(record, RuleOptions(numeric=frozenset(self.numeric), sentinels=tuple(self.sentinels)),
+                            columns=self.feature_order).value  # None: missing; numbers in numeric columns
         num = np.zeros(len(self.numeric), dtype=np.float32)
         num_missing = np.zeros(len(self.numeric), dtype=bool)
         for i, col in enumerate(self.numeric):
-            value = record[col]
-            if _is_missing(value, self.sentinels):
+            if cells[col] is None:
                 num_missing[i] = True
-                continue
-            number = number_or_missing(value)
-            if number is None or math.isinf(number):
-                raise RecordError(f"non-numeric value {value!r} in numeric column {col!r}")
-            num[i] = (number - self.mean[i]) / self.std[i]
+            else:
+                num[i] = (cells[col] - self.mean[i]) / self.std[i]
         cat = np.zeros(len(self.categorical), dtype=np.int64)
         for j, (col, cats) in enumerate(self.categorical.items()):
-            value = record[col]
-            if _is_missing(value, self.sentinels):
+            if cells[col] is None:
                 cat[j] = _CAT_MISSING
             else:
-                text = str(value).strip()
-                k = _bisect(cats, text)
+                k = _bisect(cats, cells[col])
                 cat[j] = _CAT_OFFSET + k if k is not None else _CAT_UNKNOWN
         return {"num": num, "num_missing": num_missing, "cat": cat}
 

@@ -1,0 +1,5 @@
+"""Light curves: `rules` (torch-free record rules), `view` (torch-free), `featurizer` (torch)."""
+
+from mlcore.modalities.common import package_getattr
+
+__getattr__ = package_getattr(__name__)  # the rules' and featurizer's names, imported on first use
