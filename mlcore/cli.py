@@ -209,7 +209,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if key in cv["metrics"]:
                 m = cv["metrics"][key]
                 print(f"  {key:18s} {m['mean']:.4f} ± {m['std']:.4f}")
-    print(f"wrote {args.out / 'metrics.json'}, {result.model_dir}")
+    print(f"wrote {args.out / 'metrics.json'}, {result.model_dir} (every output listed in "
+          f"{args.out / 'manifest.json'})")
     if result.compression is not None:
         r = result.compression
         b, o = r.baseline, r.optimized
@@ -222,7 +223,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         for note in r.notes:
             print(f"  note: {note}")
         print(f"wrote {args.out / 'report.json'}, {result.optimized_dir}")
-    print(f"wrote {args.out / 'manifest.json'} (every output with its role)")
     return 0
 
 

@@ -22,6 +22,10 @@ Every listed path exists and every file of the directory (but manifest.json) is 
 one unit per file, one per bundle, with its metadata; side files travel inside their unit's metadata.
 A new run into the same directory first removes the files the previous run's manifest listed
 (`manifest_clear`), so a directory never holds a stale output its manifest does not explain.
+manifest.json is written only by a run that got to its end (a cancelled optimization profile
+included: it lists the baseline's outputs and metrics.json says "cancelled"); a run that failed or was
+cancelled while training leaves none, so its absence means "no finished run here". Training resumes
+from a checkpoint, not from half-written outputs: a resumed run writes every output again.
 """
 
 from __future__ import annotations

@@ -307,7 +307,8 @@ def environment(device: torch.device, precision: str, world_size: int = 1) -> di
 
 def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), checkpoint_dir: Path | None = None,
                resume_from: Path | None = None) -> RecipeResult:
-    """Run the whole recipe and write `config.out` (metrics.json, model/, explain/).
+    """Run the whole recipe and write `config.out` (metrics.json, model/, explain/, ...; see the module's
+    doc), listing every file with its role in `config.out/manifest.json`, written last (mlcore.manifest).
 
     `callbacks` see every training step and epoch; one whose `should_stop()` turns true cancels the
     run, which then returns at once with `train_result.stopped_reason == "cancelled"` and writes
