@@ -71,9 +71,19 @@ task_def_register(TaskDef("tabular-classification", {}))
 task_def_register(TaskDef("tabular-regression", {}))
 
 
+# A catalog task without a definition of its own takes its modality's featurizer defaults: the ones
+# the modality's first task registered above (e.g. a new molecule task gets the [FP] token).
+MODALITY_DEFAULTS: dict[str, dict[str, Any]] = {}
+for _def in TASK_DEFS.values():
+    MODALITY_DEFAULTS.setdefault(_def.meta.modality, dict(_def.featurizer_options))
+
+
 def task_def_get(key: str) -> TaskDef:
-    """The run-time definition of task `key` (KeyError listing valid keys)."""
-    catalog.task_get(key)
+    """The run-time definition of task `key` (KeyError listing valid keys); a task registered in the
+    catalog alone gets its modality's defaults."""
+    task = catalog.task_get(key)
+    if key not in TASK_DEFS:
+        return TaskDef(key, dict(MODALITY_DEFAULTS.get(task.modality, {})))
     return TASK_DEFS[key]
 
 

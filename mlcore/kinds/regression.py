@@ -24,6 +24,10 @@ class NumericKind(Kind):
     def stats_kind(self) -> str:  # type: ignore[override]
         return self.key
 
+    def validation_kind(self, target_cols: Sequence[str]) -> str:
+        # Several columns are checked as several targets; one column keeps the declared kind.
+        return self.meta.resolution[1] if len(target_cols) > 1 else self.key
+
     def fit(self, enc: Any, values: Sequence[Any]) -> None:
         arr = np.asarray([self._numbers(v) for v in values], dtype=np.float64)  # (N, K)
         with np.errstate(all="ignore"):
