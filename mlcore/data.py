@@ -21,7 +21,6 @@ record, and merges the rows of a long-format object even when they are not conti
 
 from __future__ import annotations
 
-import math
 import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence

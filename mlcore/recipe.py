@@ -122,6 +122,10 @@ def setup(config: RecipeConfig) -> Prepared:
     hyper = catalog.hyperparameters_validate(config.hyperparameters, preset=config.preset)
     modality = catalog.MODALITIES[task.modality]
     target_cols = config.target_cols or [task.default_target_col]
+    if len(target_cols) > 1 and not task.kind.several_targets:
+        raise DataError(Path(str(config.data)).name,
+                        f"task {task.key} ({task.kind.label.lower()}) takes one target column, "
+                        f"got {len(target_cols)}: {', '.join(target_cols)}", column=",".join(target_cols))
     table = load_records(config.data, modality=task.modality, input_col=config.input_col, target_cols=target_cols,
                          id_col=config.id_col, group_col=config.group_col, split_col=config.split_col,
                          feature_cols=config.feature_cols)

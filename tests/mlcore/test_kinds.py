@@ -158,3 +158,13 @@ def test_token_level_metric_ignores_unlabelled_positions() -> None:
     logits = [np.array([[2.0, 0.0], [0.0, 5.0]])]
     assert compute_metrics("token_labels", *enc.metric_inputs(logits, labels))["token_accuracy"] == 1.0
     assert not math.isnan(compute_metrics("binary", [0, 1], [[1.0, 0.0], [0.0, 1.0]])["roc_auc"])
+
+
+def test_several_target_columns_only_for_kinds_that_take_them(tmp_path) -> None:
+    from mlcore.data import DataError
+    from mlcore.recipe import RecipeConfig, setup
+
+    assert catalog.TARGET_KINDS["multi_regression"].several_targets
+    assert not catalog.TARGET_KINDS["binary"].several_targets
+    with pytest.raises(DataError, match="takes one target column, got 2: a, b"):
+        setup(RecipeConfig(task="dna-classification", data=tmp_path / "d.csv", target_cols=["a", "b"], out=tmp_path))
