@@ -184,7 +184,22 @@ def number_or_missing(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class TargetKind:
-    """A kind of prediction target with its default metrics."""
+    """A kind of prediction target: its metrics and everything the torch-free parts (portal,
+    dashboards, validation's choices) decide by. The run-time behaviour (head, label encoding, loss,
+    metrics, prediction columns, evaluation arrays, label checks) is the `mlcore.kinds` class of the
+    same key; the code outside those two places never tests a kind's name.
+
+    - `classification`: predicts classes (stratified splits and class weights apply, labels are text);
+    - `resolution`: the kinds a task declared as this one may run as, chosen from the data: for
+      `"classes"` (two classes, more) and for `"columns"` (one target column, several), else empty;
+    - `several_targets`: several target columns are accepted (the CLI's `--target-col a,b,c`);
+    - `default_target_col`: the target column when the user names none;
+    - `evaluation_plots`: the evaluation views that apply, among `EVALUATION_PLOTS`;
+    - `evaluation_per_target`: the evaluation views are drawn one target column at a time;
+    - `embedding_colour`: how the embedding explorer colours records by label / prediction:
+      `"class"` (categorical), `"value"` (continuous, the first target) or `"token_class"` (the most
+      frequent per-token class), with the error as correct/wrong, absolute error or the wrong-token share.
+    """
 
     key: str
     label: str
@@ -192,40 +207,77 @@ class TargetKind:
     primary_metric: str
     greater_is_better: bool
     metrics: tuple[str, ...]
+    classification: bool = False
+    resolution: tuple[str, str] = ()  # type: ignore[assignment]
+    resolve_by: str = ""  # "classes" | "columns" | ""
+    several_targets: bool = False
+    default_target_col: str = "target"
+    evaluation_plots: tuple[str, ...] = ()
+    evaluation_per_target: bool = False
+    embedding_colour: str = "class"
 
 
-TARGET_KINDS: dict[str, TargetKind] = {
-    k.key: k
-    for k in (
-        TargetKind(
-            "binary", "Binary classification", "Two classes, any labels (mapped to 0/1 in sorted order).",
-            "roc_auc", True,
-            ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "macro_f1", "mcc"),
-        ),
-        TargetKind(
-            "multiclass", "Multi-class classification", "Three or more classes.",
-            "macro_f1", True,
-            ("accuracy", "balanced_accuracy", "macro_f1", "mcc", "roc_auc"),
-        ),
-        TargetKind(
-            "regression", "Regression", "One numeric target (standardized for training).",
-            "rmse", False,
-            ("rmse", "mae", "r2", "spearman", "pearson"),
-        ),
-        TargetKind(
-            "multi_regression", "Multi-target regression",
-            "Several numeric targets per record; missing values allowed and masked out of the loss.",
-            "rmse", False,
-            ("rmse", "mae", "r2", "spearman", "pearson"),
-        ),
-        TargetKind(
-            "token_labels", "Per-token labels",
-            "One class per token (e.g. per residue), given as a string of the sequence's length.",
-            "token_accuracy", True,
-            ("token_accuracy", "token_macro_f1"),
-        ),
-    )
-}
+# Every evaluation view a kind may list; the evaluation dashboard draws the ones its kind lists.
+EVALUATION_PLOTS = ("confusion", "roc", "pr", "calibration", "parity", "residuals", "errors", "token_accuracy")
+_CLASS_PLOTS = ("confusion", "roc", "pr", "calibration")
+_VALUE_PLOTS = ("parity", "residuals", "errors")
+
+TARGET_KINDS: dict[str, TargetKind] = {}
+
+
+def target_kind_register(kind: TargetKind) -> TargetKind:
+    """Add a target kind's metadata (its run-time class lives in `mlcore/kinds/<key>.py`)."""
+    TARGET_KINDS[kind.key] = kind
+    return kind
+
+
+for _k in (
+    TargetKind(
+        "binary", "Binary classification", "Two classes, any labels (mapped to 0/1 in sorted order).",
+        "roc_auc", True,
+        ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "macro_f1", "mcc"),
+        classification=True, resolution=("binary", "multiclass"), resolve_by="classes",
+        default_target_col="label", evaluation_plots=_CLASS_PLOTS, embedding_colour="class",
+    ),
+    TargetKind(
+        "multiclass", "Multi-class classification", "Three or more classes.",
+        "macro_f1", True,
+        ("accuracy", "balanced_accuracy", "macro_f1", "mcc", "roc_auc"),
+        classification=True, resolution=("binary", "multiclass"), resolve_by="classes",
+        default_target_col="label", evaluation_plots=_CLASS_PLOTS, embedding_colour="class",
+    ),
+    TargetKind(
+        "regression", "Regression", "One numeric target (standardized for training).",
+        "rmse", False,
+        ("rmse", "mae", "r2", "spearman", "pearson"),
+        resolution=("regression", "multi_regression"), resolve_by="columns", several_targets=True,
+        evaluation_plots=_VALUE_PLOTS, evaluation_per_target=True, embedding_colour="value",
+    ),
+    TargetKind(
+        "multi_regression", "Multi-target regression",
+        "Several numeric targets per record; missing values allowed and masked out of the loss.",
+        "rmse", False,
+        ("rmse", "mae", "r2", "spearman", "pearson"),
+        resolution=("regression", "multi_regression"), resolve_by="columns", several_targets=True,
+        evaluation_plots=_VALUE_PLOTS, evaluation_per_target=True, embedding_colour="value",
+    ),
+    TargetKind(
+        "token_labels", "Per-token labels",
+        "One class per token (e.g. per residue), given as a string of the sequence's length.",
+        "token_accuracy", True,
+        ("token_accuracy", "token_macro_f1"),
+        default_target_col="labels", evaluation_plots=("token_accuracy",), embedding_colour="token_class",
+    ),
+):
+    target_kind_register(_k)
+
+
+def target_kind_get(key: str) -> TargetKind:
+    """Return the target kind `key`; KeyError listing the valid keys otherwise."""
+    try:
+        return TARGET_KINDS[key]
+    except KeyError:
+        raise KeyError(f"unknown target kind {key!r}; valid kinds: {', '.join(TARGET_KINDS)}") from None
 
 
 @dataclass(frozen=True)
@@ -250,8 +302,9 @@ METRICS: dict[str, Metric] = {
     )
 }
 
-CLASSIFICATION_KINDS = ("binary", "multiclass")
-REGRESSION_KINDS = ("regression", "multi_regression")
+# Kept for callers that list them; decide by `TargetKind.classification` / `resolve_by` instead.
+CLASSIFICATION_KINDS = tuple(k for k, v in TARGET_KINDS.items() if v.classification)
+REGRESSION_KINDS = tuple(k for k, v in TARGET_KINDS.items() if v.resolve_by == "columns")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -275,12 +328,17 @@ class Task:
     description: str
 
     @property
+    def kind(self) -> TargetKind:
+        """The declared target kind's metadata."""
+        return TARGET_KINDS[self.target_kind]
+
+    @property
     def is_classification(self) -> bool:
-        return self.target_kind in CLASSIFICATION_KINDS
+        return self.kind.classification
 
     @property
     def is_regression(self) -> bool:
-        return self.target_kind in REGRESSION_KINDS
+        return self.kind.resolve_by == "columns"
 
 
 TASKS: dict[str, Task] = {}
@@ -289,12 +347,7 @@ TASKS: dict[str, Task] = {}
 def _task(key: str, label: str, domain: str, modality: str, target_kind: str, description: str) -> Task:
     """Build a task whose metrics come from its target kind, and register it."""
     kind = TARGET_KINDS[target_kind]
-    if target_kind in CLASSIFICATION_KINDS:
-        target_col = "label"
-    elif target_kind == "token_labels":
-        target_col = "labels"
-    else:
-        target_col = "target"
+    target_col = kind.default_target_col
     task = Task(
         key=key, label=label, domain=domain, modality=modality, target_kind=target_kind,
         primary_metric=kind.primary_metric, greater_is_better=kind.greater_is_better,
@@ -355,13 +408,22 @@ def task_target_kind(task: Task | str, *, n_classes: int | None = None, n_target
     two classes is `multiclass`, with two `binary`; a regression task with several targets is
     `multi_regression`, with one `regression`."""
     t = task_get(task) if isinstance(task, str) else task
-    if t.is_classification and n_classes is not None:
+    return kind_resolve(t.target_kind, n_classes=n_classes, n_targets=n_targets, task_key=t.key)
+
+
+def kind_resolve(kind: str, *, n_classes: int | None = None, n_targets: int | None = None,
+                 task_key: str | None = None) -> str:
+    """The kind a declared `kind` runs as, given the number of classes or target columns (its
+    `resolution`); the declared kind when that number is not known or the kind has no resolution."""
+    meta = target_kind_get(kind)
+    if meta.resolve_by == "classes" and n_classes is not None:
         if n_classes < 2:
-            raise ValueError(f"task {t.key!r} needs at least 2 classes, the data has {n_classes}")
-        return "binary" if n_classes == 2 else "multiclass"
-    if t.is_regression and n_targets is not None:
-        return "regression" if n_targets == 1 else "multi_regression"
-    return t.target_kind
+            who = f"task {task_key!r}" if task_key else f"kind {kind!r}"
+            raise ValueError(f"{who} needs at least 2 classes, the data has {n_classes}")
+        return meta.resolution[0] if n_classes == 2 else meta.resolution[1]
+    if meta.resolve_by == "columns" and n_targets is not None:
+        return meta.resolution[0] if n_targets == 1 else meta.resolution[1]
+    return kind
 
 
 # --------------------------------------------------------------------------------------------------

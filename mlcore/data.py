@@ -21,7 +21,6 @@ record, and merges the rows of a long-format object even when they are not conti
 
 from __future__ import annotations
 
-import math
 import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from mlcore.catalog import MODALITIES, SPLIT_METHODS as _SPLIT_METHODS, SPLIT_VALUES
+from mlcore.kinds import Kind, kind_get
 from mlcore.readers import (
     SDF_MOL_COLUMN, SDF_NAME_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, Reader, ReadError,
     group_long, reader_open,
@@ -489,9 +489,10 @@ def split_indices(
 class TargetEncoder:
     """Turns raw target values into training labels and model outputs back into predictions.
 
-    `kind` is the resolved target kind. Classification keeps `classes` (sorted numerically when every
-    label is a number, else as text; index = class id); token labels keep the label alphabet;
-    regression keeps per-target mean / std for standardization (fitted on the training split).
+    `kind` is the resolved target kind; the behaviour is its `mlcore.kinds` class, this object only
+    holds the fitted state the kind keeps (saved with a model): `classes` (class labels, sorted
+    numerically when every label is a number, else as text; index = class id; or a token label
+    alphabet), `mean` / `std` (numeric targets, fitted on the training split).
     """
 
     kind: str
@@ -500,35 +501,23 @@ class TargetEncoder:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
 
+    @property
+    def kind_obj(self) -> Kind:
+        """The run-time target kind (`mlcore.kinds.kind_get(self.kind)`)."""
+        return kind_get(self.kind)
+
     @classmethod
     def fit(cls, kind: str, target_cols: Sequence[str], values: Sequence[Any]) -> TargetEncoder:
         """Fit on the training split's raw targets (already checked by `parse`)."""
         enc = cls(kind=kind, target_cols=list(target_cols))
-        if kind in ("binary", "multiclass"):
-            labels = {str(v) for v in values}
-            enc.classes = sorted(labels, key=_label_sort_key)
-        elif kind == "token_labels":
-            enc.classes = sorted({c for v in values for c in str(v)})
-        else:
-            arr = np.asarray([enc._numbers(v) for v in values], dtype=np.float64)  # (N, K)
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(arr, axis=0)
-                std = np.nanstd(arr, axis=0)
-            enc.mean = np.nan_to_num(mean).tolist()
-            enc.std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0).tolist()
+        enc.kind_obj.fit(enc, values)
         return enc
 
     @staticmethod
     def resolve_kind(task_kind: str, target_cols: Sequence[str], values: Sequence[Any]) -> str:
-        """Binary or multiclass from the number of classes; regression or multi-target from columns."""
-        if task_kind in ("binary", "multiclass"):
-            n = len({str(v) for v in values})
-            if n < 2:
-                raise ValueError(f"classification needs at least 2 classes in the training data, found {n}")
-            return "binary" if n == 2 else "multiclass"
-        if task_kind in ("regression", "multi_regression"):
-            return "regression" if len(target_cols) == 1 else "multi_regression"
-        return task_kind
+        """The kind a task declared as `task_kind` runs as on these targets (binary or multiclass by
+        the number of classes, one or several targets by the columns ...: the kind decides)."""
+        return kind_get(task_kind).resolve(target_cols, values)
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "target_cols": self.target_cols, "classes": self.classes,
@@ -540,48 +529,15 @@ class TargetEncoder:
 
     @property
     def n_outputs(self) -> int:
-        if self.kind in ("binary", "multiclass", "token_labels"):
-            return len(self.classes)
-        return len(self.target_cols)
-
-    def _numbers(self, value: Any) -> list[float]:
-        values = value if isinstance(value, list) else [value]
-        out = []
-        for v in values:
-            number = _to_float(v) if v is not None and str(v).strip() != "" else math.nan
-            if number is None:
-                raise ValueError(f"non-numeric target {v!r}")
-            if math.isinf(number):
-                raise ValueError(f"infinite target {v!r}")
-            out.append(number)
-        return out
+        return self.kind_obj.n_outputs(self)
 
     def check(self, value: Any, n_tokens: int | None = None) -> None:
         """Raise ValueError with the reason when `value` is not a valid target (before fitting)."""
-        if value is None or (isinstance(value, str) and value == ""):
-            if self.kind != "multi_regression":
-                raise ValueError("missing target")
-        if self.kind in ("regression", "multi_regression"):
-            numbers = self._numbers(value)
-            if self.kind == "regression" and math.isnan(numbers[0]):
-                raise ValueError("missing target")
-            if all(math.isnan(x) for x in numbers):
-                raise ValueError("every target is missing")
-        elif self.kind == "token_labels" and n_tokens is not None and len(str(value)) != n_tokens:
-            raise ValueError(f"{len(str(value))} per-token labels for a sequence of {n_tokens} tokens")
+        self.kind_obj.check(self, value, n_tokens)
 
     def encode(self, value: Any) -> Any:
         """Raw target -> label for the head (class id, label-id array, standardized float array)."""
-        if self.kind in ("binary", "multiclass"):
-            text = str(value)
-            if text not in self.classes:
-                raise ValueError(f"label {text!r} was not seen in training (classes: {', '.join(self.classes)})")
-            return self.classes.index(text)
-        if self.kind == "token_labels":
-            ids = {c: i for i, c in enumerate(self.classes)}
-            return np.asarray([ids.get(c, IGNORE_INDEX) for c in str(value)], dtype=np.int64)
-        numbers = np.asarray(self._numbers(value), dtype=np.float64)
-        return ((numbers - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
+        return self.kind_obj.encode(self, value)
 
     def decode_regression(self, outputs: np.ndarray) -> np.ndarray:
         """Standardized outputs (N, K) -> target units."""
@@ -589,18 +545,12 @@ class TargetEncoder:
 
     def metric_inputs(self, logits: Sequence[np.ndarray], labels: Sequence[Any]) -> tuple[Any, Any]:
         """Per-example logits and encoded labels -> (y_true, y_score) for metrics, in target units."""
-        if self.kind in ("regression", "multi_regression"):
-            y_score = self.decode_regression(np.stack([np.asarray(x).reshape(-1) for x in logits]))
-            y_true = self.decode_regression(np.stack([np.asarray(y, dtype=np.float64).reshape(-1) for y in labels]))
-            if self.kind == "regression":
-                return y_true[:, 0], y_score[:, 0]
-            return y_true, y_score
-        if self.kind == "token_labels":
-            return list(labels), list(logits)
-        return np.asarray([int(np.asarray(y).reshape(-1)[0]) for y in labels]), np.stack(logits)
+        return self.kind_obj.metric_inputs(self, logits, labels)
 
+    def decode(self, logits: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        """Model outputs -> predictions in the user's terms (`Kind.decode`)."""
+        return self.kind_obj.decode(self, logits)
 
-def _label_sort_key(label: str) -> tuple[int, float, str]:
-    number = _to_float(label)
-    return (0, number, label) if number is not None and math.isfinite(number) else (1, 0.0, label)
-
+    def true_labels(self, records: Sequence[Any], encoded: Sequence[Any]) -> list[Any]:
+        """The records' true targets in the user's terms (`Kind.true_labels`)."""
+        return self.kind_obj.true_labels(self, records, encoded)

@@ -403,46 +403,11 @@ def projection_write(path: str | Path, embeddings: np.ndarray, **options: Any) -
 # per-record predictions for the evaluation views
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.shape[1] == 1:  # one logit: the positive class's log-odds
-        p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-        return np.stack([1 - p, p], axis=1)
-    e = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def evaluation_arrays(targets: Any, logits: Sequence[np.ndarray], labels: Sequence[Any]) -> dict[str, np.ndarray]:
-    """Per-record evaluation data from a model's test logits and the encoded labels.
-
-    - binary / multiclass: `y_true` (N,) class index, `proba` (N, C) float32, `y_pred` (N,) argmax;
-    - regression / multi_regression: `y_true`, `y_pred` (N, K) in target units (NaN = missing target);
-    - token_labels: `y_true`, `y_pred` (total tokens,) class index, `offsets` (N + 1,) record i's tokens
-      are [offsets[i], offsets[i+1]); unlabelled positions (-100) dropped.
-    """
-    kind = targets.kind
-    y_true, y_score = targets.metric_inputs(logits, labels)
-    if kind in ("binary", "multiclass"):
-        proba = _softmax(np.asarray(y_score)) if len(y_score) else np.zeros((0, max(2, len(targets.classes))))
-        return {"y_true": np.asarray(y_true, dtype=np.int64), "proba": proba.astype(np.float32),
-                "y_pred": proba.argmax(axis=1).astype(np.int64)}
-    if kind in ("regression", "multi_regression"):
-        t = np.asarray(y_true, dtype=np.float64)
-        p = np.asarray(y_score, dtype=np.float64)
-        return {"y_true": t.reshape(len(t), -1), "y_pred": p.reshape(len(p), -1)}
-    if kind == "token_labels":
-        trues, preds, offsets = [], [], [0]
-        for lab, lo in zip(y_true, y_score):
-            lab = np.asarray(lab, dtype=np.int64).reshape(-1)
-            pred = np.asarray(lo).reshape(len(lab), -1).argmax(axis=-1) if len(lab) else np.zeros(0, dtype=np.int64)
-            keep = lab != -100
-            trues.append(lab[keep])
-            preds.append(pred[keep])
-            offsets.append(offsets[-1] + int(keep.sum()))
-        return {"y_true": np.concatenate(trues) if trues else np.zeros(0, dtype=np.int64),
-                "y_pred": (np.concatenate(preds) if preds else np.zeros(0)).astype(np.int64),
-                "offsets": np.asarray(offsets, dtype=np.int64)}
-    raise ValueError(f"no evaluation arrays for target kind {kind!r}")
+    """Per-record evaluation data from a model's test logits and the encoded labels: the target
+    kind's `Kind.evaluation_arrays` (e.g. classes: `y_true`, `proba`, `y_pred`; numbers: `y_true`,
+    `y_pred` (N, K) in target units; per-token: `y_true`, `y_pred`, `offsets`)."""
+    return targets.kind_obj.evaluation_arrays(targets, logits, labels)
 
 
 def evaluation_write(path: str | Path, *, model: Any, test_set: Any, targets: Any, featurizer: Featurizer,
@@ -459,10 +424,7 @@ def evaluation_write(path: str | Path, *, model: Any, test_set: Any, targets: An
     arrays = evaluation_arrays(targets, logits, list(test_set.labels))
     np.savez_compressed(Path(path), **arrays)
     meta: dict[str, Any] = {"kind": targets.kind, "variant": variant, "n": len(logits)}
-    if targets.kind in ("binary", "multiclass", "token_labels"):
-        meta["classes"] = list(targets.classes)
-    else:
-        meta["target_cols"] = list(targets.target_cols)
+    meta.update(targets.kind_obj.evaluation_meta(targets))
     return meta
 
 

@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-TARGET_KINDS = ("binary", "multiclass", "regression", "multi_regression", "token_labels")
+from mlcore import catalog
+
+TARGET_KINDS = tuple(catalog.TARGET_KINDS)  # every kind `compute_metrics` takes (the catalog's)
 IGNORE_INDEX = -100  # token labels equal to this are padding / unlabelled positions
 
 __all__ = [
@@ -355,15 +357,8 @@ def compute_metrics(target_kind: str, y_true: Any, y_score: Any, *, from_logits:
     `y_true` / `y_score` are arrays or lists of per-example arrays (the trainer's `evaluate`
     callable receives lists). `from_logits=False` means classification scores are probabilities.
     """
-    if target_kind not in TARGET_KINDS:
-        raise ValueError(f"unknown target kind {target_kind!r}; expected one of {TARGET_KINDS}")
-    if target_kind == "token_labels":
-        return _token_metrics(y_true, y_score)
-    y, s = _stack(y_true), _stack(y_score)
-    if target_kind == "binary":
-        return _binary_metrics(y, s, from_logits)
-    if target_kind == "multiclass":
-        return _multiclass_metrics(y, s, from_logits)
-    if target_kind == "regression":
-        return _regression_metrics(np.asarray(y, np.float64).ravel(), np.asarray(s, np.float64).ravel())
-    return _multi_regression_metrics(y, s)
+    if target_kind not in catalog.TARGET_KINDS:
+        raise ValueError(f"unknown target kind {target_kind!r}; expected one of {tuple(catalog.TARGET_KINDS)}")
+    from mlcore.kinds import kind_get  # the kinds use the functions above
+
+    return kind_get(target_kind).metrics(y_true, y_score, from_logits=from_logits)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -543,6 +544,23 @@ class RegressionHead(nn.Module):
             # mean over present values; 0 (with a graph) when every target is missing
             loss = diff.pow(2).sum() / present.sum().clamp(min=1)
         return HeadOutput(loss=loss, logits=logits)
+
+
+class LossHead(nn.Module):
+    """A linear head on pooled features `(B, D)` whose loss the target kind gives: `loss(logits,
+    labels)` is a module-level function of the kind's module (so the head can be copied and pickled).
+    Kinds that need no special head state (no class weights, no per-token logits) use it."""
+
+    def __init__(self, d_model: int, n_outputs: int, loss: Callable[[Tensor, Tensor], Tensor],
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(d_model, n_outputs)
+        self.loss = loss
+
+    def forward(self, features: Tensor, labels: Tensor | None = None) -> HeadOutput:
+        logits = self.out(self.dropout(features))  # (B, n_outputs)
+        return HeadOutput(loss=None if labels is None else self.loss(logits, labels), logits=logits)
 
 
 class TokenClassificationHead(nn.Module):

@@ -162,24 +162,7 @@ class LoadedModel:
 
     def decode(self, logits: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         """Model outputs -> predictions in the user's terms (class names, target units, label strings)."""
-        kind, targets = self.kind, self.targets
-        out: list[dict[str, Any]] = []
-        if kind in ("binary", "multiclass"):
-            scores = np.stack(logits).astype(np.float64)  # (N, C)
-            probs = np.exp(scores - scores.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
-            for p in probs:
-                out.append({"prediction": targets.classes[int(p.argmax())],
-                            "probabilities": dict(zip(targets.classes, p.tolist()))})
-        elif kind == "token_labels":
-            for token_logits in logits:
-                out.append({"prediction": "".join(targets.classes[i] for i in token_logits.argmax(axis=-1))})
-        else:
-            values = targets.decode_regression(np.stack([np.asarray(x).reshape(-1) for x in logits]))
-            for row in values:
-                out.append({"prediction": float(row[0]) if kind == "regression" else
-                            dict(zip(targets.target_cols, row.tolist()))})
-        return out
+        return self.targets.decode(logits)
 
     def read(self, path: str | Path) -> Table:
         """Read a data file with this model's column mapping (targets optional)."""
@@ -207,25 +190,13 @@ class LoadedModel:
         logits = trainer_predict(model=self.model, dataset=examples, collate=collate,
                                  length=self.featurizer.length, batch_size=batch_size, device=device)
         predictions = self.decode(logits)
-        header = ["id", "line", "prediction"]
-        if self.kind in ("binary", "multiclass"):
-            header += [f"prob_{c}" for c in self.targets.classes]
-        elif self.kind == "multi_regression":
-            header = ["id", "line", *self.targets.target_cols]
+        kind, targets = self.targets.kind_obj, self.targets
+        header = ["id", "line", *kind.prediction_header(targets)]
         with open(out_csv, "w", newline="") as handle:
             writer = csv_writer(handle)
             writer.writerow(header)
             for record, pred in zip(table.records, predictions):
-                row: list[Any] = [record.id, record.line]
-                if self.kind in ("binary", "multiclass"):
-                    row += [pred["prediction"], *(f"{pred['probabilities'][c]:.6g}" for c in self.targets.classes)]
-                elif self.kind == "multi_regression":
-                    row += [f"{pred['prediction'][c]:.6g}" for c in self.targets.target_cols]
-                elif self.kind == "regression":
-                    row.append(f"{pred['prediction']:.6g}")
-                else:
-                    row.append(pred["prediction"])
-                writer.writerow(row)
+                writer.writerow([record.id, record.line, *kind.prediction_cells(targets, pred)])
         return len(predictions)
 
 

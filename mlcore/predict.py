@@ -74,26 +74,13 @@ def predictions_write_csv(loaded: LoadedModel, inputs: Inputs, predictions: Sequ
                           path: str | Path) -> int:
     """Write ``id``, ``index`` (or ``line``/``row``), ``prediction``, then ``prob_<class>`` per class
     (classification) or one column per target (multi-target regression). Returns the rows written."""
-    kind, classes = loaded.kind, loaded.targets.classes
-    header = ["id", inputs.unit, "prediction"]
-    if kind in ("binary", "multiclass"):
-        header += [f"prob_{c}" for c in classes]
-    elif kind == "multi_regression":
-        header = ["id", inputs.unit, *loaded.targets.target_cols]
+    kind, targets = loaded.targets.kind_obj, loaded.targets
+    header = ["id", inputs.unit, *kind.prediction_header(targets)]
     with open(path, "w", newline="") as handle:
         writer = csv_writer(handle)
         writer.writerow(header)
         for i, pred in enumerate(predictions):
-            row: list[Any] = [inputs.ids[i], inputs.positions[i]]
-            if kind in ("binary", "multiclass"):
-                row += [pred["prediction"], *(f"{pred['probabilities'][c]:.6g}" for c in classes)]
-            elif kind == "multi_regression":
-                row += [f"{pred['prediction'][c]:.6g}" for c in loaded.targets.target_cols]
-            elif kind == "regression":
-                row.append(f"{pred['prediction']:.6g}")
-            else:
-                row.append(pred["prediction"])
-            writer.writerow(row)
+            writer.writerow([inputs.ids[i], inputs.positions[i], *kind.prediction_cells(targets, pred)])
     return len(predictions)
 
 

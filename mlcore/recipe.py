@@ -37,13 +37,13 @@ from mlcore import distributed as dist_utils
 from mlcore.columns import ColumnMapping
 from mlcore.data import DataError, Record, Table, TargetEncoder, load_records, split_indices
 from mlcore.explain import ExplainOutputs, choose_samples, explain_write
+from mlcore.kinds import kind_get
 from mlcore.manifest import Manifest, manifest_clear
 from mlcore.model import EncoderConfig, cpu_name, encoder_base, encoder_small, encoder_tiny
 from mlcore.modalities import Featurizer, RecordError
 from mlcore.modeldir import json_write, model_load, model_save
 from mlcore.outputs import evaluation_record, explanations_record
-from mlcore.tasks import (ExampleSet, TaskModel, class_weights_balanced, collate_fn, evaluate_fn,
-                          featurizer_for_task, model_build)
+from mlcore.tasks import ExampleSet, TaskModel, collate_fn, evaluate_fn, featurizer_for_task, model_build
 from mlcore.threads import threads_describe
 from mlcore.trainer import (STOP_CANCELLED, Callback, TrainConfig, TrainResult, predict, resolve_device,
                             resolve_precision, train)
@@ -136,6 +136,10 @@ def setup(config: RecipeConfig) -> Prepared:
     modality = catalog.MODALITIES[task.modality]
     cols, is_table = config.columns, modality.input_format == "table"
     target_cols = list(cols.target_cols) or [task.default_target_col]
+    if len(target_cols) > 1 and not task.kind.several_targets:
+        raise DataError(Path(str(config.data)).name,
+                        f"task {task.key} ({task.kind.label.lower()}) takes one target column, "
+                        f"got {len(target_cols)}: {', '.join(target_cols)}", column=",".join(target_cols))
     table = load_records(config.data, modality=task.modality, input_col=cols.input_col(table=is_table),
                          target_cols=target_cols, id_col=cols.id_col, group_col=cols.group_col,
                          split_col=cols.split_col, feature_cols=cols.feature_cols(table=is_table))
@@ -149,13 +153,9 @@ def setup(config: RecipeConfig) -> Prepared:
     # Targets first: a missing or non-numeric target is reported with its line before anything runs.
     errors: list[DataError] = []
     values = [r.target for r in table.records]
-    probe_kind = task.target_kind
-    if task.is_classification:
-        # Only missing labels are checked here; the class count is checked once they are known good.
-        probe_kind = "binary"
-    elif task.is_regression:
-        probe_kind = "regression" if len(target_cols) == 1 else "multi_regression"
-    probe = TargetEncoder(kind=probe_kind, target_cols=target_cols)
+    # Only what the columns decide is checked here (missing labels, numbers); the kind the data resolves
+    # to (the class count) is checked once the targets are known good.
+    probe = TargetEncoder(kind=kind_get(task.target_kind).for_columns(target_cols), target_cols=target_cols)
     target_col_name = ",".join(target_cols)
     for t in [table, *([test_table] if test_table else [])]:
         for r in t.records:
@@ -179,7 +179,7 @@ def setup(config: RecipeConfig) -> Prepared:
     try:
         train_idx, val_idx, test_idx = split_indices(
             len(table.records), method, seed=hyper["seed"], val_frac=val_frac, test_frac=test_frac,
-            labels=values if kind in ("binary", "multiclass") else None,
+            labels=kind_get(kind).split_labels(values),
             smiles=[str(r.input) for r in table.records] if task.modality == "smiles" else None,
             groups=[r.group for r in table.records] if cols.group_col else None,
             split_values=[r.split for r in table.records] if cols.split_col else None,
@@ -225,7 +225,7 @@ def setup(config: RecipeConfig) -> Prepared:
                     errors.append(source.error(r, str(exc), input_col if modality.input_format == "sequence" else None))
                 continue
             try:
-                if kind == "token_labels":
+                if targets.kind_obj.token_level:  # per-token labels: as many as the record has tokens
                     probe.check(r.target, n_tokens=featurizer.length(example))
                 labels.append(targets.encode(r.target))
             except ValueError as exc:
@@ -274,8 +274,8 @@ def build(prep: Prepared, preset: str) -> TaskModel:
     torch.manual_seed(prep.hyper["seed"])
     encoder_config = encoder_config_for(preset, prep.featurizer, prep.hyper["dropout"])
     weights = None
-    if prep.hyper["class_weights"] and prep.targets.kind in ("binary", "multiclass"):
-        weights = class_weights_balanced(prep.train.labels, prep.targets.n_outputs)
+    if prep.hyper["class_weights"]:
+        weights = prep.targets.kind_obj.class_weights(prep.train.labels, prep.targets.n_outputs)
     return model_build(prep.featurizer, encoder_config, prep.targets.kind, prep.targets.n_outputs, weights)
 
 
@@ -419,8 +419,9 @@ def recipe_run(config: RecipeConfig, *, callbacks: Sequence[Callback] = (), chec
         predictions = [p["prediction"] for p in loaded.decode(test_logits)]
         true_labels = _true_labels(targets, prep.test_records, prep.test.labels)
         inputs_only = [dict(e) for e in prep.test.examples]
-        if kind in ("binary", "multiclass"):
-            sample_idx = choose_samples(prep.test.labels, config.explain_samples, seed=prep.hyper["seed"])
+        classes = targets.kind_obj.stratify(prep.test.labels)  # class ids: take classes in turn
+        if classes is not None:
+            sample_idx = choose_samples(classes, config.explain_samples, seed=prep.hyper["seed"])
         else:
             sample_idx = list(range(min(config.explain_samples, len(prep.test))))
         explain = explain_write(out / "explain", model=model, featurizer=featurizer, collate=collate_fn(featurizer, kind),
@@ -483,9 +484,8 @@ def cross_validate_prepared(prep: Prepared, config: RecipeConfig, k: int, *,
                       seed=prep.hyper["seed"])
     kind = prep.targets.kind
     kind_meta = catalog.TARGET_KINDS[kind]
-    stratify = None
-    if kind in ("binary", "multiclass"):
-        stratify = [int(y) for y in pool_labels]
+    stratify = kind_get(kind).stratify(pool_labels)
+    if stratify is not None:
         smallest = min(np.bincount(stratify))
         if smallest < k:
             log.warning("cross-validation: the rarest class has %d records, fewer than %d folds", smallest, k)
@@ -537,8 +537,8 @@ def recipe_profile(config: RecipeConfig, run: RecipeResult, *, profile: str | No
         torch.manual_seed(prep.hyper["seed"])
         shape = replace(encoder_config_for(preset or config.preset, featurizer, prep.hyper["dropout"]), **overrides)
         weights = None
-        if prep.hyper["class_weights"] and kind in ("binary", "multiclass"):
-            weights = class_weights_balanced(prep.train.labels, prep.targets.n_outputs)
+        if prep.hyper["class_weights"]:
+            weights = prep.targets.kind_obj.class_weights(prep.train.labels, prep.targets.n_outputs)
         return model_build(featurizer, shape, kind, prep.targets.n_outputs, weights)
 
     ctx = CompressContext(
@@ -560,8 +560,4 @@ def recipe_profile(config: RecipeConfig, run: RecipeResult, *, profile: str | No
 
 
 def _true_labels(targets: TargetEncoder, records: list[Record], encoded: Sequence[Any]) -> list[Any]:
-    if targets.kind in ("binary", "multiclass"):
-        return [targets.classes[int(y)] for y in encoded]
-    if targets.kind == "regression":
-        return [float(targets.decode_regression(np.asarray(y, dtype=np.float64).reshape(1, -1))[0, 0]) for y in encoded]
-    return [r.target for r in records]
+    return targets.true_labels(records, encoded)

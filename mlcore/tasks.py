@@ -22,12 +22,11 @@ import torch
 from torch import Tensor, nn
 
 from mlcore import catalog
-from mlcore.data import IGNORE_INDEX, TargetEncoder
+from mlcore.data import TargetEncoder
+from mlcore.kinds import kind_get
 from mlcore.metrics import compute_metrics
 from mlcore.modalities import Example, Featurizer, featurizer_build
-from mlcore.modalities.base import pad_1d
-from mlcore.model import (ClassificationHead, Encoder, EncoderConfig, HeadOutput, RegressionHead,
-                          TokenClassificationHead, attention_rollout)
+from mlcore.model import Encoder, EncoderConfig, HeadOutput, attention_rollout
 
 
 @dataclass(frozen=True)
@@ -72,9 +71,19 @@ task_def_register(TaskDef("tabular-classification", {}))
 task_def_register(TaskDef("tabular-regression", {}))
 
 
+# A catalog task without a definition of its own takes its modality's featurizer defaults: the ones
+# the modality's first task registered above (e.g. a new molecule task gets the [FP] token).
+MODALITY_DEFAULTS: dict[str, dict[str, Any]] = {}
+for _def in TASK_DEFS.values():
+    MODALITY_DEFAULTS.setdefault(_def.meta.modality, dict(_def.featurizer_options))
+
+
 def task_def_get(key: str) -> TaskDef:
-    """The run-time definition of task `key` (KeyError listing valid keys)."""
-    catalog.task_get(key)
+    """The run-time definition of task `key` (KeyError listing valid keys); a task registered in the
+    catalog alone gets its modality's defaults."""
+    task = catalog.task_get(key)
+    if key not in TASK_DEFS:
+        return TaskDef(key, dict(MODALITY_DEFAULTS.get(task.modality, {})))
     return TASK_DEFS[key]
 
 
@@ -150,14 +159,8 @@ class TaskModel(nn.Module):
 
 def head_build(kind: str, d_model: int, n_outputs: int, dropout: float,
                class_weights: Tensor | None = None) -> nn.Module:
-    """The head for a resolved target kind."""
-    if kind in ("binary", "multiclass"):
-        return ClassificationHead(d_model, n_outputs, class_weights=class_weights, dropout=dropout)
-    if kind in ("regression", "multi_regression"):
-        return RegressionHead(d_model, n_outputs, dropout=dropout)
-    if kind == "token_labels":
-        return TokenClassificationHead(d_model, n_outputs, ignore_index=IGNORE_INDEX, dropout=dropout)
-    raise ValueError(f"unknown target kind {kind!r}")
+    """The head for a resolved target kind (`Kind.head`)."""
+    return kind_get(kind).head(d_model, n_outputs, dropout, class_weights)
 
 
 def model_build(featurizer: Featurizer, encoder_config: EncoderConfig, kind: str, n_outputs: int,
@@ -165,7 +168,7 @@ def model_build(featurizer: Featurizer, encoder_config: EncoderConfig, kind: str
     """A fresh TaskModel for a fitted featurizer, encoder shape and resolved target kind."""
     stem = featurizer.stem(encoder_config.d_model, encoder_config.n_heads)
     head = head_build(kind, encoder_config.d_model, n_outputs, encoder_config.dropout, class_weights)
-    return TaskModel(stem, Encoder(encoder_config), head, token_level=(kind == "token_labels"))
+    return TaskModel(stem, Encoder(encoder_config), head, token_level=kind_get(kind).token_level)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,16 +214,12 @@ class ExampleSet(Sequence):
 def collate_fn(featurizer: Featurizer, kind: str) -> Callable[[list[Example]], dict[str, Tensor]]:
     """Batch examples: the featurizer's input tensors plus `labels` when the examples carry them."""
 
+    labels_of = kind_get(kind).collate_labels
+
     def collate(examples: list[Example]) -> dict[str, Tensor]:
         batch = featurizer.collate(examples)
         if examples and "label" in examples[0]:
-            labels = [e["label"] for e in examples]
-            if kind in ("binary", "multiclass"):
-                batch["labels"] = torch.as_tensor(labels, dtype=torch.long)
-            elif kind == "token_labels":
-                batch["labels"], _ = pad_1d(labels, IGNORE_INDEX, torch.long)
-            else:
-                batch["labels"] = torch.as_tensor(np.stack(labels), dtype=torch.float32)  # (B, K), NaN = missing
+            batch["labels"] = labels_of([e["label"] for e in examples])
         return batch
 
     return collate

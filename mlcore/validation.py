@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from mlcore import catalog
-from mlcore.catalog import DEFAULT_SENTINELS, SPLIT_VALUES, number_or_missing
+from mlcore.catalog import DEFAULT_SENTINELS, MISSING_STRINGS, SPLIT_VALUES, number_or_missing
+from mlcore.kinds import kind_get
 from mlcore.modalities import RecordError, RuleOptions, rules_get, view_get
 from mlcore.readers import (
     DEFAULT_LIMITS, SDF_MOL_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, ColumnMapping, Limits,
@@ -164,7 +165,7 @@ class _Plan:
     input_kind: str  # "sequence" | "molblock" | "long" | "lists" | "table"
     input_col: str  # sequence / SMILES / mol column; the object id column for sets and series
     target_cols: tuple[str, ...]
-    target_kind: str | None  # "classification" | "regression" | "multi_regression" | "token_labels" | None
+    target_kind: str | None  # the kind (a key of mlcore.kinds) checking the targets; None: no task
     id_col: str | None
     group_col: str | None
     split_col: str | None
@@ -222,16 +223,9 @@ def _plan_build(reader: Reader, modality: str, task: catalog.Task | None, mappin
             raise ReadError(src, f"no {role} column {name!r} (columns: {', '.join(cols)}); choose it with {flag}")
         return found
 
-    target_kind = None
-    if task is not None:
-        target_kind = {"binary": "classification", "multiclass": "classification"}.get(task.target_kind,
-                                                                                        task.target_kind)
     targets = mapping.target_cols or ((task.default_target_col,) if task is not None else ())
-    if reader.format == "fasta" and task is not None and not mapping.target_cols and target_kind == "token_labels":
-        targets = ("labels",)
     target_cols = tuple(need(t, "target", "--target-col") for t in targets)
-    if target_kind == "regression" and len(target_cols) > 1:
-        target_kind = "multi_regression"
+    target_kind = kind_get(task.target_kind).validation_kind(target_cols) if task is not None else None
     id_col = need(mapping.id_col, "id", "--id-col") if mapping.id_col else (
         "id" if reader.format == "fasta" else None)
     group_col = need(mapping.group_col, "group", "--group-col") if mapping.group_col else None
@@ -383,18 +377,8 @@ def validate_chunk(plan: _Plan, chunk: Chunk, *, max_problems: int = 1000) -> _C
                          for i in keep]
     result = _ChunkResult(n, len(col.bad), col.problems, col.totals, col.warnings, col.examples, out,
                           np.asarray([lengths[i] for i in keep], dtype=np.int64), **extra)
-    tk = plan.target_kind
-    if tk in ("regression", "multi_regression"):
-        result.numbers = np.asarray([[out[c][j] for c in plan.target_cols] for j in range(len(keep))],
-                                    dtype=np.float64).reshape(len(keep), len(plan.target_cols))
-        for c in plan.target_cols:  # Parquet nulls, not NaN, mark missing targets in the copy
-            out[c] = [None if v is None or math.isnan(v) else v for v in out[c]]
-    elif tk == "classification":
-        result.labels = out[plan.target_cols[0]]
-    elif tk == "token_labels":
-        result.label_chars = Counter()
-        for s in out[plan.target_cols[0]]:
-            result.label_chars.update(s)
+    if plan.target_kind is not None:
+        kind_get(plan.target_kind).validation_summary(result, plan, out)
     if plan.duplicates and plan.input_kind in ("sequence", "molblock"):
         key_col = out[next(iter(inputs))]
         result.keys = np.fromiter((_hash64(s) for s in key_col), dtype=np.uint64, count=len(key_col))
@@ -471,49 +455,7 @@ def _check_targets(plan: _Plan, chunk: Chunk, col: _Collector, lengths: list[int
         return out
     # A row the reader could not split has no values to judge: its one problem is the field count.
     unread = {e[0] for e in chunk.errors}
-    if kind in ("regression", "multi_regression"):
-        all_missing = [True] * len(chunk)
-        for name in plan.target_cols:
-            parsed: list[float] = []
-            for i, raw in enumerate(chunk.columns[name]):
-                number = number_or_missing(raw)
-                if i in unread:
-                    number = math.nan
-                elif number is None:
-                    col.problem(i, "target_not_numeric", name, f"target {value_text(raw)!r} is not a number", raw)
-                    number = math.nan
-                elif math.isinf(number):
-                    col.problem(i, "target_not_finite", name, f"target {raw!r} is not finite", raw)
-                    number = math.nan
-                elif not math.isnan(number):
-                    all_missing[i] = False
-                parsed.append(number)
-            out[name] = parsed
-        # Multi-target regression masks missing values out of the loss; one target must be present.
-        for i, missing in enumerate(all_missing):
-            if missing and i not in col.bad and i not in unread:
-                cols = plan.target_cols
-                reason = "missing target" if len(cols) == 1 else f"every target ({', '.join(cols)}) is missing"
-                col.problem(i, "target_missing", cols[0], reason, chunk.columns[cols[0]][i])
-        return out
-    name = plan.target_cols[0]
-    labels: list[Any] = []
-    for i, raw in enumerate(chunk.columns[name]):
-        label = _text(raw)
-        if isinstance(raw, float) and raw.is_integer():
-            label = str(int(raw))  # Parquet may store integer labels as doubles: 1.0 and 1 are one class
-        labels.append(label)
-        if i in unread:
-            continue
-        if not label:
-            col.problem(i, "target_missing", name, "missing label", raw)
-        elif kind == "token_labels" and i not in col.bad and len(label) != lengths[i]:
-            col.problem(i, "label_length", name,
-                        f"{len(label)} per-residue labels for a sequence of {lengths[i]}", raw)
-    out[name] = labels
-    for c in plan.target_cols[1:]:
-        out[c] = [_text(v) for v in chunk.columns[c]]
-    return out
+    return kind_get(kind).validation_parse(plan, chunk, col, lengths, unread)
 
 
 def _check_elements(plan: _Plan, chunk: Chunk, col: _Collector) -> tuple[dict[str, list[Any]], list[int], int]:
@@ -816,7 +758,7 @@ def _arrow_schema(plan: _Plan, first: _ChunkResult) -> Any:
     for name in first.out:
         if name == SOURCE_LINE_COL:
             continue
-        if name in plan.target_cols and plan.target_kind in ("regression", "multi_regression"):
+        if name in plan.target_cols and plan.target_kind is not None and kind_get(plan.target_kind).numeric_targets:
             fields.append(pa.field(name, pa.float64()))
         elif plan.input_kind in ("long", "lists") and name in plan.element_cols:
             fields.append(pa.field(name, pa.list_(pa.string() if name == "band" else pa.float64())))
@@ -965,36 +907,10 @@ class _Aggregator:
         drop_lines: set[int] = set()
         stats: dict[str, Any] = {"length": _length_summary(self.lengths, view_get(plan.modality).length_unit,
                                                            plan.default_max_len, _extra_tokens(plan.modality))}
-        if plan.target_kind == "classification":
-            small = {c: n for c, n in self.classes.items() if n < options.min_per_class}
-            for label, count in sorted(small.items()):
-                for line in self.class_lines.get(label, []):
-                    p = Problem(line, plan.target_cols[0], "class_too_small",
-                                f"class {label!r} has {count} example(s); classification needs at least "
-                                f"{options.min_per_class} per class", value_text(label))
-                    dataset_problems.append(p)
-                    drop_lines.add(line)
-            kept_classes = {c: n for c, n in self.classes.items() if c not in small}
-            total = sum(kept_classes.values())
-            stats["target"] = {
-                "kind": "classification", "n_classes": len(kept_classes),
-                "classes": dict(sorted(kept_classes.items(), key=lambda kv: -kv[1])),
-                "balance": {c: n / total for c, n in kept_classes.items()} if total else {},
-                "imbalance_ratio": (max(kept_classes.values()) / min(kept_classes.values())) if kept_classes else None,
-            }
-            if self.too_many_classes:
-                dataset_problems.append(Problem(None, plan.target_cols[0], "too_many_classes",
-                                                f"more than {options.max_classes} distinct labels: is this a "
-                                                "numeric target for a regression task?"))
-            elif len(kept_classes) < 2:
-                dataset_problems.append(Problem(None, plan.target_cols[0], "too_few_classes",
-                                                f"classification needs at least 2 classes with {options.min_per_class}"
-                                                f"+ examples, found {len(kept_classes)}"))
-        elif plan.target_kind in ("regression", "multi_regression"):
-            stats["target"] = {"kind": plan.target_kind,
-                               "columns": {c: m.summary() for c, m in self.moments.items()}}
-        elif plan.target_kind == "token_labels":
-            stats["target"] = {"kind": "token_labels", "label_counts": dict(self.label_chars.most_common())}
+        if plan.target_kind is not None:
+            target = kind_get(plan.target_kind).validation_stats(self, plan, options, dataset_problems, drop_lines)
+            if target is not None:
+                stats["target"] = target
         if self.missing:
             stats["missing"] = dict(self.missing)
         if self.features:

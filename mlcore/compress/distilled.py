@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mlcore.catalog import PRESETS
 from mlcore.compress.base import CompressContext, Compressed, profile_register
-from mlcore.data import IGNORE_INDEX
+from mlcore.kinds import kind_get
 from mlcore.model import HeadOutput
 
 PRESET_ORDER = list(PRESETS)  # smallest first: tiny, small, base
@@ -69,16 +68,7 @@ class DistillationModel(nn.Module):
         with torch.no_grad():
             t_logits = self.teacher(**batch).logits.float()
         s_logits = out.logits.float()
-        T = self.temperature
-        if self.kind in ("regression", "multi_regression"):
-            soft = F.mse_loss(s_logits, t_logits)
-        else:
-            if self.kind == "token_labels":  # only labelled tokens count
-                keep = labels.reshape(-1) != IGNORE_INDEX
-                s_logits = s_logits.reshape(-1, s_logits.size(-1))[keep]
-                t_logits = t_logits.reshape(-1, t_logits.size(-1))[keep]
-            soft = F.kl_div(F.log_softmax(s_logits / T, dim=-1), F.log_softmax(t_logits / T, dim=-1),
-                            reduction="batchmean", log_target=True) * T * T
+        soft = kind_get(self.kind).distill_loss(s_logits, t_logits, labels, self.temperature)
         return HeadOutput(loss=self.alpha * soft + (1 - self.alpha) * out.loss, logits=out.logits)
 
 

@@ -83,16 +83,22 @@ def stats_of(dataset: Dataset) -> dict:
 def class_counts(stats: dict) -> list[tuple[str, int]]:
     """(class, records) for classification, (label, tokens) for per-token labels; most first."""
     target = stats.get("target") or {}
-    counts = target.get("classes") if target.get("kind") == "classification" else target.get("label_counts")
+    counts = target.get("classes") if isinstance(target.get("classes"), dict) else target.get("label_counts")
     if not isinstance(counts, dict):
         return []
     pairs = [(str(k), int(v)) for k, v in counts.items() if isinstance(v, (int, float))]
     return sorted(pairs, key=lambda kv: (-kv[1], kv[0]))
 
 
+def per_token_counts(stats: dict) -> bool:
+    """The counts are of tokens (per-token labels, ``label_counts``), not of records (``classes``)."""
+    target = stats.get("target") or {}
+    return not isinstance(target.get("classes"), dict) and isinstance(target.get("label_counts"), dict)
+
+
 def target_columns(stats: dict) -> list[str]:
     target = stats.get("target") or {}
-    columns = target.get("columns") if target.get("kind") in ("regression", "multi_regression") else None
+    columns = target.get("columns")
     return list(columns) if isinstance(columns, dict) else []
 
 
@@ -221,15 +227,14 @@ def waiting(dataset: Dataset) -> str | None:
 
 def class_figure(dataset: Dataset) -> go.Figure:
     stats = stats_of(dataset)
-    kind = (stats.get("target") or {}).get("kind")
     counts = class_counts(stats)
     if not counts:
-        if kind in ("regression", "multi_regression"):
+        if target_columns(stats):
             return empty_figure("A numeric target has no classes: see its distribution.")
         return empty_figure("No class labels in this dataset's report.")
     shown = counts[:MAX_CLASSES_DRAWN]
     total = sum(c for _, c in counts)
-    per_token = kind == "token_labels"
+    per_token = per_token_counts(stats)
     fig = go.Figure(
         go.Bar(
             x=[label for label, _ in shown],
@@ -257,8 +262,7 @@ def target_figure(dataset: Dataset, column: Any) -> go.Figure:
     stats = stats_of(dataset)
     columns = target_columns(stats)
     if not columns:
-        kind = (stats.get("target") or {}).get("kind")
-        if kind in ("classification", "token_labels"):
+        if class_counts(stats):
             return empty_figure("A categorical target: its distribution is the class balance.")
         return empty_figure("No target distribution in this dataset's report.")
     column = column if column in columns else columns[0]

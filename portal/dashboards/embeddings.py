@@ -24,6 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
+from mlcore.catalog import TARGET_KINDS
 from portal.common.formatting import value_text
 from portal.dashboards import attention
 from portal.dashboards._explain_data import attention_samples, explain_artifacts, npz_arrays
@@ -108,7 +109,7 @@ def embedding_data(job: Job, method: str) -> EmbeddingData | None:
         method, index, xy = "pca", np.arange(n), arrays["pca"]
     evaluation = found.evaluation.get("baseline")
     kind = (evaluation.metadata or {}).get("kind") if evaluation is not None else None
-    token_error = _token_error(evaluation) if kind == "token_labels" else None
+    token_error = _token_error(evaluation) if colouring(kind) == "token_class" else None
     summary = (found.projection.metadata or {}).get("projection") or {}
     return EmbeddingData(
         method=method, index=np.asarray(index, dtype=np.int64), xy=np.asarray(xy, dtype=np.float64),
@@ -138,20 +139,30 @@ def display_subset(index: np.ndarray, keep: set[int], max_display: int = MAX_DIS
 def _number(value: Any) -> float:
     if isinstance(value, dict):
         value = next(iter(value.values()), None)
+    elif isinstance(value, (list, tuple)):  # several targets: the first one
+        value = value[0] if value else None
     try:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
 
 
+def colouring(kind: str | None) -> str:
+    """How records of a target kind are coloured (catalog ``TargetKind.embedding_colour``): "class",
+    "value" (continuous, the first target) or "token_class"."""
+    meta = TARGET_KINDS.get(kind) if kind else None
+    return meta.embedding_colour if meta is not None else "class"
+
+
 def colour_values(data: EmbeddingData, by: str, points: np.ndarray) -> tuple[str, Any, str]:
     """("categorical", labels per point, title) or ("continuous", values per point, title) for
     the test records ``points``."""
-    regression = data.kind in ("regression", "multi_regression")
+    how = colouring(data.kind)
+    regression = how == "value"
     if by == "cluster":
         return "categorical", [f"cluster {int(data.cluster[i]) + 1}" for i in points], f"k-means cluster (k = {data.k})"
     if by == "error":
-        if data.kind == "token_labels" and data.token_error is not None:
+        if how == "token_class" and data.token_error is not None:
             return "continuous", data.token_error[points], "Share of wrong tokens (0–1)"
         if regression:
             err = np.array([abs(_number(data.predictions[i]) - _number(data.labels[i])) for i in points])
@@ -162,7 +173,7 @@ def colour_values(data: EmbeddingData, by: str, points: np.ndarray) -> tuple[str
     title = COLOURS.get(by, by)
     if regression:
         return "continuous", np.array([_number(values[i]) for i in points]), f"{title} (target units)"
-    if data.kind == "token_labels":
+    if how == "token_class":
         return "categorical", [majority_token_class(values[i]) for i in points], f"{title}: most frequent token class"
     return "categorical", [str(values[i]) for i in points], title
 

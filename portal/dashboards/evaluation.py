@@ -4,7 +4,12 @@
   curves with their AUCs (average precision, as ``mlcore.metrics.pr_auc``), calibration curve;
 - regression: parity plot with the identity line, residuals against the target, error histogram
   (one target column at a time for multi-target jobs);
-- per-token tasks: accuracy per class.
+- per-token tasks: accuracy per class;
+- several binary labels per record (``y_true`` / ``proba`` of shape (N, K), NaN = missing label): ROC
+  and precision-recall curves per label and their mean, calibration over every known label.
+
+Which views a job gets is decided by its target kind's catalog metadata (``TargetKind.evaluation_plots``,
+``evaluation_per_target`` for the target column choice), never by the kind's name.
 
 Drawn from the per-record arrays the worker stored (PREDICTIONS ``evaluation.npz`` and, when the
 job has an optimization profile, ``evaluation-optimized.npz``; see ``mlcore.explain``): no model
@@ -28,6 +33,7 @@ from dash import Input, Output, State, dcc, html
 from plotly.subplots import make_subplots
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
+from mlcore.catalog import TARGET_KINDS
 from portal.dashboards._explain_data import explain_artifacts, npz_arrays
 from portal.dashboards.common import (
     BASE_STYLE,
@@ -65,6 +71,9 @@ CLASSIFICATION_FIGURES = (CONFUSION, ROC, PR, CALIBRATION)
 REGRESSION_FIGURES = (PARITY, RESIDUALS, ERRORS)
 TOKEN_FIGURES = (TOKEN_ACCURACY,)
 FIGURES = (*CLASSIFICATION_FIGURES, *REGRESSION_FIGURES, *TOKEN_FIGURES)
+# The catalog's evaluation plot names (`TargetKind.evaluation_plots`) -> this page's figure ids.
+PLOT_FIGURES = {"confusion": CONFUSION, "roc": ROC, "pr": PR, "calibration": CALIBRATION, "parity": PARITY,
+                "residuals": RESIDUALS, "errors": ERRORS, "token_accuracy": TOKEN_ACCURACY}
 
 CALIBRATION_BINS = 10
 MAX_CURVE_CLASSES = 10
@@ -197,19 +206,45 @@ def _confusion_figure(vs: list[Variant]) -> go.Figure:
     return fig
 
 
+def several_labels(v: Variant) -> bool:
+    """Several binary labels per record: `y_true` and `proba` are (N, K), NaN marking a missing label."""
+    return np.asarray(v.arrays["y_true"]).ndim == 2
+
+
+def binary_problems(v: Variant) -> list[tuple[str | None, np.ndarray, np.ndarray]]:
+    """(class or label, hit, score) per binary problem the curves are drawn for: the positive class of
+    two, each class against the rest, or each label over the records where it is known."""
+    y, proba = v.arrays["y_true"], v.arrays["proba"]
+    if several_labels(v):
+        names = v.target_cols or [str(j) for j in range(y.shape[1])]
+        out = []
+        for j, name in enumerate(names):
+            known = np.isfinite(y[:, j])
+            out.append((name, y[known, j] == 1, proba[known, j]))
+        return out
+    if len(v.classes) == 2:
+        return [(None, y == 1, proba[:, 1])]
+    return [(c, y == j, proba[:, j]) for j, c in enumerate(v.classes)]
+
+
+def accuracy(v: Variant) -> float:
+    """Share of right predictions (of the known labels, when a record has several)."""
+    t, p = np.asarray(v.arrays["y_true"], dtype=np.float64), np.asarray(v.arrays["y_pred"], dtype=np.float64)
+    known = np.isfinite(t)
+    return float((t[known] == p[known]).mean()) if known.any() else float("nan")
+
+
 def _curves(vs: list[Variant]) -> tuple[go.Figure, go.Figure, list[dict[str, Any]]]:
     roc, pr = go.Figure(), go.Figure()
     rows: list[dict[str, Any]] = []
     i = 0
     for v in vs:
-        y, proba = v.arrays["y_true"], v.arrays["proba"]
-        if len(v.classes) == 2:
-            problems = [(None, y == 1, proba[:, 1])]
-        else:
-            problems = [(c, y == j, proba[:, j]) for j, c in enumerate(v.classes)]
-        for n_class, (cls, hit, score) in enumerate(problems):
+        for n_class, (cls, hit, score) in enumerate(binary_problems(v)):
             result = roc_pr(hit, score)
-            name = v.label if cls is None else f"{v.label}: class {cls} vs rest"
+            if cls is None:
+                name = v.label
+            else:
+                name = f"{v.label}: {cls}" if several_labels(v) else f"{v.label}: class {cls} vs rest"
             if result is None:
                 continue
             r, p = result
@@ -232,10 +267,14 @@ def _curves(vs: list[Variant]) -> tuple[go.Figure, go.Figure, list[dict[str, Any
 
 def _calibration_figure(vs: list[Variant]) -> go.Figure:
     fig = go.Figure()
-    binary = len(vs[0].classes) == 2
+    pooled = several_labels(vs[0])
+    binary = len(vs[0].classes) == 2 and not pooled
     for i, v in enumerate(vs):
         y, proba = v.arrays["y_true"], v.arrays["proba"]
-        if binary:
+        if pooled:  # every known label of every record: predicted probability against the truth
+            known = np.isfinite(y)
+            mean_p, freq, counts = calibration(y[known] == 1, proba[known])
+        elif binary:
             mean_p, freq, counts = calibration(y == 1, proba[:, 1])
         else:
             mean_p, freq, counts = calibration(proba.argmax(axis=1) == y, proba.max(axis=1))
@@ -245,8 +284,9 @@ def _calibration_figure(vs: list[Variant]) -> go.Figure:
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
                              line={"color": "#999", "dash": "dot"}))
     x_title = (f"Predicted probability of class {vs[0].classes[1]} (0–1)" if binary
+               else "Predicted probability of a label, every label (0–1)" if pooled
                else "Confidence: top class probability (0–1)")
-    y_title = "Observed frequency (0–1)" if binary else "Accuracy in the bin (0–1)"
+    y_title = "Observed frequency (0–1)" if binary or pooled else "Accuracy in the bin (0–1)"
     style_figure(fig, x_title=x_title, y_title=y_title, title=f"Calibration ({CALIBRATION_BINS} equal-width bins)",
                  height=380)
     fig.update_xaxes(range=[0, 1])
@@ -333,33 +373,43 @@ def evaluate(job: Job | None, column: Any = 0) -> Evaluation:
     kind = vs[0].kind
     vs = [v for v in vs if v.kind == kind]
     figures: dict[str, go.Figure] = {}
-    if kind in ("binary", "multiclass"):
+    meta = TARGET_KINDS.get(kind)
+    plots = set(meta.evaluation_plots) if meta is not None else set()
+    if not plots:
+        return Evaluation({f: empty_figure(f"No evaluation views for {kind}.") for f in FIGURES}, set(), [], kind)
+    rows: list[dict[str, Any]] = []
+    if "confusion" in plots:
         figures[CONFUSION] = _confusion_figure(vs)
-        figures[ROC], figures[PR], curve_rows = _curves(vs)
-        figures[CALIBRATION] = _calibration_figure(vs)
-        rows = []
+    if plots & {"roc", "pr"}:
+        roc, pr, curve_rows = _curves(vs)
+        for plot, fig in (("roc", roc), ("pr", pr)):
+            if plot in plots:
+                figures[PLOT_FIGURES[plot]] = fig
         for v in vs:
             mine = [r for r in curve_rows if r["variant"] == v.label]
             rows.append({
-                "variant": v.label, "accuracy": float((v.arrays["y_true"] == v.arrays["y_pred"]).mean()),
+                "variant": v.label, "accuracy": accuracy(v),
                 # Binary: the positive class's; multiclass: the mean over every class's one-vs-rest
-                # curve where defined (as mlcore.metrics does).
+                # curve where defined (as mlcore.metrics does); several labels: the mean over labels.
                 "roc_auc": float(np.mean([r["roc_auc"] for r in mine])) if mine else float("nan"),
                 "pr_auc": float(np.mean([r["pr_auc"] for r in mine])) if mine else float("nan"),
             })
-    elif kind in ("regression", "multi_regression"):
+    if "calibration" in plots:
+        figures[CALIBRATION] = _calibration_figure(vs)
+    if plots & {"parity", "residuals", "errors"}:
         n_cols = vs[0].arrays["y_true"].shape[1]
         col = int(column) if str(column).isdigit() and int(column) < n_cols else 0
-        built, rows = _regression_figures(vs, col)
-        figures.update(built)
-    elif kind == "token_labels":
-        figures[TOKEN_ACCURACY], rows = _token_figure(vs)
-    else:
-        return Evaluation({f: empty_figure(f"No evaluation views for {kind}.") for f in FIGURES}, set(), [], kind)
+        built, value_rows = _regression_figures(vs, col)
+        figures.update({f: fig for f, fig in built.items() if f in {PLOT_FIGURES[p] for p in plots}})
+        rows += value_rows
+    if "token_accuracy" in plots:
+        figures[TOKEN_ACCURACY], token_rows = _token_figure(vs)
+        rows += token_rows
     shown = set(figures)
     for f in FIGURES:
         figures.setdefault(f, empty_figure("Not applicable to this task."))
-    n = len(vs[0].arrays["y_true"]) if kind != "token_labels" else len(vs[0].arrays["offsets"]) - 1
+    arrays = vs[0].arrays
+    n = len(arrays["offsets"]) - 1 if "offsets" in arrays else len(arrays["y_true"])
     status = f"{n} test records · " + " and ".join(v.label for v in vs)
     return Evaluation(figures, shown, rows, status)
 
@@ -391,7 +441,8 @@ def target_options(job: Job | None) -> list[dict]:
     if job is None:
         return []
     vs = variants(job)
-    if not vs or vs[0].kind not in ("regression", "multi_regression"):
+    meta = TARGET_KINDS.get(vs[0].kind) if vs else None
+    if meta is None or not meta.evaluation_per_target:
         return []
     return [{"label": c, "value": i} for i, c in enumerate(vs[0].target_cols or ["target"])]
 
