@@ -162,9 +162,10 @@ def test_token_level_metric_ignores_unlabelled_positions() -> None:
 
 def test_several_target_columns_only_for_kinds_that_take_them(tmp_path) -> None:
     from mlcore.data import DataError
+    from mlcore.columns import ColumnMapping
     from mlcore.recipe import RecipeConfig, setup
 
     assert catalog.TARGET_KINDS["multi_regression"].several_targets
     assert not catalog.TARGET_KINDS["binary"].several_targets
     with pytest.raises(DataError, match="takes one target column, got 2: a, b"):
-        setup(RecipeConfig(task="dna-classification", data=tmp_path / "d.csv", target_cols=["a", "b"], out=tmp_path))
+        setup(RecipeConfig(task="dna-classification", data=tmp_path / "d.csv", columns=ColumnMapping(target_cols=["a", "b"]), out=tmp_path))
