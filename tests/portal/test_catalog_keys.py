@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from mlcore import catalog
 from portal.common.errors import ServiceError
-from portal.config.celery import QUEUE_CPU, TASK_RUN_JOB
+from portal.config.celery import QUEUE_CPU, HANDLER_RUN_JOB
 from portal.datasets import services as dataset_services
 from portal.datasets.models import Dataset
 from portal.jobs import services as job_services
@@ -69,7 +69,7 @@ def _cpu_messages(client: redis.Redis) -> list[dict]:
 
 
 def _job_ids(messages: list[dict]) -> list[int]:
-    assert all(m["headers"]["task"] == TASK_RUN_JOB for m in messages)
+    assert all(m["headers"]["task"] == HANDLER_RUN_JOB for m in messages)
     return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
 
 
