@@ -270,6 +270,15 @@ for _k in (
     ),
 ):
     target_kind_register(_k)
+target_kind_register(TargetKind(
+    "multi_label", "Multi-label classification",
+    "Several yes/no labels per record, one 1/0 column each (e.g. an assay panel, function terms); an empty "
+    "cell is a missing label, left out of the loss and the metrics.",
+    "macro_roc_auc", True,
+    ("macro_roc_auc", "macro_pr_auc", "micro_roc_auc", "label_accuracy"),
+    several_targets=True, default_target_col="label", evaluation_plots=("roc", "pr", "calibration"),
+    embedding_colour="class",
+))
 
 
 def target_kind_get(key: str) -> TargetKind:
@@ -295,7 +304,8 @@ METRICS: dict[str, Metric] = {
     m.key: m
     for m in (
         *(Metric(k, 0.0, 1.0, True) for k in ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "f1",
-                                               "macro_f1", "token_accuracy", "token_macro_f1")),
+                                               "macro_f1", "token_accuracy", "token_macro_f1", "macro_roc_auc",
+                                               "macro_pr_auc", "micro_roc_auc", "label_accuracy")),
         *(Metric(k, -1.0, 1.0, True) for k in ("mcc", "spearman", "pearson")),
         Metric("r2", None, 1.0, True),
         *(Metric(k, 0.0, None, False) for k in ("rmse", "mae", "log_loss", "loss", "epoch_loss")),
@@ -379,6 +389,12 @@ _task("tabular-classification", "Tabular classification", "tabular", "tabular", 
       "Classify records of numeric and categorical measurements.")
 _task("tabular-regression", "Tabular regression", "tabular", "tabular", "regression",
       "Predict a numeric target from numeric and categorical measurements.")
+_task("tabular-multilabel", "Tabular multi-label classification", "tabular", "tabular", "multi_label",
+      "Predict several yes/no labels per record (one 1/0 column each; empty = unknown) from measurements.")
+_task("molecule-multilabel", "Molecular multi-label classification", "chemistry", "smiles", "multi_label",
+      "Predict a panel of yes/no properties per molecule (e.g. Tox21-style assays); missing results allowed.")
+_task("protein-multilabel", "Protein multi-label classification", "bioinformatics", "protein", "multi_label",
+      "Predict several yes/no annotations per protein (e.g. function terms, motifs); missing labels allowed.")
 
 
 def task_get(key: str) -> Task:

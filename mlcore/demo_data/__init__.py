@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlcore.demo_data import dna, jets, lightcurves, molecules, proteins, tabular  # noqa: F401  (registration)
+from mlcore.demo_data import dna, jets, lightcurves, molecules, multilabel, proteins, tabular  # noqa: F401  (registration)
 from mlcore.demo_data.registry import DEMO_DATASETS, DemoDataset, demo_dataset_register
 
 __all__ = [

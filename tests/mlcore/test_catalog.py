@@ -11,6 +11,7 @@ EXPECTED_TASKS = {
     "dna-classification", "dna-regression", "protein-classification", "protein-regression",
     "residue-labeling", "molecule-classification", "molecule-regression", "jet-tagging",
     "lightcurve-classification", "tabular-classification", "tabular-regression",
+    "tabular-multilabel", "molecule-multilabel", "protein-multilabel",
 }
 
 
@@ -27,7 +28,8 @@ def test_tasks_are_exactly_the_contract_and_consistent() -> None:
         assert task.modality in catalog.MODALITIES
         kind = catalog.TARGET_KINDS[task.target_kind]
         assert task.primary_metric == kind.primary_metric and task.primary_metric in task.metrics
-        expected_col = {"binary": "label", "multiclass": "label", "token_labels": "labels"}.get(task.target_kind, "target")
+        expected_col = {"binary": "label", "multiclass": "label", "token_labels": "labels",
+                        "multi_label": "label"}.get(task.target_kind, "target")
         assert task.default_target_col == expected_col
     assert "roc_auc" in catalog.task_get("dna-classification").metrics
     assert set(catalog.MODALITIES) == {"dna", "protein", "smiles", "particles", "lightcurve", "tabular"}
@@ -39,7 +41,7 @@ def test_task_get_lists_valid_keys() -> None:
     with pytest.raises(KeyError, match="dna-classification"):
         catalog.task_get("dna-clasification")
     assert [t.key for t in catalog.tasks_for_modality("protein")] == [
-        "protein-classification", "protein-regression", "residue-labeling"]
+        "protein-classification", "protein-regression", "residue-labeling", "protein-multilabel"]
     with pytest.raises(KeyError):
         catalog.tasks_for_modality("audio")
 

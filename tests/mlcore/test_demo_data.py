@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcore.catalog import MODALITIES, TASKS, task_target_kind
+from mlcore.catalog import MODALITIES, TARGET_KINDS, TASKS, task_target_kind
 from mlcore.data import Table, TargetEncoder, load_records
 from mlcore.demo_data import DEMO_DATASETS, DemoDataset, demo_dataset_write, demo_datasets_for_task
 
@@ -53,6 +53,8 @@ def test_entry_fits_the_catalog(key: str) -> None:
     for task_key in spec.task_keys:
         task = TASKS[task_key]
         assert task.modality == spec.modality, (task_key, spec.modality)
+        if TARGET_KINDS[task.target_kind].several_targets and len(spec.target_cols) > 1:
+            continue  # several label / target columns: named with --target-col a,b,c
         # The CLI defaults find the columns: no --input-col / --target-col needed.
         assert spec.target_cols == (task.default_target_col,)
     assert spec.input_col == modality.default_input_col
@@ -98,6 +100,11 @@ def test_targets_fit_the_tasks(key: str, written: dict[str, Path]) -> None:
             values = [float(t) for t in targets]
             assert all(math.isfinite(v) for v in values)
             assert len(set(values)) >= 20, "a regression target should vary"
+        elif task.target_kind == "multi_label":  # several 1/0 columns, some cells missing
+            assert all(len(t) == len(spec.target_cols) for t in targets)
+            for k in range(len(spec.target_cols)):
+                column = collections.Counter(str(t[k]) for t in targets)
+                assert set(column) <= {"0", "1", "None", ""} and column["0"] >= 10 and column["1"] >= 10, column
         else:  # per-token labels: one label per residue, from a small alphabet
             for r in table.records:
                 assert len(r.target) == len(r.input), r.id
