@@ -81,7 +81,7 @@ def _backends(run, threads: int, runs: int) -> dict:
 
     from mlcore.compress.int8 import quantize_model
     from mlcore.compress.report import measure_latency, timing_batches
-    from mlcore.tasks import collate_fn
+    from mlcore.taskmodel import collate_fn
 
     prep = run.prepared
     models = {"fp32": copy.deepcopy(run.model).eval(),

@@ -62,7 +62,7 @@ def main() -> int:
     from mlcore.demo_data import demo_dataset_write
     from mlcore.columns import ColumnMapping
     from mlcore.recipe import RecipeConfig, recipe_run
-    from mlcore.tasks import collate_fn
+    from mlcore.taskmodel import collate_fn
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)

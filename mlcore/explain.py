@@ -40,7 +40,7 @@ import torch
 
 from mlcore.modalities import Example, Featurizer
 from mlcore.sampler import eval_batches
-from mlcore.tasks import TaskModel
+from mlcore.taskmodel import TaskModel
 
 
 @dataclass

@@ -33,7 +33,7 @@ from mlcore.csvsafe import csv_writer
 from mlcore.data import DataError, Table, TargetEncoder, load_records
 from mlcore.model import EncoderConfig
 from mlcore.modalities import Featurizer, RecordError, featurizer_from_state
-from mlcore.tasks import TaskModel, collate_fn, model_build
+from mlcore.taskmodel import TaskModel, collate_fn, model_build
 from mlcore.trainer import predict as trainer_predict
 
 FORMAT = "labformer-model"

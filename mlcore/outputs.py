@@ -37,7 +37,7 @@ def evaluation_record(manifest: Manifest, *, model: Any, prep: Any, variant: str
                       profile: str | None = None) -> Path:
     """Predict the test split with `model` on the CPU and write OUT/evaluation[-optimized].npz."""
     from mlcore.explain import evaluation_write
-    from mlcore.tasks import collate_fn
+    from mlcore.taskmodel import collate_fn
 
     path = manifest.out / (EVALUATION_NAME if variant == "baseline" else EVALUATION_OPTIMIZED_NAME)
     meta = evaluation_write(path, model=model, test_set=prep.test, targets=prep.targets, featurizer=prep.featurizer,

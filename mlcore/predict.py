@@ -44,7 +44,7 @@ def model_predict(loaded: LoadedModel, inputs: Inputs, *, batch_size: int = 64,
     """One prediction per record (`LoadedModel.decode`'s shape), or `InvalidRecords` before any is made.
     `check` runs before each batch; whatever it raises stops the prediction there (a lost lease)."""
     from mlcore.modalities import RecordError
-    from mlcore.tasks import collate_fn
+    from mlcore.taskmodel import collate_fn
     from mlcore.trainer import predict as trainer_predict
 
     problems = Problems(inputs.unit)

@@ -43,7 +43,7 @@ from mlcore.model import EncoderConfig, cpu_name, encoder_base, encoder_small, e
 from mlcore.modalities import Featurizer, RecordError
 from mlcore.modeldir import json_write, model_load, model_save
 from mlcore.outputs import evaluation_record, explanations_record
-from mlcore.tasks import ExampleSet, TaskModel, collate_fn, evaluate_fn, featurizer_for_task, model_build
+from mlcore.taskmodel import ExampleSet, TaskModel, collate_fn, evaluate_fn, featurizer_for_task, model_build
 from mlcore.threads import threads_describe
 from mlcore.trainer import (STOP_CANCELLED, Callback, TrainConfig, TrainResult, predict, resolve_device,
                             resolve_precision, train)

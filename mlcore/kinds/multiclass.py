@@ -65,7 +65,7 @@ class ClassKind(Kind):
         return [int(y) for y in encoded]
 
     def class_weights(self, encoded: Sequence[Any], n_outputs: int) -> Any:
-        from mlcore.tasks import class_weights_balanced
+        from mlcore.taskmodel import class_weights_balanced
 
         return class_weights_balanced(encoded, n_outputs)
 

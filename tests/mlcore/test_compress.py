@@ -25,7 +25,7 @@ from mlcore.compress.pruned import linear_sparsity
 from mlcore.compress.report import time_split, time_split_note
 from mlcore.modeldir import model_load
 from mlcore.recipe import RecipeConfig, RecipeResult, recipe_profile, recipe_run
-from mlcore.tasks import collate_fn, evaluate_fn
+from mlcore.taskmodel import collate_fn, evaluate_fn
 from tests.mlcore import synthetic
 
 # Few stages and epochs: the checks are about what each method does, not about how well it recovers.

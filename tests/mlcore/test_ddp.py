@@ -142,7 +142,7 @@ def _modality_worker(rank: int, port: int, out_dir: str) -> None:
     """Both ranks train every modality's tiny model for one epoch through the recipe's own pieces
     (setup, build, train), in one process group, and save the final weights of each."""
     from mlcore.recipe import RecipeConfig, build, setup, train_config
-    from mlcore.tasks import collate_fn, evaluate_fn
+    from mlcore.taskmodel import collate_fn, evaluate_fn
     from mlcore.trainer import train
 
     os.environ.update(WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank),

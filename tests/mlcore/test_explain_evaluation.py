@@ -11,7 +11,7 @@ import numpy as np
 from mlcore.data import TargetEncoder
 from mlcore.explain import evaluation_arrays, evaluation_write
 from mlcore.recipe import RecipeConfig, recipe_run
-from mlcore.tasks import collate_fn
+from mlcore.taskmodel import collate_fn
 from tests.mlcore import synthetic
 
 

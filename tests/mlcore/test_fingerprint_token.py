@@ -25,7 +25,7 @@ from mlcore.modalities.smiles.featurizer import DESCRIPTORS, FP_LABEL, Fingerpri
 from mlcore.model import encoder_tiny
 from mlcore.modeldir import model_load, model_save
 from mlcore.recipe import RecipeConfig, recipe_profile, recipe_run
-from mlcore.tasks import collate_fn, featurizer_for_task, model_build
+from mlcore.taskmodel import collate_fn, featurizer_for_task, model_build
 from tests.mlcore import synthetic
 from tests.mlcore.test_overfit import overfit
 
@@ -235,7 +235,7 @@ def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
     """One of two gloo ranks training a tiny [FP] + descriptors model on augmented molecules."""
     import os
 
-    from mlcore.tasks import ExampleSet, evaluate_fn
+    from mlcore.taskmodel import ExampleSet, evaluate_fn
     from mlcore.trainer import TrainConfig, train
 
     os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",

@@ -11,7 +11,7 @@ from mlcore.model import encoder_tiny
 from mlcore.modalities import RecordError, featurizer_build, featurizer_from_state
 from mlcore.modalities.dna.featurizer import composition_matrix, reverse_complement_ids
 from mlcore.modalities.smiles.featurizer import smiles_atom_index, smiles_canonical, smiles_tokenize
-from mlcore.tasks import collate_fn, featurizer_for_task, model_build
+from mlcore.taskmodel import collate_fn, featurizer_for_task, model_build
 from tests.mlcore import synthetic
 
 

@@ -13,7 +13,7 @@ import torch
 
 from mlcore.data import TargetEncoder
 from mlcore.model import encoder_tiny
-from mlcore.tasks import ExampleSet, collate_fn, evaluate_fn, featurizer_for_task, model_build
+from mlcore.taskmodel import ExampleSet, collate_fn, evaluate_fn, featurizer_for_task, model_build
 from mlcore.trainer import TrainConfig, predict, train
 from tests.mlcore import synthetic
 

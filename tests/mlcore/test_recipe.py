@@ -13,7 +13,7 @@ import torch
 from mlcore.columns import ColumnMapping
 from mlcore.modeldir import model_load
 from mlcore.recipe import RecipeConfig, recipe_run
-from mlcore.tasks import ExampleSet, featurizer_for_task
+from mlcore.taskmodel import ExampleSet, featurizer_for_task
 from mlcore.trainer import Callback, TrainState
 from tests.mlcore import synthetic
 

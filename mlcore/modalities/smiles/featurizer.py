@@ -7,7 +7,7 @@ exactly one token per atom (bracket atoms are one token), so the k-th atom token
 `Chem.MolFromSmiles(canonical_smiles)`. A dashboard can colour atoms by token attention exactly.
 
 The fingerprint token (featurizer option `fingerprint`, hyperparameter of the same name; the molecule
-tasks turn it on with `descriptors`, mlcore/tasks.py): one extra token per molecule, after the SMILES
+tasks turn it on with `descriptors`, mlcore/taskmodel.py): one extra token per molecule, after the SMILES
 tokens, built from RDKit's Morgan count fingerprint (radius 2, folded to 2048 bits, counts as
 log(1 + count)) through one `nn.Linear(2048, d_model)`, plus (option `descriptors`) ten RDKit
 descriptors (`DESCRIPTORS`) standardized with the training records' mean and std through a second
