@@ -305,8 +305,9 @@ class JobCreateSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=list(catalog.SPLIT_METHODS), default="random",
                                     help_text="how records are divided into train / val / test")
     target_col = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
-                                       max_length=200, help_text="the column to predict; default: the dataset's "
-                                                                 "mapped target, else the task's usual name")
+                                       max_length=200, help_text="the column to predict (several, comma-separated, "
+                                                                 "for kinds that predict several); default: the "
+                                                                 "dataset's mapped target, else the task's usual name")
 
 
 class JobCloneSerializer(serializers.Serializer):

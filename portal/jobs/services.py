@@ -214,17 +214,26 @@ def _target_check(*, dataset: Dataset, task: catalog.Task, target_col: str | Non
     for stored in (report_columns, dataset.schema):  # as validation resolved the mapping, else as uploaded
         with contextlib.suppress(ValueError):  # a mapping stored before they were checked: the worker says why
             mapped = mapped or list(ColumnMapping.from_dict(stored).target_cols)
-    wanted = [target_col.strip()] if target_col and target_col.strip() else (mapped or [task.default_target_col])
+    chosen = [c.strip() for c in (target_col or "").split(",") if c.strip()]
+    target_col = ",".join(chosen) or None
+    if len(chosen) > 1 and not task.kind.several_targets:
+        raise ServiceError(
+            f"{task.label} ({task.kind.label.lower()}) predicts one target column, got {len(chosen)}: "
+            f"{', '.join(chosen)}. Pick one, or a task whose kind takes several (e.g. multi-target regression "
+            "or multi-label classification).", field="target_col", code="too_many_targets")
+    wanted = chosen or mapped or [task.default_target_col]
     try:
         sample = dataset_preview(dataset=dataset, rows=TARGET_SAMPLE_ROWS)
     except (OSError, ValueError):
-        return [wanted[0]] if target_col else None  # unreadable here: the worker reports it with its line
+        return list(wanted) if target_col else None  # unreadable here: the worker reports it with its line
     line_col = report_columns.get("line") or "source_line"  # the canonical copy's source-line column
     columns = [c for c in sample["columns"] if c != line_col]
     if sample["source"] == "original" and columns == ["line"]:
-        return [wanted[0]] if target_col else None  # FASTA / SDF: columns are known only after reading records
-    found = _find_column(wanted[0], columns)
-    if found is None:
+        return list(wanted) if target_col else None  # FASTA / SDF: columns are known only after reading records
+    founds = [_find_column(w, columns) for w in wanted]
+    missing = next((w for w, f in zip(wanted, founds) if f is None), None)
+    found = founds[0]
+    if missing is not None:
         in_file = list(report_columns.get("file") or [])
         readable = [c for c in columns if c not in (report_columns.get("input"), report_columns.get("id"))]
         fix = (f"Pick the target column (one of: {', '.join(readable)}) in the launch form's Target column, with "
@@ -237,11 +246,11 @@ def _target_check(*, dataset: Dataset, task: catalog.Task, target_col: str | Non
             fix = f"{fix}; or {remap}" if fix else remap[0].upper() + remap[1:]
         which = "the chosen target column" if target_col else f"the target column {task.label} reads by default"
         raise ServiceError(
-            f"dataset {label} has no column {wanted[0]!r}, {which} (columns training reads: "
+            f"dataset {label} has no column {missing!r}, {which} (columns training reads: "
             f"{', '.join(columns) or 'none'}). {fix or 'Upload the file again with a target column.'}",
             field="target_col", code="no_target_column",
         )
-    if task.is_classification:
+    if task.is_classification and len(founds) == 1:
         at = sample["columns"].index(found)
         reason = _continuous_reason([row[at] for row in sample["rows"] if at < len(row)])
         if reason:
@@ -256,7 +265,7 @@ def _target_check(*, dataset: Dataset, task: catalog.Task, target_col: str | Non
                 field="task", code="continuous_target",
             )
     if target_col:
-        return [found]
+        return list(founds)
     return None
 
 
@@ -605,7 +614,7 @@ def job_clone(
         "device": job.device, "gpu_count": job.gpu_count, "priority": job.priority, "visibility": job.visibility,
         "name": job.name, "time_limit_s": job.time_limit_s, "max_attempts": job.max_attempts,
         "budget": job.config.get("budget"), "split": job.config.get("split", "random"),
-        "target_col": (job.config.get("target_cols") or [None])[0],
+        "target_col": ",".join(job.config.get("target_cols") or []) or None,
     }
     # The job's options go along where the (possibly new) profile has them; changed ones are merged over.
     profile = catalog.PROFILES.get(changes.get("profile_key", job.profile_key))

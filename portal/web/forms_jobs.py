@@ -122,7 +122,8 @@ class JobLaunchForm(forms.Form):
     target_col = forms.CharField(
         required=False, max_length=200, label="Target column",
         widget=forms.TextInput(attrs={"class": "form-control", "placeholder": "the dataset's target"}),
-        help_text="The column to predict. Empty: the dataset's mapped target, else the task's usual name "
+        help_text="The column to predict (several, comma-separated, for multi-target regression and "
+                  "multi-label tasks). Empty: the dataset's mapped target, else the task's usual name "
                   "(label / target / labels).",
     )
     profile = forms.ChoiceField(

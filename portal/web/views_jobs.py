@@ -91,7 +91,7 @@ def _clone_initial(job: Job, *, writable_lab_ids: set[int]) -> dict[str, Any]:
         "preset": config.get("preset", "tiny"), "device": job.device, "visibility": job.visibility,
         "name": job.name, "budget": config.get("budget"), "split": config.get("split", "random"),
         "gpu_count": job.gpu_count if job.device == Job.Device.GPU else None,
-        "target_col": (config.get("target_cols") or [""])[0],
+        "target_col": ",".join(config.get("target_cols") or []),
     }
     if job.lab_id in writable_lab_ids:
         initial["lab"] = job.lab_id

@@ -347,6 +347,25 @@ def test_submit_refuses_a_dataset_without_the_target_column_and_says_how_to_pick
         services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", target_col="activty")
 
 
+def test_submit_takes_several_target_columns_only_for_kinds_that_predict_several() -> None:
+    rows = "".join(f"{i % 7},{(i * 3) % 5},{i % 2},{(i // 2) % 2},{(i // 3) % 2}\n" for i in range(40))
+    dataset = _csv_dataset(f"x1,x2,y1,y2,y3\n{rows}".encode(), modality="tabular")
+    # A multi-label task takes the label panel as one comma-separated choice, spaces allowed.
+    job = services.job_submit(user=dataset.owner, dataset=dataset, task_key="tabular-multilabel",
+                              target_col="y1, y2,y3")
+    assert job.config["target_cols"] == ["y1", "y2", "y3"]
+    # A clone keeps the panel.
+    assert services.job_clone(user=dataset.owner, job=job).config["target_cols"] == ["y1", "y2", "y3"]
+    # A kind predicting one column refuses several, saying which kinds take them.
+    with pytest.raises(ServiceError) as refused:
+        services.job_submit(user=dataset.owner, dataset=dataset, task_key="tabular-classification", target_col="y1,y2")
+    assert refused.value.field == "target_col" and refused.value.code == "too_many_targets"
+    assert "y1, y2" in refused.value.message and "multi-label" in refused.value.message
+    # One missing column among several is named.
+    with pytest.raises(ServiceError, match="no column 'y4'"):
+        services.job_submit(user=dataset.owner, dataset=dataset, task_key="tabular-multilabel", target_col="y1,y4")
+
+
 def test_submit_refuses_classification_on_a_continuous_target_and_names_the_regression_task() -> None:
     rows = "\n".join(f"ACGTACGT,{i * 0.137:.3f}" for i in range(300))
     dataset = _csv_dataset(f"sequence,label\n{rows}\n".encode())
