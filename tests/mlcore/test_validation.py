@@ -449,6 +449,29 @@ def test_worker_pool_works_from_a_script_without_a_main_guard(tmp_path: Path) ->
     assert proc.stdout.split() == ["900", "300", "4", "[]"]
 
 
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_pool_worker_functions_run_by_module_path_in_a_fresh_interpreter(method: str) -> None:
+    """Spawn and forkserver children find the pool's initializer and task by their module path
+    (`mlcore.validation.streaming`) and give the chunk result this process gives."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mlcore.readers import Chunk
+    from mlcore.validation import _Plan, validate_chunk
+    from mlcore.validation.streaming import _worker_chunk, _worker_init
+
+    assert _worker_init.__module__ == _worker_chunk.__module__ == "mlcore.validation.streaming"
+    plan = _Plan("smiles", "sequence", "smiles", (), None, None, None, None)
+    chunk = Chunk([2, 3, 4, 5], {"smiles": ["OCC", "C1CC", "c1ccccc1O", "CCO"]})
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method),
+                             initializer=_worker_init, initargs=(plan, 10)) as pool:
+        remote = pool.submit(_worker_chunk, chunk).result(timeout=120)
+    local = validate_chunk(plan, chunk, max_problems=10)
+    assert remote.out == local.out == {SOURCE_LINE_COL: [2, 4, 5], "smiles": ["CCO", "Oc1ccccc1", "CCO"]}
+    assert [p[:3] for p in remote.problems] == [(3, "smiles", "smiles_parse")]
+    assert remote.keys.tolist() == local.keys.tolist() and remote.keys[0] == remote.keys[2]
+
+
 def test_tabular_report_summarizes_every_feature(tmp_path: Path) -> None:
     rows = "".join(f"{20 + i % 50},{['red', 'blue', 'NA'][i % 3]},{'' if i % 10 == 0 else i * 0.5},{i % 2}\n"
                    for i in range(300))
