@@ -21,6 +21,7 @@ from mlcore.data import TargetEncoder
 from mlcore.demo_data import demo_dataset_write
 from mlcore.kinds import kind_get
 from mlcore.metrics import compute_metrics
+from mlcore.columns import ColumnMapping
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,7 +143,7 @@ def test_molecules_train_with_the_distilled_profile(tmp_path: Path) -> None:
     data.write_text("\n".join(lines[:161]) + "\n")  # 160 molecules keep the test quick
     cols = ["aromatic", "nitrogen", "halogen", "lipophilic"]
     result = recipe_run(RecipeConfig(
-        task="molecule-multilabel", data=data, target_cols=cols, out=tmp_path / "run", device="cpu",
+        task="molecule-multilabel", data=data, columns=ColumnMapping(target_cols=cols), out=tmp_path / "run", device="cpu",
         hyperparameters={"epochs": 2, "test_frac": 0.25}, explain_samples=3, profile="distilled",
         profile_options={},
     ))
