@@ -1,6 +1,6 @@
-"""A cancel that arrives after the last training step, while the worker stores the results: the API
-answers ``cancel_requested: true``, and that answer holds — the job ends ``cancelled`` (not
-``succeeded``), with what it stored so far still attached and downloadable. The decision is explained
+"""A cancel that arrives after the last training step, while the run evaluates, explains, profiles
+and stores its results: the API answers ``cancel_requested: true``, and that answer holds — the job
+ends ``cancelled`` (not ``succeeded``), with what it stored so far still attached and downloadable. The decision is explained
 at ``portal.jobs.services.job_succeed``. And the periodic sweep of work folders."""
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ def test_late_cancel_after_the_last_step_ends_cancelled_with_artifacts_kept(star
     dataset = dna_dataset(n=600, length=80)
     job = job_services.job_submit(user=dataset.owner, dataset=dataset, task_key="dna-classification", preset="tiny",
                                   hyperparameters={"epochs": 2, "patience": 0})
-    # metrics.json is the first thing stored once training is over: freeze the worker right there, so
-    # the cancel lands after the last step and before the job can end.
-    wait_for(lambda: Artifact.objects.filter(job=job, kind="report").exists(), 240, "training to end", worker)
+    # The phase after training is written the moment it starts: freeze the worker right there, so the
+    # cancel lands after the last step and before the job can end (the recipe writes all its outputs,
+    # then the worker stores what the run's manifest lists: a few seconds here).
+    wait_for(lambda: Job.objects.get(pk=job.pk).phase in ("evaluating", "explaining", "optimizing"), 240,
+             "training to end", worker)
     os.killpg(worker.proc.pid, signal.SIGSTOP)
     try:
         assert Job.objects.get(pk=job.pk).status == S.RUNNING
@@ -46,11 +48,12 @@ def test_late_cancel_after_the_last_step_ends_cancelled_with_artifacts_kept(star
     job.refresh_from_db()
     assert job.status == S.CANCELLED, (job.status, job.error_message)
     assert job.finished_at is not None and job.attempts == 1
-    # What was stored before the cancel stays reachable (the report, and its download works); no result
-    # is recorded for a cancelled job.
-    report = Artifact.objects.get(job=job, kind="report")
-    download = client.get(f"/api/v1/jobs/{job.pk}/artifacts/{report.pk}/download/")
-    assert download.status_code == 200 and b"test" in b"".join(download.streaming_content)
+    # What was stored before the cancel stays reachable (the last epoch's checkpoint, and its download
+    # works); no result is recorded for a cancelled job and nothing of the run after the cancel is stored.
+    checkpoint = Artifact.objects.get(job=job, kind="checkpoint")
+    download = client.get(f"/api/v1/jobs/{job.pk}/artifacts/{checkpoint.pk}/download/")
+    assert download.status_code == 200 and len(b"".join(download.streaming_content)) == checkpoint.size_bytes
+    assert not Artifact.objects.filter(job=job, kind__in=["report", "model"]).exists()
     assert not Result.objects.filter(job=job).exists()
     assert worker.alive
 

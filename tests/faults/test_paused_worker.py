@@ -70,7 +70,10 @@ def test_paused_worker_stale_attempt_is_fenced_and_stops(start_worker, dna_datas
     assert job.status == S.SUCCEEDED and job.attempts == 2, job.error_message + job.error_traceback
     # Exactly once in effect: one model, one report, one log (attempt 2's), one result.
     assert Artifact.objects.filter(job=job, kind="model").count() == 1
-    assert Artifact.objects.filter(job=job, kind="report").count() == 1
+    # (two reports, each once: the run's metrics.json and the baseline profile's report.json)
+    reports = list(Artifact.objects.filter(job=job, kind="report"))
+    assert len(reports) == 2 and sum(1 for a in reports if a.metadata.get("profile") == "baseline") == 1, \
+        [a.metadata for a in reports]
     assert [a.metadata["attempt"] for a in Artifact.objects.filter(job=job, kind="log")] == [2]
     assert Result.objects.filter(job=job).count() == 1
     # The stale attempt added no metric point after waking (attempt 2 may overwrite some of its earlier ones).
