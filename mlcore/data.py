@@ -32,6 +32,7 @@ import numpy as np
 
 from mlcore.catalog import MODALITIES, SPLIT_METHODS as _SPLIT_METHODS, SPLIT_VALUES
 from mlcore.kinds import Kind, kind_get
+from mlcore.kinds.base import to_float
 from mlcore.readers import (
     SDF_MOL_COLUMN, SDF_NAME_COLUMN, SOURCE_LINE_COL, SOURCE_NAME_KEY, SOURCE_UNIT_KEY, Chunk, Reader, ReadError,
     group_long, reader_open,
@@ -297,7 +298,7 @@ def _long_records(name: str, reader: Reader, columns: list[str], line_col: str |
             if c == "band":
                 inputs[c] = np.asarray([str(_clean(v)) for v in fields[c]])
                 continue
-            numbers = [_to_float(v) for v in fields[c]]
+            numbers = [to_float(v) for v in fields[c]]
             bad = next((k for k, x in enumerate(numbers) if x is None), None)
             if bad is None:
                 inputs[c] = np.asarray(numbers)
@@ -309,15 +310,6 @@ def _long_records(name: str, reader: Reader, columns: list[str], line_col: str |
     if problems:
         raise min(problems, key=lambda p: p[:2])[2]
     return records
-
-
-def _to_float(value: Any) -> float | None:
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return float(value)
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------

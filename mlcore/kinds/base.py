@@ -207,3 +207,44 @@ def label_parse(plan: Any, chunk: Any, col: Any, lengths: list[int], unread: set
     for c in plan.target_cols[1:]:
         out[c] = [_text(v) for v in chunk.columns[c]]
     return out
+
+
+def columns_parse(plan: Any, chunk: Any, col: Any, unread: set[int], *, value: Any, noun: str
+                  ) -> dict[str, list[Any]]:
+    """Validation of several numeric target columns (multi-target values, multi-label 0 / 1), one
+    float per cell with NaN for a missing one: the shared part of the regression and multi-label kinds.
+
+    `value(raw)` gives the float (NaN: missing) or an error message for a bad cell; a record whose
+    every target is missing is a problem too (missing targets are masked, but one must be present).
+    """
+    out: dict[str, list[Any]] = {}
+    all_missing = [True] * len(chunk)
+    for name in plan.target_cols:
+        parsed: list[float] = []
+        for i, raw in enumerate(chunk.columns[name]):
+            number = value(raw)
+            if i in unread:
+                number = math.nan
+            elif isinstance(number, tuple):  # (code, message): a bad cell
+                col.problem(i, number[0], name, number[1], raw)
+                number = math.nan
+            elif not math.isnan(number):
+                all_missing[i] = False
+            parsed.append(number)
+        out[name] = parsed
+    for i, missing in enumerate(all_missing):
+        if missing and i not in col.bad and i not in unread:
+            cols = plan.target_cols
+            reason = f"missing {noun}" if len(cols) == 1 else f"every {noun} ({', '.join(cols)}) is missing"
+            col.problem(i, "target_missing", cols[0], reason, chunk.columns[cols[0]][i])
+    return out
+
+
+def columns_summary(result: Any, plan: Any, out: dict[str, list[Any]]) -> None:
+    """The validated numeric targets as one (N, K) array on the chunk's result; Parquet nulls, not
+    NaN, mark the missing ones in the canonical copy."""
+    n = len(out[plan.target_cols[0]]) if plan.target_cols else 0
+    result.numbers = np.asarray([[out[c][j] for c in plan.target_cols] for j in range(n)],
+                                dtype=np.float64).reshape(n, len(plan.target_cols))
+    for c in plan.target_cols:
+        out[c] = [None if v is None or math.isnan(v) else v for v in out[c]]

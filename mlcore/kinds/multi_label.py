@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mlcore.kinds import kind_register
-from mlcore.kinds.base import Kind, stack_rows
+from mlcore.kinds.base import Kind, columns_parse, columns_summary, stack_rows
 
 NONE = "(none)"  # the prediction of a record with no label predicted present
 _TRUE = {"1", "1.0", "true", "yes", "y", "t"}
@@ -174,35 +174,16 @@ class MultiLabelKind(Kind):
     def validation_parse(self, plan: Any, chunk: Any, col: Any, lengths: list[int], unread: set[int]) -> dict[str, list[Any]]:
         from mlcore.validation import value_text
 
-        out: dict[str, list[Any]] = {}
-        all_missing = [True] * len(chunk)
-        for name in plan.target_cols:
-            parsed: list[float] = []
-            for i, raw in enumerate(chunk.columns[name]):
-                value = label_value(raw)
-                if i in unread:
-                    value = math.nan
-                elif value is None:
-                    col.problem(i, "label_not_binary", name,
-                                f"label {value_text(raw)!r} is not 1 / 0 (true / false; empty = missing)", raw)
-                    value = math.nan
-                elif not math.isnan(value):
-                    all_missing[i] = False
-                parsed.append(value)
-            out[name] = parsed
-        for i, missing in enumerate(all_missing):
-            if missing and i not in col.bad and i not in unread:
-                cols = plan.target_cols
-                reason = "missing label" if len(cols) == 1 else f"every label ({', '.join(cols)}) is missing"
-                col.problem(i, "target_missing", cols[0], reason, chunk.columns[cols[0]][i])
-        return out
+        def value(raw: Any) -> float | tuple[str, str]:
+            parsed = label_value(raw)
+            if parsed is None:
+                return "label_not_binary", f"label {value_text(raw)!r} is not 1 / 0 (true / false; empty = missing)"
+            return parsed
+
+        return columns_parse(plan, chunk, col, unread, value=value, noun="label")
 
     def validation_summary(self, result: Any, plan: Any, out: dict[str, list[Any]]) -> None:
-        n = len(out[plan.target_cols[0]]) if plan.target_cols else 0
-        result.numbers = np.asarray([[out[c][j] for c in plan.target_cols] for j in range(n)],
-                                    dtype=np.float64).reshape(n, len(plan.target_cols))
-        for c in plan.target_cols:  # Parquet nulls, not NaN, mark missing labels in the copy
-            out[c] = [None if v is None or math.isnan(v) else v for v in out[c]]
+        columns_summary(result, plan, out)
 
     def validation_stats(self, acc: Any, plan: Any, options: Any, problems: list[Any], drop_lines: set[int]) -> dict[str, Any] | None:
         labels: dict[str, dict[str, int]] = {}

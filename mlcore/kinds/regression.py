@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mlcore.kinds import kind_register
-from mlcore.kinds.base import Kind, stack_rows
+from mlcore.kinds.base import Kind, columns_parse, columns_summary, stack_rows
 
 
 class NumericKind(Kind):
@@ -107,38 +107,19 @@ class NumericKind(Kind):
         from mlcore.catalog import number_or_missing
         from mlcore.validation import value_text
 
-        out: dict[str, list[Any]] = {}
-        all_missing = [True] * len(chunk)
-        for name in plan.target_cols:
-            parsed: list[float] = []
-            for i, raw in enumerate(chunk.columns[name]):
-                number = number_or_missing(raw)
-                if i in unread:
-                    number = math.nan
-                elif number is None:
-                    col.problem(i, "target_not_numeric", name, f"target {value_text(raw)!r} is not a number", raw)
-                    number = math.nan
-                elif math.isinf(number):
-                    col.problem(i, "target_not_finite", name, f"target {raw!r} is not finite", raw)
-                    number = math.nan
-                elif not math.isnan(number):
-                    all_missing[i] = False
-                parsed.append(number)
-            out[name] = parsed
+        def value(raw: Any) -> float | tuple[str, str]:
+            number = number_or_missing(raw)
+            if number is None:
+                return "target_not_numeric", f"target {value_text(raw)!r} is not a number"
+            if math.isinf(number):
+                return "target_not_finite", f"target {raw!r} is not finite"
+            return number
+
         # Multi-target regression masks missing values out of the loss; one target must be present.
-        for i, missing in enumerate(all_missing):
-            if missing and i not in col.bad and i not in unread:
-                cols = plan.target_cols
-                reason = "missing target" if len(cols) == 1 else f"every target ({', '.join(cols)}) is missing"
-                col.problem(i, "target_missing", cols[0], reason, chunk.columns[cols[0]][i])
-        return out
+        return columns_parse(plan, chunk, col, unread, value=value, noun="target")
 
     def validation_summary(self, result: Any, plan: Any, out: dict[str, list[Any]]) -> None:
-        n = len(out[plan.target_cols[0]]) if plan.target_cols else 0
-        result.numbers = np.asarray([[out[c][j] for c in plan.target_cols] for j in range(n)],
-                                    dtype=np.float64).reshape(n, len(plan.target_cols))
-        for c in plan.target_cols:  # Parquet nulls, not NaN, mark missing targets in the copy
-            out[c] = [None if v is None or math.isnan(v) else v for v in out[c]]
+        columns_summary(result, plan, out)
 
     def validation_stats(self, acc: Any, plan: Any, options: Any, problems: list[Any], drop_lines: set[int]) -> dict[str, Any] | None:
         return {"kind": self.stats_kind, "columns": {c: m.summary() for c, m in acc.moments.items()}}
